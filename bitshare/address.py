@@ -1,0 +1,62 @@
+"""Server addresses: ``unix:PATH`` (also a bare absolute path) or ``HOST:PORT``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import ipaddress
+
+
+@dataclass(frozen=True)
+class Address:
+    kind: str  # "unix" or "tcp"
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    @property
+    def target(self) -> str:
+        """The target string gRPC takes."""
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def credentials_path(self) -> str:
+        """The side socket where local callers obtain their identity token."""
+        return self.path + ".cred"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.kind == "unix":
+            return True
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def __str__(self) -> str:
+        return self.target
+
+
+def parse_address(text: str) -> Address:
+    """Parse ``unix:/run/bitshare/bitshared.sock``, ``/path.sock``, ``host:port`` or ``[::1]:port``."""
+    text = text.strip()
+    if text.startswith("unix://"):
+        text = "unix:" + text[len("unix://") - 1 :]
+    if text.startswith("unix:"):
+        path = text[len("unix:") :]
+        if not path.startswith("/"):
+            raise ValueError(f"unix socket path must be absolute: {text!r}")
+        return Address("unix", path=path)
+    if text.startswith("/"):
+        return Address("unix", path=text)
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not a server address: {text!r} (write unix:/path/to.sock or host:port)")
+    return Address("tcp", host=host, port=int(port))

@@ -1,0 +1,96 @@
+"""Admin verbs: lease resize/revoke/priority, gpu drain/undrain, events."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ..errors import UsageError
+from .base import app, state
+from .options import _fraction, _memory
+from .render import table, to_json
+
+lease_app = typer.Typer(no_args_is_help=True, help="Act on one lease (admin).")
+gpu_app = typer.Typer(no_args_is_help=True, help="Act on one GPU (admin).")
+app.add_typer(lease_app, name="lease")
+app.add_typer(gpu_app, name="gpu")
+
+
+def _print(ctx: typer.Context, message: object, text: str) -> None:
+    typer.echo(to_json(message) if state(ctx).json else text)
+
+
+@lease_app.command("resize")
+def resize(
+    ctx: typer.Context,
+    lease_id: str = typer.Argument(..., metavar="ID"),
+    partition: Optional[str] = typer.Option(None, "-p", "--partition", help="New fraction of each GPU."),
+    memory: Optional[str] = typer.Option(None, "-m", "--memory", help="New memory per GPU."),
+) -> None:
+    """Grow (when there is room) or shrink a lease on every GPU it holds."""
+    if (partition is None) == (memory is None):
+        raise UsageError("give exactly one of -p FRACTION or -m MIB")
+    fraction = _fraction(partition) if partition is not None else None
+    mib = _memory(memory) if memory is not None else None
+    lease = state(ctx).client().resize(lease_id, fraction, mib)
+    sizes = ", ".join(f"GPU {a.gpu_index}: {a.memory_mib} MiB" for a in lease.allocations)
+    _print(ctx, lease, f"lease {lease.id} resized to {sizes}")
+
+
+@lease_app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    lease_id: str = typer.Argument(..., metavar="ID"),
+    reason: str = typer.Option("", "--reason", help="Told to the holder and kept in the event log."),
+) -> None:
+    """End a lease now: its holder is told and its command is ended."""
+    lease = state(ctx).client().revoke(lease_id, reason)
+    _print(ctx, lease, f"lease {lease.id} revoked")
+
+
+@lease_app.command("priority")
+def priority(
+    ctx: typer.Context,
+    lease_id: str = typer.Argument(..., metavar="ID"),
+    value: int = typer.Argument(..., metavar="PRIORITY"),
+) -> None:
+    """Change a queued request's priority."""
+    lease = state(ctx).client().set_priority(lease_id, value)
+    _print(ctx, lease, f"lease {lease.id} priority {lease.spec.priority}, queue position {lease.queue_position}")
+
+
+def _drain(ctx: typer.Context, index: int, drained: bool) -> None:
+    if index < 0:
+        raise UsageError(f"GPU index must be >= 0, got {index}")
+    gpu = state(ctx).client().drain(index, drained)
+    _print(ctx, gpu, f"GPU {gpu.index} {'drained' if gpu.drained else 'accepting leases'}")
+
+
+@gpu_app.command("drain")
+def drain(ctx: typer.Context, index: int = typer.Argument(..., metavar="GPU")) -> None:
+    """Stop granting on a GPU; leases on it keep running."""
+    _drain(ctx, index, True)
+
+
+@gpu_app.command("undrain")
+def undrain(ctx: typer.Context, index: int = typer.Argument(..., metavar="GPU")) -> None:
+    """Grant on a drained GPU again."""
+    _drain(ctx, index, False)
+
+
+@app.command()
+def events(
+    ctx: typer.Context,
+    limit: int = typer.Option(50, "--limit", help="How many of the latest events."),
+    lease_id: str = typer.Option("", "--lease", help="Only this lease's events."),
+) -> None:
+    """The daemon's event log (admin)."""
+    if limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {limit}")
+    items = state(ctx).client().events(limit, lease_id)
+    if state(ctx).json:
+        typer.echo(to_json(items))
+        return
+    rows = [[e.at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), e.kind, e.lease_id or "-", e.detail] for e in items]
+    typer.echo(table(["TIME (UTC)", "EVENT", "LEASE", "DETAIL"], rows))

@@ -1,0 +1,34 @@
+"""The ``bitshare`` Typer app and its global options; command modules add to it."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from .session import CliState
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Share NVIDIA GPUs, whole or in partitions: lease them from bitshared and run commands on them.",
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    server: Optional[str] = typer.Option(None, "--server", "-s", envvar="BITSHARE_SERVER",
+                                         help="unix:PATH or HOST:PORT of bitshared."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="BITSHARE_TOKEN", help="Bearer token for TCP servers."),
+    tls_ca: Optional[str] = typer.Option(None, "--tls-ca", envvar="BITSHARE_TLS_CA", help="CA file for a TLS server."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    ctx.obj = CliState(server=server or "", token=token or "", tls_ca=tls_ca or "", json=json_output)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def state(ctx: typer.Context) -> CliState:
+    return ctx.ensure_object(CliState)

@@ -1,0 +1,100 @@
+"""Commands that hold leases: run, request-gpus, client, release-gpus."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from ..remote.launcher import run_command, run_in_session, wait_for_grant
+from .base import app, state
+from .options import build_request
+from .render import to_json
+from .session import forget_session, save_session, session_lease
+
+RUN_SETTINGS = {"allow_interspersed_args": False}
+
+_GPUS = typer.Option(1, "-n", "--gpus", help="Number of GPUs (all on one daemon).")
+_FRACTION = typer.Option(None, "-p", "--partition", help="Fraction of each GPU's memory, in (0, 1].")
+_MEMORY = typer.Option(None, "-m", "--memory", help="Memory per GPU: MiB, or a size like 4GiB.")
+_COMPUTE = typer.Option(None, "--compute", help="Compute share per GPU in percent (1-100).")
+_FILTER = typer.Option([], "--filter", help="name=SUBSTRING, min_memory=SIZE or index=0,1; repeatable.")
+_PRIORITY = typer.Option(0, "--priority", help="Higher goes first in the queue.")
+_WAIT = typer.Option(True, "--wait/--no-wait", help="Wait in the queue, or fail at once (exit 75).")
+_TIMEOUT = typer.Option(None, "--timeout", help="Give up waiting after SECONDS (exit 75).")
+_GRACE = typer.Option(10.0, "--kill-grace", help="Seconds between SIGTERM and SIGKILL when the lease ends.")
+
+
+@app.command(context_settings=RUN_SETTINGS)
+def run(
+    ctx: typer.Context,
+    command: List[str] = typer.Argument(..., metavar="-- CMD [ARGS]...", help="The command to run on the lease."),
+    gpus: int = _GPUS,
+    partition: Optional[str] = _FRACTION,
+    memory: Optional[str] = _MEMORY,
+    compute: Optional[int] = _COMPUTE,
+    filters: List[str] = _FILTER,
+    priority: int = _PRIORITY,
+    wait: bool = _WAIT,
+    timeout: Optional[float] = _TIMEOUT,
+    kill_grace: float = _GRACE,
+) -> None:
+    """Lease GPU partitions, run CMD on them, give them back when CMD ends; exit with CMD's code."""
+    request = build_request(gpus=gpus, fraction=partition, memory=memory, compute=compute, filters=filters,
+                            priority=priority, wait=wait, timeout=timeout, command=command)
+    client = state(ctx).client()
+    raise typer.Exit(run_command(client, request, command, kill_grace_s=kill_grace))
+
+
+@app.command("request-gpus")
+def request_gpus(
+    ctx: typer.Context,
+    gpus: int = _GPUS,
+    partition: Optional[str] = _FRACTION,
+    memory: Optional[str] = _MEMORY,
+    compute: Optional[int] = _COMPUTE,
+    filters: List[str] = _FILTER,
+    priority: int = _PRIORITY,
+    wait: bool = _WAIT,
+    timeout: Optional[float] = _TIMEOUT,
+    session_ttl: float = typer.Option(3600.0, "--session-ttl", help="Seconds the lease is held without use."),
+) -> None:
+    """Lease GPUs for a session of several commands (see client and release-gpus); prints the lease id."""
+    if session_ttl <= 0:
+        raise typer.BadParameter(f"must be > 0 seconds, got {session_ttl:g}", param_hint="--session-ttl")
+    request = build_request(gpus=gpus, fraction=partition, memory=memory, compute=compute, filters=filters,
+                            priority=priority, wait=wait, timeout=timeout, ttl=session_ttl)
+    cli = state(ctx)
+    client = cli.client()
+    lease = wait_for_grant(client, request)
+    save_session(str(client.address), lease.id)
+    typer.echo(to_json(lease) if cli.json else lease.id)
+
+
+@app.command(context_settings=RUN_SETTINGS)
+def client(
+    ctx: typer.Context,
+    command: List[str] = typer.Argument(..., metavar="-- CMD [ARGS]...", help="The command to run on the lease."),
+    lease: Optional[str] = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
+    kill_grace: float = _GRACE,
+) -> None:
+    """Run CMD on a lease held by request-gpus; the lease stays held afterwards."""
+    lease_id = session_lease(lease)
+    raise typer.Exit(run_in_session(state(ctx).client(), lease_id, command, kill_grace_s=kill_grace))
+
+
+@app.command("release-gpus")
+def release_gpus(
+    ctx: typer.Context,
+    lease: Optional[str] = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
+) -> None:
+    """Give back a lease (or withdraw a queued request)."""
+    lease_id = session_lease(lease)
+    cli = state(ctx)
+    released = cli.client().release(lease_id)
+    forget_session(lease_id)
+    if cli.json:
+        typer.echo(to_json(released))
+    else:
+        sys.stderr.write(f"bitshare: lease {lease_id} released\n")

@@ -1,0 +1,207 @@
+"""The client library: one connection to one bitshared, used by the CLI, the console and the agent.
+
+    client = connect("unix:/run/bitshare/bitshared.sock")
+    lease = client.request(LeaseRequest(fraction=0.25))
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+import grpc
+
+from .address import Address, parse_address
+from .errors import BitshareError, Denied, UsageError, Unreachable, from_rpc_error
+from .v1 import bitshare_pb2 as pb
+from .v1 import bitshare_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+CONNECT_TIMEOUT_S = 5.0
+CALL_TIMEOUT_S = 30.0
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LeaseRequest:
+    """What a client asks for. Exactly one of ``fraction`` and ``memory_mib``."""
+
+    fraction: float | None = None
+    memory_mib: int | None = None
+    gpu_count: int = 1
+    compute_pct: int = 0
+    name: str = ""
+    min_memory_mib: int = 0
+    indices: tuple[int, ...] = ()
+    priority: int = 0
+    wait: bool = True
+    wait_timeout_s: float = 0.0
+    ttl_s: float = 0.0
+    command: str = ""
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_pb(self) -> pb.RequestLeaseRequest:
+        spec = pb.LeaseSpec(
+            gpu_count=self.gpu_count,
+            compute_pct=self.compute_pct,
+            filter=pb.GpuFilter(name=self.name, min_memory_mib=self.min_memory_mib, indices=self.indices),
+            priority=self.priority,
+            wait=self.wait,
+            wait_timeout_s=self.wait_timeout_s,
+            ttl_s=self.ttl_s,
+        )
+        if self.fraction is not None:
+            spec.fraction = self.fraction
+        if self.memory_mib is not None:
+            spec.memory_mib = self.memory_mib
+        return pb.RequestLeaseRequest(
+            request_id=self.request_id, spec=spec, client_host=socket.gethostname(), command=self.command[:4096]
+        )
+
+
+def local_token(address: Address, timeout: float = CONNECT_TIMEOUT_S) -> str:
+    """Ask the daemon's credentials socket for this user's token (the kernel vouches for our uid)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(address.credentials_path)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except FileNotFoundError:
+        raise Unreachable(f"cannot reach bitshared at {address}: no socket at {address.credentials_path}") from None
+    except OSError as exc:
+        raise Unreachable(f"cannot reach bitshared at {address}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(data)["token"]
+    except (ValueError, KeyError):
+        raise Unreachable(f"bitshared at {address} gave no credentials") from None
+
+
+class Client:
+    """A connection to one daemon. Methods raise :class:`BitshareError` subclasses."""
+
+    def __init__(self, address: Address, token: str = "", tls_ca: str = "") -> None:
+        self.address = address
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.keepalive_time_ms", 10_000),
+        ]
+        if address.kind == "unix":
+            token = local_token(address)
+            self.channel = grpc.insecure_channel(address.target, options=options)
+        elif tls_ca:
+            try:
+                ca = Path(tls_ca).read_bytes()
+            except OSError as exc:
+                raise UsageError(f"cannot read TLS CA {tls_ca}: {exc.strerror}") from None
+            self.channel = grpc.secure_channel(address.target, grpc.ssl_channel_credentials(ca), options=options)
+        else:
+            self.channel = grpc.insecure_channel(address.target, options=options)
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.leases = pb_grpc.LeaseServiceStub(self.channel)
+        self.admin = pb_grpc.AdminServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: Callable[..., T], request: object, timeout: float = CALL_TIMEOUT_S) -> T:
+        try:
+            return method(request, metadata=self.metadata, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, str(self.address)) from None
+
+    # ----- every caller ----------------------------------------------------------
+
+    def server_info(self, timeout: float = CONNECT_TIMEOUT_S) -> pb.ServerInfo:
+        return self.call(self.leases.GetServerInfo, pb.GetServerInfoRequest(), timeout)
+
+    def gpus(self) -> list[pb.Gpu]:
+        return list(self.call(self.leases.ListGpus, pb.ListGpusRequest()).gpus)
+
+    def request(self, request: LeaseRequest) -> pb.Lease:
+        """Ask for a lease: it comes back ACTIVE or QUEUED (or raises NoLease with wait=False)."""
+        return self.call(self.leases.RequestLease, request.to_pb())
+
+    def get(self, lease_id: str) -> pb.Lease:
+        return self.call(self.leases.GetLease, pb.LeaseRef(lease_id=lease_id))
+
+    def my_leases(self, include_ended: bool = False) -> list[pb.Lease]:
+        return list(self.call(self.leases.ListLeases, pb.ListLeasesRequest(include_ended=include_ended)).leases)
+
+    def release(self, lease_id: str) -> pb.Lease:
+        return self.call(self.leases.ReleaseLease, pb.ReleaseLeaseRequest(lease_id=lease_id))
+
+    def keep_alive(self, lease_ids: list[str]) -> list[pb.Lease]:
+        return list(self.call(self.leases.KeepAlive, pb.KeepAliveRequest(lease_ids=lease_ids)).leases)
+
+    def attach(self, lease_id: str, heartbeats: Iterator[None]) -> Iterator[pb.LeaseEvent]:
+        """Stream the lease's events; each item of ``heartbeats`` sends one heartbeat."""
+
+        def requests() -> Iterator[pb.AttachRequest]:
+            yield pb.AttachRequest(lease_id=lease_id)
+            for _ in heartbeats:
+                yield pb.AttachRequest()
+
+        return self.leases.AttachLease(requests(), metadata=self.metadata)
+
+    # ----- admins ----------------------------------------------------------------
+
+    def all_leases(self, include_ended: bool = False) -> list[pb.Lease]:
+        return list(self.call(self.admin.ListAllLeases, pb.ListLeasesRequest(include_ended=include_ended)).leases)
+
+    def queue(self) -> list[pb.Lease]:
+        return list(self.call(self.admin.ListQueue, pb.ListLeasesRequest()).leases)
+
+    def resize(self, lease_id: str, fraction: float | None = None, memory_mib: int | None = None) -> pb.Lease:
+        request = pb.ResizeLeaseRequest(lease_id=lease_id)
+        if fraction is not None:
+            request.fraction = fraction
+        if memory_mib is not None:
+            request.memory_mib = memory_mib
+        return self.call(self.admin.ResizeLease, request)
+
+    def revoke(self, lease_id: str, reason: str = "") -> pb.Lease:
+        return self.call(self.admin.RevokeLease, pb.RevokeLeaseRequest(lease_id=lease_id, reason=reason))
+
+    def set_priority(self, lease_id: str, priority: int) -> pb.Lease:
+        return self.call(self.admin.SetPriority, pb.SetPriorityRequest(lease_id=lease_id, priority=priority))
+
+    def drain(self, gpu_index: int, drained: bool = True) -> pb.Gpu:
+        method = self.admin.DrainGpu if drained else self.admin.UndrainGpu
+        return self.call(method, pb.GpuRef(index=gpu_index))
+
+    def events(self, limit: int = 100, lease_id: str = "") -> list[pb.Event]:
+        return list(self.call(self.admin.ListEvents, pb.ListEventsRequest(limit=limit, lease_id=lease_id)).events)
+
+
+def connect(server: str, token: str = "", tls_ca: str = "") -> Client:
+    """Open a client for ``server`` (``unix:PATH`` or ``HOST:PORT``) and check the daemon answers."""
+    try:
+        address = parse_address(server)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    client = Client(address, token, tls_ca)
+    try:
+        client.server_info()
+    except BitshareError:
+        client.close()
+        raise
+    return client
+
+
+__all__ = ["Client", "LeaseRequest", "connect", "BitshareError", "Denied", "Unreachable"]

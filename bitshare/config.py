@@ -1,0 +1,192 @@
+"""Daemon and client configuration: TOML files, checked key by key.
+
+The daemon reads ``/etc/bitshare/bitshare.toml`` (or ``--config``); flags override it.
+Clients read ``~/.config/bitshare/client.toml``, then ``BITSHARE_*`` variables, then flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from . import paths
+from .address import parse_address
+from .units import parse_mib, parse_simulate
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message names it."""
+
+
+@dataclass
+class DaemonConfig:
+    listen: list[str] = field(default_factory=list)
+    state_dir: str = ""
+    log_level: str = "info"
+    backend: str = "auto"          # auto | nvml | simulated
+    simulate: str = ""             # e.g. "4x16GiB"; implies the simulated backend
+    reserve_mib: int = 512
+    lease_ttl_s: float = 30.0
+    max_ttl_s: float = 7 * 24 * 3600.0
+    aging_s: float = 60.0
+    starvation_s: float = 120.0
+    idle_timeout_s: float = 0.0
+    admin_group: str = "bitshare"
+    tokens_file: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    allow_insecure_tcp: bool = False
+
+
+@dataclass
+class ClientConfig:
+    server: str = ""
+    token: str = ""
+    tls_ca: str = ""
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _non_negative(value: float) -> bool:
+    return value >= 0
+
+
+def _check_listen(value: list[str]) -> bool:
+    for item in value:
+        parse_address(item)
+    return True
+
+
+def _check_simulate(value: str) -> bool:
+    if value:
+        parse_simulate(value)
+    return True
+
+
+# (section, key) -> (field, type, check, what a good value looks like)
+_DAEMON_KEYS: dict[tuple[str, str], tuple[str, type, Callable[[Any], bool] | None, str]] = {
+    ("daemon", "listen"): ("listen", list, _check_listen, 'a list like ["unix:/run/bitshare/bitshared.sock"]'),
+    ("daemon", "state_dir"): ("state_dir", str, None, "a directory path"),
+    ("daemon", "log_level"): ("log_level", str, lambda v: v in ("debug", "info", "warning", "error"), "debug, info, warning or error"),
+    ("gpus", "backend"): ("backend", str, lambda v: v in ("auto", "nvml", "simulated"), "auto, nvml or simulated"),
+    ("gpus", "simulate"): ("simulate", str, _check_simulate, 'a GPU list like "4x16GiB"'),
+    ("gpus", "reserve"): ("reserve_mib", str, None, 'a size like "512MiB"'),
+    ("leases", "ttl_s"): ("lease_ttl_s", float, _positive, "seconds > 0"),
+    ("leases", "max_ttl_s"): ("max_ttl_s", float, _positive, "seconds > 0"),
+    ("leases", "idle_timeout_s"): ("idle_timeout_s", float, _non_negative, "seconds >= 0 (0 turns idle reclaim off)"),
+    ("queue", "aging_s"): ("aging_s", float, _non_negative, "seconds >= 0 (0 turns aging off)"),
+    ("queue", "starvation_s"): ("starvation_s", float, _positive, "seconds > 0"),
+    ("security", "admin_group"): ("admin_group", str, None, "a Unix group name"),
+    ("security", "tokens_file"): ("tokens_file", str, None, "a file path"),
+    ("security", "tls_cert"): ("tls_cert", str, None, "a PEM file path"),
+    ("security", "tls_key"): ("tls_key", str, None, "a PEM file path"),
+    ("security", "allow_insecure_tcp"): ("allow_insecure_tcp", bool, None, "true or false"),
+}
+
+_CLIENT_KEYS: dict[str, tuple[str, type]] = {
+    "server": ("server", str),
+    "token": ("token", str),
+    "tls_ca": ("tls_ca", str),
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _coerce(value: Any, kind: type, where: str, hint: str) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and isinstance(value, int) and not isinstance(value, bool) and where.endswith("reserve"):
+        return str(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint}, got {value!r}")
+    if kind is list and not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: expected {hint}, got {value!r}")
+    return value
+
+
+def load_daemon_config(path: Path | None) -> DaemonConfig:
+    """Read the daemon's TOML file (None: built-in defaults) and check every key."""
+    config = DaemonConfig()
+    if path is None:
+        return finish_daemon_config(config)
+    data = _read_toml(path)
+    updates: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section!r} must be a [section]; sections are daemon, gpus, leases, queue, security")
+        for key, value in table.items():
+            spec = _DAEMON_KEYS.get((section, key))
+            if spec is None:
+                raise ConfigError(f"{path}: unknown key {key!r} in [{section}]")
+            name, kind, check, hint = spec
+            where = f"{path}: [{section}] {key}"
+            value = _coerce(value, kind, where, hint)
+            try:
+                ok = check(value) if check else True
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            if not ok:
+                raise ConfigError(f"{where}: expected {hint}, got {value!r}")
+            if name == "reserve_mib":
+                try:
+                    value = 0 if str(value).strip() in ("0", "0MiB") else parse_mib(value)
+                except ValueError as exc:
+                    raise ConfigError(f"{where}: {exc}") from None
+            updates[name] = value
+    return finish_daemon_config(dataclasses.replace(config, **updates))
+
+
+def finish_daemon_config(config: DaemonConfig) -> DaemonConfig:
+    """Fill in defaults that depend on who runs the daemon."""
+    if not config.state_dir:
+        config.state_dir = str(paths.default_state_dir())
+    if not config.listen:
+        socket = paths.SYSTEM_SOCKET if paths.is_root() else paths.embedded_socket()
+        config.listen = [f"unix:{socket}"]
+    return config
+
+
+def load_client_config(path: Path | None = None, environ: dict[str, str] | None = None) -> ClientConfig:
+    """The client's settings: the config file, then BITSHARE_SERVER / _TOKEN / _TLS_CA."""
+    environ = dict(os.environ) if environ is None else environ
+    config = ClientConfig()
+    path = path or Path(environ.get("BITSHARE_CONFIG", "") or paths.user_config_file())
+    if path.exists():
+        data = _read_toml(path)
+        for key, value in data.items():
+            spec = _CLIENT_KEYS.get(key)
+            if spec is None:
+                raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(_CLIENT_KEYS)})")
+            name, kind = spec
+            setattr(config, name, _coerce(value, kind, f"{path}: {key}", f"a {kind.__name__}"))
+    for key in _CLIENT_KEYS:
+        env = environ.get(f"BITSHARE_{key.upper()}")
+        if env:
+            setattr(config, key, env)
+    if config.server:
+        try:
+            parse_address(config.server)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return config

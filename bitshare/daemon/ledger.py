@@ -1,0 +1,533 @@
+"""The lease ledger: capacity, grants, the queue, resize, revoke and expiry.
+
+Pure logic. No I/O, no clock (every operation takes ``now`` in seconds), no gRPC
+types. The daemon wires persistence and notifications around it: after each
+operation it takes the changed leases with :meth:`Ledger.take_changes`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterable
+
+
+class LeaseState(str, Enum):
+    QUEUED = "queued"
+    ACTIVE = "active"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def ended(self) -> bool:
+        return self not in (LeaseState.QUEUED, LeaseState.ACTIVE)
+
+
+class LedgerError(Exception):
+    """A request the ledger refuses; nothing was changed."""
+
+
+class InvalidRequest(LedgerError):
+    """The request is malformed (a size out of range, a zero GPU count...)."""
+
+
+class Unsatisfiable(LedgerError):
+    """The request can never be granted on this host's GPUs."""
+
+
+class NoCapacity(LedgerError):
+    """The request does not fit now (and may not wait)."""
+
+
+class LeaseNotFound(LedgerError):
+    """No lease with that id."""
+
+
+class WrongState(LedgerError):
+    """The lease is not in a state that allows the operation."""
+
+
+@dataclass(frozen=True)
+class GpuFilter:
+    name: str = ""
+    min_memory_mib: int = 0
+    indices: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Size:
+    """A partition size per GPU: a fraction of its capacity, or MiB."""
+
+    fraction: float | None = None
+    memory_mib: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.fraction is None) == (self.memory_mib is None):
+            raise InvalidRequest("give exactly one of a fraction or a size in MiB")
+        if self.fraction is not None and not (0.0 < self.fraction <= 1.0 and math.isfinite(self.fraction)):
+            raise InvalidRequest(f"fraction must be in (0, 1], got {self.fraction:g}")
+        if self.memory_mib is not None and self.memory_mib <= 0:
+            raise InvalidRequest(f"memory must be a positive number of MiB, got {self.memory_mib}")
+
+    def mib_on(self, capacity_mib: int) -> int:
+        if self.fraction is not None:
+            return max(1, math.floor(self.fraction * capacity_mib))
+        assert self.memory_mib is not None
+        return self.memory_mib
+
+    def describe(self) -> str:
+        return f"{self.fraction:g} of a GPU" if self.fraction is not None else f"{self.memory_mib} MiB"
+
+
+@dataclass(frozen=True)
+class LeaseSpec:
+    size: Size
+    gpu_count: int = 1
+    compute_pct: int = 0
+    filter: GpuFilter = GpuFilter()
+    priority: int = 0
+    wait: bool = True
+    wait_timeout_s: float = 0.0
+    ttl_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.gpu_count < 1:
+            raise InvalidRequest(f"GPU count must be at least 1, got {self.gpu_count}")
+        if not 0 <= self.compute_pct <= 100:
+            raise InvalidRequest(f"compute share must be in 1..100 percent, got {self.compute_pct}")
+        if not (self.wait_timeout_s >= 0 and math.isfinite(self.wait_timeout_s)):
+            raise InvalidRequest(f"wait timeout must be >= 0 seconds, got {self.wait_timeout_s:g}")
+        if not (self.ttl_s >= 0 and math.isfinite(self.ttl_s)):
+            raise InvalidRequest(f"lease TTL must be >= 0 seconds, got {self.ttl_s:g}")
+
+
+@dataclass
+class Gpu:
+    index: int
+    uuid: str
+    name: str
+    total_mib: int
+    reserved_mib: int = 0
+    drained: bool = False
+
+    @property
+    def capacity_mib(self) -> int:
+        return max(0, self.total_mib - self.reserved_mib)
+
+
+@dataclass
+class Lease:
+    id: str
+    owner: str
+    spec: LeaseSpec
+    state: LeaseState
+    seq: int
+    created_at: float
+    priority: int
+    request_id: str = ""
+    client_host: str = ""
+    command: str = ""
+    allocations: dict[int, int] = field(default_factory=dict)  # GPU index -> MiB
+    granted_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str = ""
+    expires_at: float = 0.0
+    wait_deadline: float | None = None
+    last_active_at: float = 0.0
+    ttl_s: float = 0.0
+
+    def copy(self) -> "Lease":
+        return dataclasses.replace(self, allocations=dict(self.allocations))
+
+
+@dataclass(frozen=True)
+class Policy:
+    lease_ttl_s: float = 30.0          # heartbeat silence before a lease expires
+    max_ttl_s: float = 7 * 24 * 3600.0  # longest TTL a lease (a session) may ask for
+    aging_s: float = 60.0              # a waiting request gains one priority point per this
+    starvation_s: float = 120.0        # after this the head of the queue blocks backfill
+    idle_timeout_s: float = 0.0        # 0: idle reclaim off
+
+
+@dataclass(frozen=True)
+class Change:
+    """A lease as it is after an operation, and what happened to it."""
+
+    lease: Lease
+    kind: str  # queued, granted, released, expired, revoked, cancelled, timed_out, resized, priority
+    detail: str = ""
+
+
+_END_KIND = {
+    LeaseState.RELEASED: "released",
+    LeaseState.EXPIRED: "expired",
+    LeaseState.REVOKED: "revoked",
+    LeaseState.CANCELLED: "cancelled",
+    LeaseState.TIMED_OUT: "timed_out",
+}
+
+ENDED_KEPT = 4096  # ended leases kept in memory for lookups and idempotent retries
+
+
+class Ledger:
+    """Every lease of one daemon and the capacity of its GPUs."""
+
+    def __init__(self, gpus: Iterable[Gpu], policy: Policy = Policy()) -> None:
+        self.gpus: dict[int, Gpu] = {g.index: g for g in gpus}
+        if not self.gpus:
+            raise ValueError("a ledger needs at least one GPU")
+        self.policy = policy
+        self._live: dict[str, Lease] = {}
+        self._ended: OrderedDict[str, Lease] = OrderedDict()
+        self._by_request: dict[tuple[str, str], str] = {}
+        self._seq = 0
+        self._changes: list[Change] = []
+        self.version = 0  # grows with every change
+
+    # ----- queries -------------------------------------------------------------
+
+    def get(self, lease_id: str) -> Lease:
+        lease = self._live.get(lease_id) or self._ended.get(lease_id)
+        if lease is None:
+            raise LeaseNotFound(f"no lease {lease_id!r}")
+        return lease
+
+    def find_request(self, owner: str, request_id: str) -> Lease | None:
+        lease_id = self._by_request.get((owner, request_id))
+        if lease_id is None:
+            return None
+        return self._live.get(lease_id) or self._ended.get(lease_id)
+
+    def live(self) -> list[Lease]:
+        return sorted(self._live.values(), key=lambda l: l.seq)
+
+    def recently_ended(self, limit: int) -> list[Lease]:
+        """The most recently ended leases still remembered, oldest first."""
+        ended = list(self._ended.values())
+        return ended[-limit:] if limit else []
+
+    def active(self) -> list[Lease]:
+        return [l for l in self.live() if l.state is LeaseState.ACTIVE]
+
+    def queue(self, now: float) -> list[Lease]:
+        """Queued requests in the order they will be considered."""
+        queued = [l for l in self._live.values() if l.state is LeaseState.QUEUED]
+        return sorted(queued, key=lambda l: (-self._effective_priority(l, now), l.seq))
+
+    def queue_positions(self, now: float) -> dict[str, int]:
+        return {l.id: i + 1 for i, l in enumerate(self.queue(now))}
+
+    def granted_mib(self, gpu_index: int) -> int:
+        return sum(l.allocations.get(gpu_index, 0) for l in self._live.values() if l.state is LeaseState.ACTIVE)
+
+    def granted_compute(self, gpu_index: int) -> int:
+        return sum(
+            l.spec.compute_pct
+            for l in self._live.values()
+            if l.state is LeaseState.ACTIVE and gpu_index in l.allocations
+        )
+
+    def free_mib(self, gpu_index: int) -> int:
+        return self.gpus[gpu_index].capacity_mib - self.granted_mib(gpu_index)
+
+    def take_changes(self) -> list[Change]:
+        changes, self._changes = self._changes, []
+        return changes
+
+    # ----- operations ----------------------------------------------------------
+
+    def submit(
+        self,
+        lease_id: str,
+        owner: str,
+        spec: LeaseSpec,
+        now: float,
+        *,
+        request_id: str = "",
+        client_host: str = "",
+        command: str = "",
+    ) -> Lease:
+        """Grant the request now if it may go ahead, else queue it (or refuse it)."""
+        if lease_id in self._live or lease_id in self._ended:
+            raise InvalidRequest(f"lease id {lease_id!r} is already used")
+        if spec.ttl_s > self.policy.max_ttl_s:
+            raise InvalidRequest(f"lease TTL {spec.ttl_s:g}s is over the daemon's limit of {self.policy.max_ttl_s:g}s")
+        self._check_satisfiable(spec.size, spec.gpu_count, spec.compute_pct, spec.filter)
+        lease = Lease(
+            id=lease_id,
+            owner=owner,
+            spec=spec,
+            state=LeaseState.QUEUED,
+            seq=self._seq + 1,
+            created_at=now,
+            priority=spec.priority,
+            request_id=request_id,
+            client_host=client_host,
+            command=command,
+            ttl_s=spec.ttl_s or self.policy.lease_ttl_s,
+        )
+        placement = self._place(lease)
+        if placement is not None and self._may_go_ahead(lease, now):
+            self._commit_new(lease)
+            self._grant(lease, placement, now)
+            return lease
+        if not spec.wait:
+            raise NoCapacity(f"no GPU has {spec.size.describe()} free for {spec.gpu_count} GPU(s) now")
+        self._commit_new(lease)
+        lease.expires_at = now + self.policy.lease_ttl_s
+        if spec.wait_timeout_s > 0:
+            lease.wait_deadline = now + spec.wait_timeout_s
+        self._record(lease, "queued")
+        return lease
+
+    def heartbeat(self, lease_id: str, now: float) -> Lease:
+        """The holder is alive: push the lease's expiry out."""
+        lease = self._require_live(lease_id)
+        if lease.state is LeaseState.ACTIVE:
+            lease.expires_at = max(lease.expires_at, now + lease.ttl_s)
+        else:
+            lease.expires_at = max(lease.expires_at, now + self.policy.lease_ttl_s)
+        return lease
+
+    def note_activity(self, lease_id: str, now: float) -> None:
+        """The lease's work used its GPU at ``now`` (for idle reclaim)."""
+        lease = self._live.get(lease_id)
+        if lease is not None and lease.state is LeaseState.ACTIVE:
+            lease.last_active_at = max(lease.last_active_at, now)
+
+    def release(self, lease_id: str, now: float) -> Lease:
+        """The holder gives the lease back (or withdraws its queued request). Idempotent."""
+        lease = self.get(lease_id)
+        if lease.state.ended:
+            return lease
+        new_state = LeaseState.RELEASED if lease.state is LeaseState.ACTIVE else LeaseState.CANCELLED
+        self._end(lease, new_state, "released by holder" if new_state is LeaseState.RELEASED else "withdrawn", now)
+        self._schedule(now)
+        return lease
+
+    def revoke(self, lease_id: str, reason: str, now: float) -> Lease:
+        lease = self._require_live(lease_id)
+        if lease.state is LeaseState.ACTIVE:
+            self._end(lease, LeaseState.REVOKED, reason, now)
+        else:
+            self._end(lease, LeaseState.CANCELLED, reason, now)
+        self._schedule(now)
+        return lease
+
+    def resize(self, lease_id: str, size: Size, now: float) -> Lease:
+        """Grow (when there is room) or shrink an active lease on every GPU it holds."""
+        lease = self._require_live(lease_id)
+        if lease.state is not LeaseState.ACTIVE:
+            raise WrongState(f"lease {lease_id} is {lease.state.value}; only an active lease can be resized")
+        new = {}
+        for index, old_mib in lease.allocations.items():
+            gpu = self.gpus[index]
+            want = size.mib_on(gpu.capacity_mib)
+            if want > gpu.capacity_mib:
+                raise Unsatisfiable(f"GPU {index} has {gpu.capacity_mib} MiB in all; {want} MiB asked")
+            free = self.free_mib(index)
+            if want - old_mib > free:
+                raise NoCapacity(f"GPU {index} has {free} MiB free; growing to {want} MiB needs {want - old_mib} MiB")
+            new[index] = want
+        before = ", ".join(f"GPU {i}: {m}" for i, m in lease.allocations.items())
+        lease.allocations = new
+        after = ", ".join(f"GPU {i}: {m}" for i, m in new.items())
+        self._record(lease, "resized", f"{before} -> {after} MiB")
+        self._schedule(now)
+        return lease
+
+    def set_priority(self, lease_id: str, priority: int, now: float) -> Lease:
+        lease = self._require_live(lease_id)
+        if lease.state is not LeaseState.QUEUED:
+            raise WrongState(f"lease {lease_id} is {lease.state.value}; only a queued request has a priority")
+        lease.priority = priority
+        self._record(lease, "priority", f"priority {priority}")
+        self._schedule(now)
+        return lease
+
+    def drain(self, gpu_index: int, drained: bool, now: float) -> Gpu:
+        """Stop (or resume) granting on a GPU; leases already on it keep running."""
+        gpu = self._require_gpu(gpu_index)
+        if gpu.drained != drained:
+            gpu.drained = drained
+            self.version += 1
+            if not drained:
+                self._schedule(now)
+        return gpu
+
+    def tick(self, now: float) -> None:
+        """Expire silent holders, time out waiting requests, reclaim idle leases, move the queue."""
+        idle = self.policy.idle_timeout_s
+        for lease in list(self._live.values()):
+            if lease.state is LeaseState.ACTIVE:
+                if lease.expires_at <= now:
+                    self._end(lease, LeaseState.EXPIRED, f"no heartbeat for {lease.ttl_s:g}s", now)
+                elif idle > 0 and now - lease.last_active_at >= idle:
+                    self._end(lease, LeaseState.REVOKED, "idle", now)
+            elif lease.wait_deadline is not None and lease.wait_deadline <= now:
+                self._end(lease, LeaseState.TIMED_OUT, f"waited {lease.spec.wait_timeout_s:g}s", now)
+            elif lease.expires_at <= now:
+                self._end(lease, LeaseState.CANCELLED, "requester went away", now)
+        self._schedule(now)
+
+    def restore(self, leases: Iterable[Lease], now: float) -> None:
+        """Load the live leases of a previous run; their holders get one TTL to come back."""
+        for lease in sorted(leases, key=lambda l: l.seq):
+            lease = lease.copy()
+            self._seq = max(self._seq, lease.seq)
+            if lease.request_id:
+                self._by_request[(lease.owner, lease.request_id)] = lease.id
+            if lease.state.ended:
+                self._remember_ended(lease)
+                continue
+            self._live[lease.id] = lease
+            if lease.state is LeaseState.ACTIVE:
+                lease.expires_at = now + lease.ttl_s
+                lease.last_active_at = now
+                lost = [i for i in lease.allocations if i not in self.gpus]
+                if lost:
+                    self._end(lease, LeaseState.REVOKED, f"GPU {lost[0]} is gone", now)
+            else:
+                lease.expires_at = now + self.policy.lease_ttl_s
+        self._schedule(now)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError when the ledger is inconsistent (used by tests)."""
+        for index, gpu in self.gpus.items():
+            assert self.granted_mib(index) <= gpu.capacity_mib, f"GPU {index} over capacity"
+            assert self.granted_compute(index) <= 100, f"GPU {index} over 100% compute"
+        for lease in self._live.values():
+            assert not lease.state.ended, f"{lease.id} ended but live"
+            assert lease.id not in self._ended, f"{lease.id} both live and ended"
+            if lease.state is LeaseState.ACTIVE:
+                assert len(lease.allocations) == lease.spec.gpu_count, f"{lease.id} has wrong GPU count"
+            else:
+                assert not lease.allocations, f"queued {lease.id} holds memory"
+        for lease in self._ended.values():
+            assert lease.state.ended, f"{lease.id} in ended but {lease.state}"
+
+    # ----- internals -----------------------------------------------------------
+
+    def _require_live(self, lease_id: str) -> Lease:
+        lease = self.get(lease_id)
+        if lease.state.ended:
+            raise WrongState(f"lease {lease_id} has already ended ({lease.state.value})")
+        return lease
+
+    def _require_gpu(self, index: int) -> Gpu:
+        gpu = self.gpus.get(index)
+        if gpu is None:
+            raise InvalidRequest(f"no GPU {index}; this host has GPUs {sorted(self.gpus)}")
+        return gpu
+
+    def _matches(self, gpu: Gpu, flt: GpuFilter) -> bool:
+        if flt.indices and gpu.index not in flt.indices:
+            return False
+        if flt.name and flt.name.lower() not in gpu.name.lower():
+            return False
+        return gpu.total_mib >= flt.min_memory_mib
+
+    def _check_satisfiable(self, size: Size, count: int, compute: int, flt: GpuFilter) -> None:
+        for index in flt.indices:
+            self._require_gpu(index)
+        matching = [g for g in self.gpus.values() if self._matches(g, flt)]
+        if len(matching) < count:
+            raise Unsatisfiable(f"{count} GPU(s) asked; {len(matching)} on this host match the request")
+        fitting = [g for g in matching if size.mib_on(g.capacity_mib) <= g.capacity_mib]
+        if len(fitting) < count:
+            largest = max(g.capacity_mib for g in matching)
+            raise Unsatisfiable(
+                f"{size.describe()} per GPU asked; the largest matching GPU has {largest} MiB to lend"
+            )
+
+    def _place(self, lease: Lease) -> dict[int, int] | None:
+        """Pick GPUs for the lease, packing: the fullest GPUs that still fit come first."""
+        spec = lease.spec
+        options: list[tuple[int, int, int]] = []
+        for gpu in self.gpus.values():
+            if gpu.drained or not self._matches(gpu, spec.filter):
+                continue
+            need = spec.size.mib_on(gpu.capacity_mib)
+            free = self.free_mib(gpu.index)
+            if need > free:
+                continue
+            if spec.compute_pct and self.granted_compute(gpu.index) + spec.compute_pct > 100:
+                continue
+            options.append((free - need, gpu.index, need))
+        if len(options) < spec.gpu_count:
+            return None
+        options.sort()
+        return {index: need for _, index, need in options[: spec.gpu_count]}
+
+    def _effective_priority(self, lease: Lease, now: float) -> float:
+        if self.policy.aging_s <= 0:
+            return lease.priority
+        return lease.priority + max(0.0, now - lease.created_at) // self.policy.aging_s
+
+    def _starving_head(self, now: float) -> Lease | None:
+        queue = self.queue(now)
+        if queue and now - queue[0].created_at >= self.policy.starvation_s:
+            return queue[0]
+        return None
+
+    def _may_go_ahead(self, lease: Lease, now: float) -> bool:
+        """A new request may be granted at once unless a starving head would be passed."""
+        head = self._starving_head(now)
+        if head is None:
+            return True
+        return (-self._effective_priority(lease, now), lease.seq) < (-self._effective_priority(head, now), head.seq)
+
+    def _commit_new(self, lease: Lease) -> None:
+        self._seq = lease.seq
+        self._live[lease.id] = lease
+        if lease.request_id:
+            self._by_request[(lease.owner, lease.request_id)] = lease.id
+
+    def _grant(self, lease: Lease, placement: dict[int, int], now: float) -> None:
+        lease.state = LeaseState.ACTIVE
+        lease.allocations = placement
+        lease.granted_at = now
+        lease.wait_deadline = None
+        lease.expires_at = now + lease.ttl_s
+        lease.last_active_at = now
+        self._record(lease, "granted", ", ".join(f"GPU {i}: {m} MiB" for i, m in placement.items()))
+
+    def _end(self, lease: Lease, state: LeaseState, reason: str, now: float) -> None:
+        lease.state = state
+        lease.ended_at = now
+        lease.end_reason = reason
+        lease.wait_deadline = None
+        del self._live[lease.id]
+        self._remember_ended(lease)
+        self._record(lease, _END_KIND[state], reason)
+
+    def _remember_ended(self, lease: Lease) -> None:
+        self._ended[lease.id] = lease
+        while len(self._ended) > ENDED_KEPT:
+            old_id, old = self._ended.popitem(last=False)
+            if old.request_id:
+                self._by_request.pop((old.owner, old.request_id), None)
+
+    def _schedule(self, now: float) -> None:
+        """Grant queued requests in order; a later one that fits may go ahead (backfill)
+        unless the head has waited past the starvation limit."""
+        head_seen = False
+        for lease in self.queue(now):
+            placement = self._place(lease)
+            if placement is not None:
+                self._grant(lease, placement, now)
+                continue
+            if not head_seen:
+                head_seen = True
+                if now - lease.created_at >= self.policy.starvation_s:
+                    break
+
+    def _record(self, lease: Lease, kind: str, detail: str = "") -> None:
+        self.version += 1
+        self._changes.append(Change(lease.copy(), kind, detail))

@@ -1,0 +1,170 @@
+"""The daemon's lease manager: the ledger, made durable and observable.
+
+Every mutation runs on the event loop against the ledger, then waits for the
+store to commit its changes, then tells the watchers. Replies leave only after
+the commit (durable before acknowledged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import log
+from .ledger import Change, Gpu, Lease, LeaseSpec, LeaseState, Ledger, Size
+from .store import EventRecord, Store
+
+
+@dataclass(frozen=True)
+class LeaseUpdate:
+    """What a lease's watchers are told."""
+
+    kind: str       # snapshot, queue_moved, granted, resized, ended
+    lease: Lease
+    message: str = ""
+    queue_position: int = 0
+
+
+_WATCH_KIND = {
+    "granted": "granted",
+    "resized": "resized",
+    "released": "ended",
+    "expired": "ended",
+    "revoked": "ended",
+    "cancelled": "ended",
+    "timed_out": "ended",
+}
+
+
+class LeaseManager:
+    def __init__(self, ledger: Ledger, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.clock = clock
+        self._watchers: dict[str, set[asyncio.Queue[LeaseUpdate]]] = defaultdict(set)
+        self._positions: dict[str, int] = {}
+        self._changed: asyncio.Future[None] | None = None
+
+    # ----- reads ---------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock()
+
+    def queue_position(self, lease_id: str) -> int:
+        return self.ledger.queue_positions(self.now()).get(lease_id, 0)
+
+    async def wait_changed(self, since: int, timeout: float) -> None:
+        """Return once the ledger's version is past ``since``, or after timeout."""
+        if self.ledger.version != since:
+            return
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._changed), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    # ----- mutations -----------------------------------------------------------
+
+    async def submit(self, lease_id: str, owner: str, spec: LeaseSpec, **details: str) -> Lease:
+        lease = self.ledger.submit(lease_id, owner, spec, self.now(), **details)
+        await self._persist()
+        return lease
+
+    async def release(self, lease_id: str) -> Lease:
+        lease = self.ledger.release(lease_id, self.now())
+        await self._persist()
+        return lease
+
+    async def revoke(self, lease_id: str, reason: str) -> Lease:
+        lease = self.ledger.revoke(lease_id, reason, self.now())
+        await self._persist()
+        return lease
+
+    async def resize(self, lease_id: str, size: Size) -> Lease:
+        lease = self.ledger.resize(lease_id, size, self.now())
+        await self._persist()
+        return lease
+
+    async def set_priority(self, lease_id: str, priority: int) -> Lease:
+        lease = self.ledger.set_priority(lease_id, priority, self.now())
+        await self._persist()
+        return lease
+
+    async def drain(self, gpu_index: int, drained: bool) -> Gpu:
+        gpu = self.ledger.drain(gpu_index, drained, self.now())
+        kind = "drained" if drained else "undrained"
+        log.event(f"gpu.{kind}", gpu=gpu_index)
+        event = EventRecord(self.now(), kind, "", f"GPU {gpu_index}")
+        await self._persist(extra_events=[event], drained={gpu.uuid: drained})
+        return gpu
+
+    def heartbeat(self, lease_id: str) -> Lease:
+        """Heartbeats are not written: a restarted daemon gives every holder a fresh TTL."""
+        return self.ledger.heartbeat(lease_id, self.now())
+
+    async def tick(self) -> None:
+        self.ledger.tick(self.now())
+        await self._persist()
+
+    # ----- watchers ------------------------------------------------------------
+
+    def watch(self, lease_id: str) -> asyncio.Queue[LeaseUpdate]:
+        queue: asyncio.Queue[LeaseUpdate] = asyncio.Queue()
+        self._watchers[lease_id].add(queue)
+        return queue
+
+    def unwatch(self, lease_id: str, queue: asyncio.Queue[LeaseUpdate]) -> None:
+        watchers = self._watchers.get(lease_id)
+        if watchers is not None:
+            watchers.discard(queue)
+            if not watchers:
+                del self._watchers[lease_id]
+                self._positions.pop(lease_id, None)
+
+    # ----- internals -----------------------------------------------------------
+
+    async def _persist(self, extra_events: list[EventRecord] | None = None, drained: dict[str, bool] | None = None) -> None:
+        changes = self.ledger.take_changes()
+        events = list(extra_events or [])
+        if not changes and not events and not drained:
+            return
+        latest: dict[str, Lease] = {}
+        for change in changes:
+            latest[change.lease.id] = change.lease
+            events.append(EventRecord(self.now(), change.kind, change.lease.id, change.detail))
+        await self.store.commit(list(latest.values()), events, drained)
+        for change in changes:
+            self._log(change)
+        self._publish(changes)
+
+    def _log(self, change: Change) -> None:
+        lease = change.lease
+        log.event(f"lease.{change.kind}", lease=lease.id, owner=lease.owner, detail=change.detail)
+
+    def _publish(self, changes: list[Change]) -> None:
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+        for change in changes:
+            kind = _WATCH_KIND.get(change.kind)
+            if kind is None:
+                continue
+            for queue in self._watchers.get(change.lease.id, ()):
+                queue.put_nowait(LeaseUpdate(kind, change.lease, change.detail))
+        self._publish_positions()
+
+    def _publish_positions(self) -> None:
+        if not self._watchers:
+            return
+        positions = self.ledger.queue_positions(self.now())
+        for lease_id, watchers in self._watchers.items():
+            position = positions.get(lease_id)
+            if position is None or self._positions.get(lease_id) == position:
+                continue
+            self._positions[lease_id] = position
+            lease = self.ledger.get(lease_id)
+            for queue in watchers:
+                queue.put_nowait(LeaseUpdate("queue_moved", lease.copy(), "", position))

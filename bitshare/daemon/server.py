@@ -1,0 +1,221 @@
+"""Assemble and run bitshared: backend, store, ledger, gRPC listeners, housekeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .. import __version__, log
+from ..address import Address, parse_address
+from ..config import ConfigError, DaemonConfig
+from ..v1 import bitshare_pb2 as pb
+from ..v1 import bitshare_pb2_grpc as pb_grpc
+from .auth import Authenticator, load_or_create_secret, load_tokens
+from .backends import Backend, select_backend
+from .ledger import Gpu, Ledger, Policy
+from .local_credentials import remove_stale_socket, serve_credentials
+from .manager import LeaseManager
+from .service import AdminService, Context, LeaseService
+from .store import Store
+from . import systemd
+
+MAX_MESSAGE = 64 * 1024 * 1024
+SERVICE_NAMES = (
+    pb.DESCRIPTOR.services_by_name["LeaseService"].full_name,
+    pb.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+
+class StartupError(RuntimeError):
+    """The daemon cannot start; the message says why."""
+
+
+@dataclass
+class _Running:
+    server: grpc.aio.Server
+    cred_servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    sockets: list[Path] = field(default_factory=list)
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock on the state directory for the daemon's life."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    fd = os.open(state_dir / "bitshared.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StartupError(f"another bitshared is using the state directory {state_dir}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _server_credentials(config: DaemonConfig, address: Address) -> grpc.ServerCredentials | None:
+    """TLS credentials for a TCP listener, None for plaintext (loopback or explicitly allowed)."""
+    if config.tls_cert or config.tls_key:
+        if not (config.tls_cert and config.tls_key):
+            raise ConfigError("TLS needs both tls_cert and tls_key")
+        try:
+            key = Path(config.tls_key).read_bytes()
+            cert = Path(config.tls_cert).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read TLS key or certificate: {exc}") from None
+        return grpc.ssl_server_credentials([(key, cert)])
+    if address.is_loopback or config.allow_insecure_tcp:
+        return None
+    raise ConfigError(
+        f"refusing plaintext TCP on {address}: set tls_cert and tls_key, listen on loopback, "
+        "or set allow_insecure_tcp = true"
+    )
+
+
+class Daemon:
+    """One bitshared: call :meth:`run` to serve until stopped."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.addresses = [parse_address(a) for a in config.listen]
+        if any(a.kind == "tcp" for a in self.addresses) and not config.tokens_file:
+            log.warning("daemon.no_tokens", detail="TCP listener without a tokens file: no remote caller can authenticate")
+        for address in self.addresses:
+            if address.kind == "tcp":
+                _server_credentials(config, address)  # refuse bad TLS settings before touching state
+        self.stop_event = asyncio.Event()
+        self.fatal_event = asyncio.Event()
+
+    async def run(self) -> int:
+        config = self.config
+        state_dir = Path(config.state_dir)
+        lock_fd = lock_state_dir(state_dir)
+        backend = select_backend(config)
+        log.event("daemon.starting", version=__version__, pid=os.getpid(), state_dir=state_dir)
+        if backend.simulated:
+            log.warning("daemon.simulated", detail=backend.describe())
+        else:
+            log.event("daemon.gpus", detail=backend.describe())
+        store = Store(state_dir)
+        running: _Running | None = None
+        try:
+            manager = self._restore(backend, store)
+            tokens = load_tokens(Path(config.tokens_file)) if config.tokens_file else []
+            auth = Authenticator(load_or_create_secret(state_dir), tokens, config.admin_group)
+            shared = Context(manager, auth, backend.name, backend.simulated, time.time(), self.fatal_event)
+            store.start()
+            await manager.tick()  # persist what restoring changed (leases on GPUs that are gone)
+            running = await self._listen(shared, auth)
+            housekeeping = asyncio.ensure_future(self._housekeeping(manager))
+            self._install_signals()
+            systemd.notify("READY=1")
+            log.event("daemon.ready", listen=",".join(str(a) for a in self.addresses),
+                      gpus=len(backend.gpus), leases=len(manager.ledger.live()))
+            stop = asyncio.ensure_future(self.stop_event.wait())
+            fatal = asyncio.ensure_future(self.fatal_event.wait())
+            await asyncio.wait([stop, fatal, housekeeping], return_when=asyncio.FIRST_COMPLETED)
+            systemd.notify("STOPPING=1")
+            for task in (stop, fatal, housekeeping):
+                task.cancel()
+            failed = self.fatal_event.is_set() or (housekeeping.done() and not housekeeping.cancelled()
+                                                   and housekeeping.exception() is not None)
+            log.event("daemon.stopping", reason="fatal error" if failed else "signal")
+            return 1 if failed else 0
+        finally:
+            if running is not None:
+                await running.server.stop(grace=2)
+                for cred in running.cred_servers:
+                    cred.close()
+                for path in running.sockets:
+                    path.unlink(missing_ok=True)
+            store.close()
+            backend.close()
+            os.close(lock_fd)
+
+    def _restore(self, backend: Backend, store: Store) -> LeaseManager:
+        config = self.config
+        drained = store.load_drained()
+        gpus = [
+            Gpu(g.index, g.uuid, g.name, g.total_mib, min(config.reserve_mib, g.total_mib), g.uuid in drained)
+            for g in backend.gpus
+        ]
+        policy = Policy(
+            lease_ttl_s=config.lease_ttl_s,
+            max_ttl_s=config.max_ttl_s,
+            aging_s=config.aging_s,
+            starvation_s=config.starvation_s,
+            idle_timeout_s=config.idle_timeout_s,
+        )
+        ledger = Ledger(gpus, policy)
+        leases = store.load_leases()
+        ledger.restore(leases, time.time())
+        restored = [l for l in leases if not l.state.ended]
+        if restored:
+            log.event("daemon.restored", leases=len(restored))
+        return LeaseManager(ledger, store)
+
+    async def _listen(self, shared: Context, auth: Authenticator) -> _Running:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.keepalive_time_ms", 20_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        pb_grpc.add_LeaseServiceServicer_to_server(LeaseService(shared), server)
+        pb_grpc.add_AdminServiceServicer_to_server(AdminService(shared), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        running = _Running(server)
+        for address in self.addresses:
+            if address.kind == "unix":
+                path = Path(address.path)
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                remove_stale_socket(path)
+                server.add_insecure_port(address.target)
+                os.chmod(path, 0o666)  # who may do what is decided per call, by identity
+                running.sockets.append(path)
+                cred_path = Path(address.credentials_path)
+                running.cred_servers.append(await serve_credentials(cred_path, auth))
+                running.sockets.append(cred_path)
+            else:
+                credentials = _server_credentials(self.config, address)
+                try:
+                    if credentials is None:
+                        server.add_insecure_port(address.target)
+                    else:
+                        server.add_secure_port(address.target, credentials)
+                except RuntimeError as exc:
+                    raise StartupError(f"cannot listen on {address}: {exc}") from None
+        await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return running
+
+    async def _housekeeping(self, manager: LeaseManager) -> None:
+        """Expire silent holders, time out waiters and move the queue, several times per TTL."""
+        interval = max(0.05, min(1.0, self.config.lease_ttl_s / 10))
+        while True:
+            await asyncio.sleep(interval)
+            await manager.tick()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+
+
+def run_daemon(config: DaemonConfig) -> int:
+    """Run bitshared in the foreground until SIGTERM/SIGINT; returns the exit status."""
+    return asyncio.run(Daemon(config).run())

@@ -1,0 +1,340 @@
+"""The gRPC services: authenticate, check fields, call the lease manager, map errors to status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from typing import AsyncIterator
+
+import grpc
+
+from .. import API_VERSION, __version__
+from ..v1 import bitshare_pb2 as pb
+from ..v1 import bitshare_pb2_grpc as pb_grpc
+from .auth import Authenticator, Identity
+from .convert import MAX_TEXT, gpu_to_pb, lease_to_pb, size_from_pb, spec_from_pb, timestamp
+from .ledger import (
+    InvalidRequest,
+    Lease,
+    LeaseNotFound,
+    LeaseState,
+    LedgerError,
+    NoCapacity,
+    Unsatisfiable,
+    WrongState,
+)
+from .manager import LeaseManager, LeaseUpdate
+from .store import StoreError
+
+_STATUS = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    Unsatisfiable: grpc.StatusCode.OUT_OF_RANGE,
+    NoCapacity: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    LeaseNotFound: grpc.StatusCode.NOT_FOUND,
+    WrongState: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+_UPDATE_KIND = {
+    "snapshot": pb.LeaseEvent.KIND_SNAPSHOT,
+    "queue_moved": pb.LeaseEvent.KIND_QUEUE_MOVED,
+    "granted": pb.LeaseEvent.KIND_GRANTED,
+    "resized": pb.LeaseEvent.KIND_RESIZED,
+    "ended": pb.LeaseEvent.KIND_ENDED,
+}
+
+
+class Context:
+    """What both services share: the manager, the caller's identity and the server's facts."""
+
+    def __init__(self, manager: LeaseManager, auth: Authenticator, backend: str, simulated: bool, started_at: float,
+                 on_fatal: "asyncio.Event") -> None:
+        self.manager = manager
+        self.auth = auth
+        self.backend = backend
+        self.simulated = simulated
+        self.started_at = started_at
+        self.on_fatal = on_fatal
+        self.hostname = socket.gethostname()
+
+    async def identify(self, context: grpc.aio.ServicerContext) -> Identity:
+        token = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str) and value.lower().startswith("bearer "):
+                token = value[7:].strip()
+        via_unix = context.peer().startswith("unix:")
+        identity = self.auth.identify(token, via_unix) if token else None
+        if identity is None:
+            what = "no credentials" if not token else "an unknown or invalid token"
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"bitshared refuses {what}")
+        return identity  # type: ignore[return-value]
+
+    async def require_admin(self, context: grpc.aio.ServicerContext) -> Identity:
+        identity = await self.identify(context)
+        if not identity.is_admin:
+            method = context_method(context)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs the admin role; {identity.name} is a client")
+        return identity
+
+    def lease_pb(self, lease: Lease, position: int | None = None) -> pb.Lease:
+        if position is None:
+            position = self.manager.queue_position(lease.id) if lease.state is LeaseState.QUEUED else 0
+        return lease_to_pb(lease, self.manager.ledger.gpus, self.simulated, position)
+
+    def owned_lease(self, identity: Identity, lease_id: str) -> Lease:
+        lease = self.manager.ledger.get(lease_id)
+        if lease.owner != identity.name and not identity.is_admin:
+            raise _Denied(f"lease {lease_id} belongs to another user")
+        return lease
+
+    def server_info(self, identity: Identity) -> pb.ServerInfo:
+        return pb.ServerInfo(
+            version=__version__,
+            api_version=API_VERSION,
+            backend=self.backend,
+            simulated=self.simulated,
+            hostname=self.hostname,
+            caller=identity.name,
+            caller_role=pb.ROLE_ADMIN if identity.is_admin else pb.ROLE_CLIENT,
+            lease_ttl_s=self.manager.ledger.policy.lease_ttl_s,
+            gpu_count=len(self.manager.ledger.gpus),
+            started_at=timestamp(self.started_at),
+        )
+
+
+class _Denied(Exception):
+    pass
+
+
+def context_method(context: grpc.aio.ServicerContext) -> str:
+    details = getattr(context, "_rpc_event", None)
+    method = getattr(getattr(details, "call_details", None), "method", b"")
+    return method.decode().rsplit("/", 1)[-1] if method else "this call"
+
+
+@contextlib.asynccontextmanager
+async def _errors(shared: Context, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Turn ledger refusals into gRPC statuses; a failed store write stops the daemon."""
+    try:
+        yield
+    except LedgerError as exc:
+        await context.abort(_STATUS.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION), str(exc))
+    except _Denied as exc:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    except StoreError as exc:
+        shared.on_fatal.set()
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"bitshared cannot write its state and is stopping: {exc}")
+
+
+def _check_id(text: str, what: str) -> None:
+    if not text:
+        raise InvalidRequest(f"{what} is empty")
+    if len(text) > 128:
+        raise InvalidRequest(f"{what} is longer than 128 characters")
+
+
+class LeaseService(pb_grpc.LeaseServiceServicer):
+    def __init__(self, shared: Context) -> None:
+        self.shared = shared
+        self.manager = shared.manager
+
+    async def GetServerInfo(self, request: pb.GetServerInfoRequest, context: grpc.aio.ServicerContext) -> pb.ServerInfo:
+        identity = await self.shared.identify(context)
+        return self.shared.server_info(identity)
+
+    async def ListGpus(self, request: pb.ListGpusRequest, context: grpc.aio.ServicerContext) -> pb.ListGpusResponse:
+        identity = await self.shared.identify(context)
+        viewer = None if identity.is_admin else identity.name
+        ledger = self.manager.ledger
+        gpus = [gpu_to_pb(ledger, g, self.shared.backend, self.shared.simulated, viewer) for g in ledger.gpus.values()]
+        return pb.ListGpusResponse(gpus=gpus)
+
+    async def RequestLease(self, request: pb.RequestLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
+        identity = await self.shared.identify(context)
+        async with _errors(self.shared, context):
+            if request.request_id:
+                _check_id(request.request_id, "request id")
+                existing = self.manager.ledger.find_request(identity.name, request.request_id)
+                if existing is not None:
+                    return self.shared.lease_pb(existing)
+            if len(request.command) > MAX_TEXT or len(request.client_host) > 255:
+                raise InvalidRequest("command or client host is too long")
+            spec = spec_from_pb(request.spec)
+            lease = await self.manager.submit(
+                uuid.uuid4().hex[:12],
+                identity.name,
+                spec,
+                request_id=request.request_id,
+                client_host=request.client_host,
+                command=request.command,
+            )
+            return self.shared.lease_pb(lease)
+        raise AssertionError("unreachable")
+
+    async def GetLease(self, request: pb.LeaseRef, context: grpc.aio.ServicerContext) -> pb.Lease:
+        identity = await self.shared.identify(context)
+        async with _errors(self.shared, context):
+            _check_id(request.lease_id, "lease id")
+            return self.shared.lease_pb(self.shared.owned_lease(identity, request.lease_id))
+        raise AssertionError("unreachable")
+
+    async def ListLeases(self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext) -> pb.ListLeasesResponse:
+        identity = await self.shared.identify(context)
+        return _list_leases(self.shared, request, owner=identity.name)
+
+    async def ReleaseLease(self, request: pb.ReleaseLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
+        identity = await self.shared.identify(context)
+        async with _errors(self.shared, context):
+            _check_id(request.lease_id, "lease id")
+            self.shared.owned_lease(identity, request.lease_id)
+            return self.shared.lease_pb(await self.manager.release(request.lease_id))
+        raise AssertionError("unreachable")
+
+    async def KeepAlive(self, request: pb.KeepAliveRequest, context: grpc.aio.ServicerContext) -> pb.KeepAliveResponse:
+        identity = await self.shared.identify(context)
+        async with _errors(self.shared, context):
+            leases = []
+            for lease_id in request.lease_ids:
+                _check_id(lease_id, "lease id")
+                lease = self.shared.owned_lease(identity, lease_id)
+                if not lease.state.ended:
+                    self.manager.heartbeat(lease_id)
+                leases.append(self.shared.lease_pb(lease))
+            return pb.KeepAliveResponse(leases=leases)
+        raise AssertionError("unreachable")
+
+    async def AttachLease(
+        self, request_iterator: AsyncIterator[pb.AttachRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.LeaseEvent]:
+        identity = await self.shared.identify(context)
+        first = None
+        async for first in request_iterator:
+            break
+        if first is None:
+            return
+        lease_id = first.lease_id
+        async with _errors(self.shared, context):
+            _check_id(lease_id, "lease id")
+            lease = self.shared.owned_lease(identity, lease_id)
+        updates = self.manager.watch(lease_id)
+        heartbeats = asyncio.ensure_future(self._read_heartbeats(lease_id, request_iterator))
+        try:
+            if not lease.state.ended:
+                self.manager.heartbeat(lease_id)
+            yield self._event(LeaseUpdate("snapshot", lease))
+            while not lease.state.ended:
+                update = await updates.get()
+                lease = update.lease
+                yield self._event(update)
+        finally:
+            heartbeats.cancel()
+            self.manager.unwatch(lease_id, updates)
+
+    async def _read_heartbeats(self, lease_id: str, request_iterator: AsyncIterator[pb.AttachRequest]) -> None:
+        async for _ in request_iterator:
+            with contextlib.suppress(LedgerError):
+                self.manager.heartbeat(lease_id)
+
+    def _event(self, update: LeaseUpdate) -> pb.LeaseEvent:
+        position = update.queue_position if update.kind == "queue_moved" else None
+        return pb.LeaseEvent(
+            kind=_UPDATE_KIND[update.kind],
+            lease=self.shared.lease_pb(update.lease, position),
+            message=update.message,
+        )
+
+
+def _list_leases(shared: Context, request: pb.ListLeasesRequest, owner: str | None) -> pb.ListLeasesResponse:
+    ledger = shared.manager.ledger
+    positions = ledger.queue_positions(shared.manager.now())
+    leases = ledger.live()
+    if request.include_ended:
+        leases = ledger.recently_ended(1000) + leases
+    out = [
+        lease_to_pb(l, ledger.gpus, shared.simulated, positions.get(l.id, 0))
+        for l in leases
+        if owner is None or l.owner == owner
+    ]
+    return pb.ListLeasesResponse(leases=out)
+
+
+class AdminService(pb_grpc.AdminServiceServicer):
+    def __init__(self, shared: Context) -> None:
+        self.shared = shared
+        self.manager = shared.manager
+
+    async def ListAllLeases(self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext) -> pb.ListLeasesResponse:
+        await self.shared.require_admin(context)
+        return _list_leases(self.shared, request, owner=None)
+
+    async def ListQueue(self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext) -> pb.ListLeasesResponse:
+        await self.shared.require_admin(context)
+        queue = self.manager.ledger.queue(self.manager.now())
+        return pb.ListLeasesResponse(leases=[self.shared.lease_pb(l, i + 1) for i, l in enumerate(queue)])
+
+    async def ResizeLease(self, request: pb.ResizeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
+        await self.shared.require_admin(context)
+        async with _errors(self.shared, context):
+            _check_id(request.lease_id, "lease id")
+            return self.shared.lease_pb(await self.manager.resize(request.lease_id, size_from_pb(request)))
+        raise AssertionError("unreachable")
+
+    async def RevokeLease(self, request: pb.RevokeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
+        identity = await self.shared.require_admin(context)
+        async with _errors(self.shared, context):
+            _check_id(request.lease_id, "lease id")
+            if len(request.reason) > MAX_TEXT:
+                raise InvalidRequest("reason is too long")
+            reason = request.reason or f"revoked by {identity.name}"
+            return self.shared.lease_pb(await self.manager.revoke(request.lease_id, reason))
+        raise AssertionError("unreachable")
+
+    async def SetPriority(self, request: pb.SetPriorityRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
+        await self.shared.require_admin(context)
+        async with _errors(self.shared, context):
+            _check_id(request.lease_id, "lease id")
+            return self.shared.lease_pb(await self.manager.set_priority(request.lease_id, request.priority))
+        raise AssertionError("unreachable")
+
+    async def DrainGpu(self, request: pb.GpuRef, context: grpc.aio.ServicerContext) -> pb.Gpu:
+        return await self._drain(request, context, True)
+
+    async def UndrainGpu(self, request: pb.GpuRef, context: grpc.aio.ServicerContext) -> pb.Gpu:
+        return await self._drain(request, context, False)
+
+    async def _drain(self, request: pb.GpuRef, context: grpc.aio.ServicerContext, drained: bool) -> pb.Gpu:
+        await self.shared.require_admin(context)
+        async with _errors(self.shared, context):
+            gpu = await self.manager.drain(request.index, drained)
+            return gpu_to_pb(self.manager.ledger, gpu, self.shared.backend, self.shared.simulated, None)
+        raise AssertionError("unreachable")
+
+    async def ListEvents(self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext) -> pb.ListEventsResponse:
+        await self.shared.require_admin(context)
+        limit = min(request.limit or 100, 10_000)
+        records = await asyncio.to_thread(self.manager.store.load_events, limit, request.lease_id)
+        return pb.ListEventsResponse(
+            events=[pb.Event(at=timestamp(r.at), kind=r.kind, lease_id=r.lease_id, detail=r.detail) for r in records]
+        )
+
+    async def WatchTelemetry(
+        self, request: pb.WatchTelemetryRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TelemetrySnapshot]:
+        identity = await self.shared.require_admin(context)
+        interval = request.min_interval_s if request.min_interval_s > 0 else 0.5
+        while True:
+            ledger_version = self.manager.ledger.version
+            yield self._snapshot(identity)
+            await asyncio.sleep(interval)  # rate limit: at most one snapshot per interval
+            await self.manager.wait_changed(since=ledger_version, timeout=max(1.0, interval))
+
+    def _snapshot(self, identity: Identity) -> pb.TelemetrySnapshot:
+        ledger = self.manager.ledger
+        positions = ledger.queue_positions(self.manager.now())
+        return pb.TelemetrySnapshot(
+            server=self.shared.server_info(identity),
+            gpus=[gpu_to_pb(ledger, g, self.shared.backend, self.shared.simulated, None) for g in ledger.gpus.values()],
+            leases=[lease_to_pb(l, ledger.gpus, self.shared.simulated, positions.get(l.id, 0)) for l in ledger.live()],
+            version=ledger.version,
+        )

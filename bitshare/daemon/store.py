@@ -1,0 +1,191 @@
+"""The daemon's durable state: SQLite in WAL mode, written by one thread with group commit.
+
+Every change is committed (fsync'd, ``synchronous=FULL``) before the caller's
+``await`` returns, so a reply sent after it never names a state that a crash can
+lose. Changes that arrive while a commit is running share the next transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ledger import Lease, LeaseState
+from .records import lease_from_json, lease_to_json
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_live ON leases(state) WHERE state IN ('queued', 'active');
+CREATE TABLE IF NOT EXISTS gpus (uuid TEXT PRIMARY KEY, drained INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    lease_id TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    at: float
+    kind: str
+    lease_id: str
+    detail: str
+
+
+class StoreError(RuntimeError):
+    """The state store cannot be opened or written."""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class Store:
+    """Opens (or creates) ``state.db`` in the state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            self.path = state_dir / "state.db"
+            self._conn = _connect(self.path)
+            self._conn.executescript(_SCHEMA)
+            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer bitshare (schema {row[0]})")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open state store in {state_dir}: {exc}") from None
+        self._pending: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self.commits = 0  # transactions written, for telemetry and benchmarks
+
+    # ----- reads (start-up only) ---------------------------------------------
+
+    def load_leases(self, ended_limit: int = 1000) -> list[Lease]:
+        """Live leases, and the most recent ended ones (for lookups and retries)."""
+        live = self._conn.execute("SELECT record FROM leases WHERE state IN ('queued', 'active')").fetchall()
+        ended = self._conn.execute(
+            "SELECT record FROM leases WHERE state NOT IN ('queued', 'active') ORDER BY seq DESC LIMIT ?",
+            (ended_limit,),
+        ).fetchall()
+        return [lease_from_json(r[0]) for r in live + ended[::-1]]
+
+    def load_drained(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT uuid FROM gpus WHERE drained=1")}
+
+    def load_events(self, limit: int, lease_id: str = "") -> list[EventRecord]:
+        """Read with a connection of its own, so it never waits on the writer thread."""
+        conn = sqlite3.connect(self.path)
+        try:
+            if lease_id:
+                rows = conn.execute(
+                    "SELECT at, kind, lease_id, detail FROM events WHERE lease_id=? ORDER BY id DESC LIMIT ?",
+                    (lease_id, limit),
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT at, kind, lease_id, detail FROM events ORDER BY id DESC LIMIT ?", (limit,)
+                ).fetchall()
+        finally:
+            conn.close()
+        return [EventRecord(*row) for row in reversed(rows)]
+
+    # ----- writes ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer = threading.Thread(target=self._write_loop, name="bitshare-store", daemon=True)
+        self._writer.start()
+
+    def commit(
+        self,
+        leases: list[Lease],
+        events: list[EventRecord],
+        drained: dict[str, bool] | None = None,
+    ) -> "asyncio.Future[None]":
+        """Queue changes for the next transaction; the future completes once it is on disk."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        rows = [(l.id, l.state.value, l.owner, l.seq, lease_to_json(l)) for l in leases]
+        self._pending.put((loop, future, rows, events, drained or {}))
+        return future
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._pending.put(None)
+            self._writer.join(timeout=10)
+            self._writer = None
+        self._conn.close()
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = [self._pending.get()]
+            while True:
+                try:
+                    batch.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            items = [b for b in batch if b is not None]
+            if items:
+                self._write(items)
+            if stop:
+                return
+
+    def _write(self, items: list) -> None:
+        error: BaseException | None = None
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for _, _, rows, events, drained in items:
+                if rows:
+                    self._conn.executemany("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", rows)
+                if events:
+                    self._conn.executemany(
+                        "INSERT INTO events (at, kind, lease_id, detail) VALUES (?, ?, ?, ?)",
+                        [(e.at, e.kind, e.lease_id, e.detail) for e in events],
+                    )
+                for uuid, is_drained in drained.items():
+                    self._conn.execute("INSERT OR REPLACE INTO gpus VALUES (?, ?)", (uuid, int(is_drained)))
+            self._conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:
+            error = StoreError(f"state store write failed: {exc}")
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        for loop, future, *_ in items:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+
+def _settle(future: "asyncio.Future[None]", error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+
+__all__ = ["Store", "StoreError", "EventRecord", "LeaseState"]

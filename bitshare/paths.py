@@ -1,0 +1,46 @@
+"""Where bitshare keeps sockets, state and per-user files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SYSTEM_CONFIG = Path("/etc/bitshare/bitshare.toml")
+SYSTEM_STATE_DIR = Path("/var/lib/bitshare")
+SYSTEM_SOCKET = Path("/run/bitshare/bitshared.sock")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def user_runtime_dir() -> Path:
+    """$XDG_RUNTIME_DIR/bitshare, else a private directory under /tmp."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and Path(base).is_dir():
+        return Path(base) / "bitshare"
+    return Path("/tmp") / f"bitshare-{os.getuid()}"
+
+
+def user_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "bitshare"
+
+
+def user_config_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "bitshare" / "client.toml"
+
+
+def default_state_dir() -> Path:
+    return SYSTEM_STATE_DIR if is_root() else user_state_dir()
+
+
+def embedded_socket() -> Path:
+    """The socket of the per-user daemon that client verbs start when no server is configured."""
+    return user_runtime_dir() / "bitshared.sock"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path

@@ -1,0 +1,65 @@
+"""The embedded default: a per-user bitshared started on first use, like gpg-agent.
+
+With no server configured and no system daemon, client verbs start one on a Unix
+socket in the user's runtime directory and reuse it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .. import paths
+from ..errors import Unreachable
+
+START_TIMEOUT_S = 20.0
+
+
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+def system_daemon() -> str | None:
+    """The system daemon's address when one is listening."""
+    if _listening(paths.SYSTEM_SOCKET):
+        return f"unix:{paths.SYSTEM_SOCKET}"
+    return None
+
+
+def ensure_embedded() -> tuple[str, bool]:
+    """Return the per-user daemon's address, starting it if needed; the bool says it was started now."""
+    sock = paths.embedded_socket()
+    if _listening(sock) and _listening(Path(str(sock) + ".cred")):
+        return f"unix:{sock}", False
+    runtime = paths.ensure_private_dir(paths.user_runtime_dir())
+    state_dir = paths.user_state_dir() / "embedded"
+    log_path = runtime / "bitshared.log"
+    command = [sys.executable, "-m", "bitshare.daemon", "--listen", f"unix:{sock}", "--state-dir", str(state_dir)]
+    with open(log_path, "ab") as log:
+        daemon = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # outlives this command, like gpg-agent
+            close_fds=True,
+            env={**os.environ, "NOTIFY_SOCKET": ""},
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if _listening(sock) and _listening(Path(str(sock) + ".cred")):
+            return f"unix:{sock}", True
+        # A daemon that exits at once may have lost the race to one another client started.
+        if daemon.poll() is not None and not _listening(sock):
+            raise Unreachable(f"the per-user bitshared did not start (exit {daemon.returncode}); see {log_path}")
+        time.sleep(0.05)
+    raise Unreachable(f"the per-user bitshared did not start within {START_TIMEOUT_S:g}s; see {log_path}")

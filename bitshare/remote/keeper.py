@@ -1,0 +1,111 @@
+"""Keep a lease alive from the client side: heartbeats over the attach stream, events back.
+
+The keeper reconnects when the stream breaks (a daemon restart, say) and gives up
+only when the daemon says the lease ended, or when it could not reach the daemon
+for longer than the lease's TTL (by then the daemon has expired the lease).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Iterator
+
+import grpc
+
+from ..client import Client
+from ..v1 import bitshare_pb2 as pb
+
+ENDED_STATES = {
+    pb.LEASE_STATE_RELEASED,
+    pb.LEASE_STATE_EXPIRED,
+    pb.LEASE_STATE_REVOKED,
+    pb.LEASE_STATE_CANCELLED,
+    pb.LEASE_STATE_TIMED_OUT,
+}
+
+
+class LeaseKeeper:
+    """Runs in a background thread; read :attr:`lease` and wait on :attr:`changed`."""
+
+    def __init__(self, client: Client, lease: pb.Lease, on_event: Callable[[pb.LeaseEvent], None] | None = None) -> None:
+        self.client = client
+        self.lease = lease
+        self.lost_reason = ""          # set when the lease is gone without a word from the daemon
+        self.changed = threading.Condition()
+        self._on_event = on_event
+        self._stop = threading.Event()
+        self._call: grpc.Future | None = None
+        self._thread = threading.Thread(target=self._run, name=f"bitshare-keeper-{lease.id}", daemon=True)
+
+    @property
+    def ttl_s(self) -> float:
+        return self.lease.ttl_s or 30.0
+
+    @property
+    def heartbeat_s(self) -> float:
+        return max(0.05, self.ttl_s / 3)
+
+    @property
+    def ended(self) -> bool:
+        return self.lease.state in ENDED_STATES or bool(self.lost_reason)
+
+    def start(self) -> "LeaseKeeper":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
+        self._thread.join(timeout=5)
+
+    def wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout)
+
+    # ----- the thread --------------------------------------------------------------
+
+    def _heartbeats(self) -> Iterator[None]:
+        while not self._stop.wait(self.heartbeat_s):
+            yield None
+
+    def _run(self) -> None:
+        last_contact = time.monotonic()
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                self._call = self.client.attach(self.lease.id, self._heartbeats())
+                for event in self._call:
+                    last_contact = time.monotonic()
+                    backoff = 0.05
+                    self._update(event)
+                    if event.lease.state in ENDED_STATES:
+                        return
+            except grpc.RpcError as exc:
+                if self._stop.is_set():
+                    return
+                code = exc.code()
+                if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
+                    self._lose(f"the daemon no longer knows lease {self.lease.id}: {exc.details()}")
+                    return
+            if self._stop.is_set():
+                return
+            if time.monotonic() - last_contact > self.ttl_s:
+                self._lose(f"no contact with bitshared for {self.ttl_s:g}s; the lease has expired")
+                return
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, max(0.2, self.heartbeat_s))
+
+    def _update(self, event: pb.LeaseEvent) -> None:
+        with self.changed:
+            self.lease = event.lease
+            self.changed.notify_all()
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _lose(self, reason: str) -> None:
+        with self.changed:
+            self.lost_reason = reason
+            self.changed.notify_all()

@@ -1,0 +1,166 @@
+"""``bitshare run``, ``request-gpus`` and ``client``: hold a lease and run commands on it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+from ..client import Client, LeaseRequest
+from ..errors import BitshareError, LeaseLost, NoLease, UsageError
+from ..v1 import bitshare_pb2 as pb
+from .environment import lease_environment
+from .keeper import ENDED_STATES, LeaseKeeper
+from .process import CommandNotFound, Supervised, exit_code
+
+EXIT_INTERRUPTED = 130
+
+
+def _describe_end(lease: pb.Lease) -> str:
+    state = pb.LeaseState.Name(lease.state).removeprefix("LEASE_STATE_").lower().replace("_", " ")
+    return f"lease {lease.id} {state}" + (f": {lease.end_reason}" if lease.end_reason else "")
+
+
+class QueueProgress:
+    """The live "queued" line: rewritten in place on a terminal, one line per change otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.started = time.monotonic()
+        self._last = ""
+
+    def show(self, lease: pb.Lease) -> None:
+        waited = time.monotonic() - self.started
+        line = f"bitshare: lease {lease.id} queued at position {lease.queue_position}"
+        if self.tty:
+            self.stream.write(f"\r{line}, waited {waited:.0f}s\x1b[K")
+            self.stream.flush()
+        elif line != self._last:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        self._last = line
+
+    def done(self) -> None:
+        if self.tty and self._last:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def obtain(client: Client, request: LeaseRequest, stderr: TextIO = sys.stderr) -> tuple[pb.Lease, LeaseKeeper]:
+    """Request a lease and wait until it is granted, showing the queue position meanwhile.
+
+    Returns the granted lease and its running keeper. On Ctrl-C or any failure the
+    request is withdrawn, so nothing is left queued or held.
+    """
+    lease = client.request(request)
+    keeper = LeaseKeeper(client, lease).start()
+    try:
+        if lease.state == pb.LEASE_STATE_QUEUED:
+            progress = QueueProgress(stderr)
+            progress.show(lease)
+            while True:
+                keeper.wait(lambda: keeper.lease.state != pb.LEASE_STATE_QUEUED or keeper.ended, 1.0)
+                if keeper.lease.state != pb.LEASE_STATE_QUEUED or keeper.ended:
+                    break
+                progress.show(keeper.lease)
+            progress.done()
+            lease = keeper.lease
+        if keeper.lost_reason:
+            raise LeaseLost(keeper.lost_reason)
+        if lease.state == pb.LEASE_STATE_TIMED_OUT:
+            raise NoLease(f"no GPU partition became free within {request.wait_timeout_s:g}s (lease {lease.id} timed out)")
+        if lease.state in ENDED_STATES:
+            raise LeaseLost(_describe_end(lease))
+        return lease, keeper
+    except BaseException:
+        keeper.stop()
+        _withdraw(client, lease.id)
+        raise
+
+
+def _withdraw(client: Client, lease_id: str) -> None:
+    try:
+        client.release(lease_id)
+    except BitshareError:
+        pass
+
+
+def run_on_lease(
+    client: Client,
+    lease: pb.Lease,
+    keeper: LeaseKeeper,
+    argv: list[str],
+    kill_grace_s: float,
+    stderr: TextIO = sys.stderr,
+) -> int:
+    """Run ``argv`` with the lease in its environment; end it if the lease ends first."""
+    env = dict(os.environ)
+    env.update(lease_environment(lease, str(client.address), local_gpus=client.address.is_loopback))
+    try:
+        child = Supervised(argv, env)
+    except CommandNotFound as exc:
+        raise UsageError(str(exc), exit_code=127) from None
+    with child.foreground():
+        while not child.exited.is_set():
+            if keeper.wait(lambda: keeper.ended or child.exited.is_set(), 0.5) and keeper.ended:
+                if child.exited.is_set():
+                    break
+                why = keeper.lost_reason or _describe_end(keeper.lease)
+                stderr.write(f"bitshare: {why}; ending the command\n")
+                stderr.flush()
+                child.terminate(kill_grace_s)
+                break
+            child.exited.wait(0.05)
+    return exit_code(child.proc.returncode)
+
+
+def run_command(
+    client: Client,
+    request: LeaseRequest,
+    argv: list[str],
+    kill_grace_s: float = 10.0,
+    stderr: TextIO = sys.stderr,
+) -> int:
+    """``bitshare run``: obtain a lease, run the command on it, release it, return the command's code."""
+    try:
+        lease, keeper = obtain(client, request, stderr)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    try:
+        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr)
+    finally:
+        keeper.stop()
+        if not keeper.ended:
+            try:
+                client.release(lease.id)
+            except BitshareError as exc:
+                stderr.write(f"bitshare: could not release lease {lease.id}: {exc}\n")
+
+
+def run_in_session(
+    client: Client,
+    lease_id: str,
+    argv: list[str],
+    kill_grace_s: float = 10.0,
+    stderr: TextIO = sys.stderr,
+) -> int:
+    """``bitshare client``: run a command on a lease held by a session; the lease stays afterwards."""
+    lease = client.get(lease_id)
+    if lease.state != pb.LEASE_STATE_ACTIVE:
+        raise LeaseLost(_describe_end(lease) if lease.state in ENDED_STATES else f"lease {lease_id} is still queued")
+    keeper = LeaseKeeper(client, lease).start()
+    try:
+        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr)
+    finally:
+        keeper.stop()
+
+
+def wait_for_grant(client: Client, request: LeaseRequest, stderr: TextIO = sys.stderr) -> pb.Lease:
+    """``bitshare request-gpus``: obtain the lease and leave it held for the session's TTL."""
+    lease, keeper = obtain(client, request, stderr)
+    keeper.stop()
+    return lease
+
+

@@ -1,0 +1,91 @@
+"""Run a command in its own process group, forward signals to it, and end it on demand."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def exit_code(returncode: int) -> int:
+    """A child's exit status as a shell reports it: its code, or 128 + the signal that ended it."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class Supervised:
+    """A command started in a new process group (so the whole tree can be ended)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        kwargs: dict = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+        try:
+            self.proc = subprocess.Popen(argv, env=env, **kwargs)
+        except FileNotFoundError:
+            raise CommandNotFound(f"command not found: {argv[0]}") from None
+        except PermissionError:
+            raise CommandNotFound(f"permission denied: {argv[0]}") from None
+        self.pgid = self.proc.pid
+        self.exited = threading.Event()
+        threading.Thread(target=self._wait, name="bitshare-child", daemon=True).start()
+
+    def _wait(self) -> None:
+        self.proc.wait()
+        self.exited.set()
+
+    def signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.pgid, sig)
+        except ProcessLookupError:
+            pass
+
+    def terminate(self, grace_s: float) -> None:
+        """SIGTERM to the group, then SIGKILL after the grace period."""
+        self.signal(signal.SIGTERM)
+        if not self.exited.wait(grace_s):
+            self.signal(signal.SIGKILL)
+            self.exited.wait()
+        self.signal(signal.SIGKILL)  # children that outlived the leader
+
+    @contextmanager
+    def foreground(self) -> Iterator[None]:
+        """Give the terminal to the command while it runs (as a shell does), and forward signals."""
+        previous = {sig: signal.signal(sig, lambda s, _f: self.signal(s)) for sig in FORWARDED}
+        tty = _controlling_tty()
+        if tty is not None:
+            old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            try:
+                os.tcsetpgrp(tty, self.pgid)
+                self.signal(signal.SIGCONT)  # in case it read the terminal before it was given it
+            except OSError:
+                tty = None
+        try:
+            yield
+        finally:
+            if tty is not None:
+                try:
+                    os.tcsetpgrp(tty, os.getpgrp())
+                except OSError:
+                    pass
+                signal.signal(signal.SIGTTOU, old_ttou)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class CommandNotFound(Exception):
+    pass
+
+
+def _controlling_tty() -> int | None:
+    """stdin's terminal, when this process is in its foreground group."""
+    try:
+        fd = sys.stdin.fileno()
+        if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+            return fd
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None

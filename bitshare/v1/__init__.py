@@ -1,0 +1,1 @@
+"""Generated gRPC code for the bitshare.v1 protocol (regenerate with scripts/gen_proto.py)."""

@@ -1,0 +1,352 @@
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class LeaseState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LEASE_STATE_UNSPECIFIED: _ClassVar[LeaseState]
+    LEASE_STATE_QUEUED: _ClassVar[LeaseState]
+    LEASE_STATE_ACTIVE: _ClassVar[LeaseState]
+    LEASE_STATE_RELEASED: _ClassVar[LeaseState]
+    LEASE_STATE_EXPIRED: _ClassVar[LeaseState]
+    LEASE_STATE_REVOKED: _ClassVar[LeaseState]
+    LEASE_STATE_CANCELLED: _ClassVar[LeaseState]
+    LEASE_STATE_TIMED_OUT: _ClassVar[LeaseState]
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_CLIENT: _ClassVar[Role]
+    ROLE_ADMIN: _ClassVar[Role]
+LEASE_STATE_UNSPECIFIED: LeaseState
+LEASE_STATE_QUEUED: LeaseState
+LEASE_STATE_ACTIVE: LeaseState
+LEASE_STATE_RELEASED: LeaseState
+LEASE_STATE_EXPIRED: LeaseState
+LEASE_STATE_REVOKED: LeaseState
+LEASE_STATE_CANCELLED: LeaseState
+LEASE_STATE_TIMED_OUT: LeaseState
+ROLE_UNSPECIFIED: Role
+ROLE_CLIENT: Role
+ROLE_ADMIN: Role
+
+class GpuFilter(_message.Message):
+    __slots__ = ("name", "min_memory_mib", "indices")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MIN_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    min_memory_mib: int
+    indices: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., min_memory_mib: _Optional[int] = ..., indices: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class LeaseSpec(_message.Message):
+    __slots__ = ("gpu_count", "fraction", "memory_mib", "compute_pct", "filter", "priority", "wait", "wait_timeout_s", "ttl_s")
+    GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_PCT_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    TTL_S_FIELD_NUMBER: _ClassVar[int]
+    gpu_count: int
+    fraction: float
+    memory_mib: int
+    compute_pct: int
+    filter: GpuFilter
+    priority: int
+    wait: bool
+    wait_timeout_s: float
+    ttl_s: float
+    def __init__(self, gpu_count: _Optional[int] = ..., fraction: _Optional[float] = ..., memory_mib: _Optional[int] = ..., compute_pct: _Optional[int] = ..., filter: _Optional[_Union[GpuFilter, _Mapping]] = ..., priority: _Optional[int] = ..., wait: bool = ..., wait_timeout_s: _Optional[float] = ..., ttl_s: _Optional[float] = ...) -> None: ...
+
+class Allocation(_message.Message):
+    __slots__ = ("gpu_index", "gpu_uuid", "gpu_name", "memory_mib", "compute_pct")
+    GPU_INDEX_FIELD_NUMBER: _ClassVar[int]
+    GPU_UUID_FIELD_NUMBER: _ClassVar[int]
+    GPU_NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_PCT_FIELD_NUMBER: _ClassVar[int]
+    gpu_index: int
+    gpu_uuid: str
+    gpu_name: str
+    memory_mib: int
+    compute_pct: int
+    def __init__(self, gpu_index: _Optional[int] = ..., gpu_uuid: _Optional[str] = ..., gpu_name: _Optional[str] = ..., memory_mib: _Optional[int] = ..., compute_pct: _Optional[int] = ...) -> None: ...
+
+class Lease(_message.Message):
+    __slots__ = ("id", "owner", "state", "spec", "allocations", "created_at", "granted_at", "ended_at", "end_reason", "queue_position", "expires_at", "client_host", "command", "request_id", "simulated", "ttl_s")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SIMULATED_FIELD_NUMBER: _ClassVar[int]
+    TTL_S_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    owner: str
+    state: LeaseState
+    spec: LeaseSpec
+    allocations: _containers.RepeatedCompositeFieldContainer[Allocation]
+    created_at: _timestamp_pb2.Timestamp
+    granted_at: _timestamp_pb2.Timestamp
+    ended_at: _timestamp_pb2.Timestamp
+    end_reason: str
+    queue_position: int
+    expires_at: _timestamp_pb2.Timestamp
+    client_host: str
+    command: str
+    request_id: str
+    simulated: bool
+    ttl_s: float
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[LeaseState, str]] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., allocations: _Optional[_Iterable[_Union[Allocation, _Mapping]]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., granted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., expires_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ..., request_id: _Optional[str] = ..., simulated: bool = ..., ttl_s: _Optional[float] = ...) -> None: ...
+
+class Partition(_message.Message):
+    __slots__ = ("lease_id", "owner", "memory_mib", "compute_pct")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_PCT_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    owner: str
+    memory_mib: int
+    compute_pct: int
+    def __init__(self, lease_id: _Optional[str] = ..., owner: _Optional[str] = ..., memory_mib: _Optional[int] = ..., compute_pct: _Optional[int] = ...) -> None: ...
+
+class Gpu(_message.Message):
+    __slots__ = ("index", "uuid", "name", "backend", "simulated", "total_mib", "reserved_mib", "capacity_mib", "granted_mib", "free_mib", "granted_compute_pct", "drained", "partitions")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    SIMULATED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MIB_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_MIB_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_MIB_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_MIB_FIELD_NUMBER: _ClassVar[int]
+    FREE_MIB_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_COMPUTE_PCT_FIELD_NUMBER: _ClassVar[int]
+    DRAINED_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    uuid: str
+    name: str
+    backend: str
+    simulated: bool
+    total_mib: int
+    reserved_mib: int
+    capacity_mib: int
+    granted_mib: int
+    free_mib: int
+    granted_compute_pct: int
+    drained: bool
+    partitions: _containers.RepeatedCompositeFieldContainer[Partition]
+    def __init__(self, index: _Optional[int] = ..., uuid: _Optional[str] = ..., name: _Optional[str] = ..., backend: _Optional[str] = ..., simulated: bool = ..., total_mib: _Optional[int] = ..., reserved_mib: _Optional[int] = ..., capacity_mib: _Optional[int] = ..., granted_mib: _Optional[int] = ..., free_mib: _Optional[int] = ..., granted_compute_pct: _Optional[int] = ..., drained: bool = ..., partitions: _Optional[_Iterable[_Union[Partition, _Mapping]]] = ...) -> None: ...
+
+class ServerInfo(_message.Message):
+    __slots__ = ("version", "api_version", "backend", "simulated", "hostname", "caller", "caller_role", "lease_ttl_s", "gpu_count", "started_at")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    SIMULATED_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    CALLER_ROLE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TTL_S_FIELD_NUMBER: _ClassVar[int]
+    GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    api_version: str
+    backend: str
+    simulated: bool
+    hostname: str
+    caller: str
+    caller_role: Role
+    lease_ttl_s: float
+    gpu_count: int
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., backend: _Optional[str] = ..., simulated: bool = ..., hostname: _Optional[str] = ..., caller: _Optional[str] = ..., caller_role: _Optional[_Union[Role, str]] = ..., lease_ttl_s: _Optional[float] = ..., gpu_count: _Optional[int] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RequestLeaseRequest(_message.Message):
+    __slots__ = ("request_id", "spec", "client_host", "command")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    spec: LeaseSpec
+    client_host: str
+    command: str
+    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ...) -> None: ...
+
+class LeaseRef(_message.Message):
+    __slots__ = ("lease_id",)
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    def __init__(self, lease_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseLeaseRequest(_message.Message):
+    __slots__ = ("lease_id",)
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    def __init__(self, lease_id: _Optional[str] = ...) -> None: ...
+
+class KeepAliveRequest(_message.Message):
+    __slots__ = ("lease_ids",)
+    LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    lease_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, lease_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class KeepAliveResponse(_message.Message):
+    __slots__ = ("leases",)
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    leases: _containers.RepeatedCompositeFieldContainer[Lease]
+    def __init__(self, leases: _Optional[_Iterable[_Union[Lease, _Mapping]]] = ...) -> None: ...
+
+class AttachRequest(_message.Message):
+    __slots__ = ("lease_id",)
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    def __init__(self, lease_id: _Optional[str] = ...) -> None: ...
+
+class LeaseEvent(_message.Message):
+    __slots__ = ("kind", "lease", "message")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[LeaseEvent.Kind]
+        KIND_SNAPSHOT: _ClassVar[LeaseEvent.Kind]
+        KIND_QUEUE_MOVED: _ClassVar[LeaseEvent.Kind]
+        KIND_GRANTED: _ClassVar[LeaseEvent.Kind]
+        KIND_RESIZED: _ClassVar[LeaseEvent.Kind]
+        KIND_ENDED: _ClassVar[LeaseEvent.Kind]
+    KIND_UNSPECIFIED: LeaseEvent.Kind
+    KIND_SNAPSHOT: LeaseEvent.Kind
+    KIND_QUEUE_MOVED: LeaseEvent.Kind
+    KIND_GRANTED: LeaseEvent.Kind
+    KIND_RESIZED: LeaseEvent.Kind
+    KIND_ENDED: LeaseEvent.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    kind: LeaseEvent.Kind
+    lease: Lease
+    message: str
+    def __init__(self, kind: _Optional[_Union[LeaseEvent.Kind, str]] = ..., lease: _Optional[_Union[Lease, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ListLeasesRequest(_message.Message):
+    __slots__ = ("include_ended",)
+    INCLUDE_ENDED_FIELD_NUMBER: _ClassVar[int]
+    include_ended: bool
+    def __init__(self, include_ended: bool = ...) -> None: ...
+
+class ListLeasesResponse(_message.Message):
+    __slots__ = ("leases",)
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    leases: _containers.RepeatedCompositeFieldContainer[Lease]
+    def __init__(self, leases: _Optional[_Iterable[_Union[Lease, _Mapping]]] = ...) -> None: ...
+
+class ListGpusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListGpusResponse(_message.Message):
+    __slots__ = ("gpus",)
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    gpus: _containers.RepeatedCompositeFieldContainer[Gpu]
+    def __init__(self, gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ...) -> None: ...
+
+class GetServerInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResizeLeaseRequest(_message.Message):
+    __slots__ = ("lease_id", "fraction", "memory_mib")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    fraction: float
+    memory_mib: int
+    def __init__(self, lease_id: _Optional[str] = ..., fraction: _Optional[float] = ..., memory_mib: _Optional[int] = ...) -> None: ...
+
+class RevokeLeaseRequest(_message.Message):
+    __slots__ = ("lease_id", "reason")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    reason: str
+    def __init__(self, lease_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SetPriorityRequest(_message.Message):
+    __slots__ = ("lease_id", "priority")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    priority: int
+    def __init__(self, lease_id: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class GpuRef(_message.Message):
+    __slots__ = ("index",)
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    def __init__(self, index: _Optional[int] = ...) -> None: ...
+
+class WatchTelemetryRequest(_message.Message):
+    __slots__ = ("min_interval_s",)
+    MIN_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    min_interval_s: float
+    def __init__(self, min_interval_s: _Optional[float] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("at", "kind", "lease_id", "detail")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    kind: str
+    lease_id: str
+    detail: str
+    def __init__(self, at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., lease_id: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ListEventsRequest(_message.Message):
+    __slots__ = ("limit", "lease_id")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    lease_id: str
+    def __init__(self, limit: _Optional[int] = ..., lease_id: _Optional[str] = ...) -> None: ...
+
+class ListEventsResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class TelemetrySnapshot(_message.Message):
+    __slots__ = ("server", "gpus", "leases", "version")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    server: ServerInfo
+    gpus: _containers.RepeatedCompositeFieldContainer[Gpu]
+    leases: _containers.RepeatedCompositeFieldContainer[Lease]
+    version: int
+    def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., leases: _Optional[_Iterable[_Union[Lease, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
