@@ -90,10 +90,14 @@ class Client:
 
     def __init__(self, address: Address, token: str = "", tls_ca: str = "") -> None:
         self.address = address
+        self._credentials = (token, tls_ca)
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.keepalive_time_ms", 10_000),
+            # Reconnect quickly after a daemon restart: holders must be back within the lease TTL.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1_000),
         ]
         if address.kind == "unix":
             token = local_token(address)
@@ -112,6 +116,10 @@ class Client:
 
     def close(self) -> None:
         self.channel.close()
+
+    def clone(self) -> "Client":
+        """A new connection to the same daemon with the same credentials."""
+        return Client(self.address, *self._credentials)
 
     def __enter__(self) -> "Client":
         return self

@@ -11,7 +11,7 @@ from .. import paths
 from ..client import Client, connect
 from ..config import ConfigError, load_client_config
 from ..errors import EXIT_CONFIG, BitshareError, UsageError
-from ..remote.embedded import ensure_embedded, system_daemon
+from ..remote.embedded import ensure_embedded, running_embedded, system_daemon
 
 
 @dataclass
@@ -34,7 +34,7 @@ class CliState:
         token = self.token or config.token
         tls_ca = self.tls_ca or config.tls_ca
         if not server:
-            server = system_daemon() or ""
+            server = system_daemon() or running_embedded() or ""
         if not server:
             if not start_embedded:
                 raise BitshareError("no bitshared is running (bitshare run starts a per-user one)", exit_code=69)

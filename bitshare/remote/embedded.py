@@ -35,11 +35,20 @@ def system_daemon() -> str | None:
     return None
 
 
-def ensure_embedded() -> tuple[str, bool]:
-    """Return the per-user daemon's address, starting it if needed; the bool says it was started now."""
+def running_embedded() -> str | None:
+    """The per-user daemon's address when it is running."""
     sock = paths.embedded_socket()
     if _listening(sock) and _listening(Path(str(sock) + ".cred")):
-        return f"unix:{sock}", False
+        return f"unix:{sock}"
+    return None
+
+
+def ensure_embedded() -> tuple[str, bool]:
+    """Return the per-user daemon's address, starting it if needed; the bool says it was started now."""
+    running = running_embedded()
+    if running:
+        return running, False
+    sock = paths.embedded_socket()
     runtime = paths.ensure_private_dir(paths.user_runtime_dir())
     state_dir = paths.user_state_dir() / "embedded"
     log_path = runtime / "bitshared.log"

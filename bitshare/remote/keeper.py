@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import grpc
 
 from ..client import Client
+from ..errors import BitshareError
 from ..v1 import bitshare_pb2 as pb
 
 ENDED_STATES = {
@@ -29,7 +30,8 @@ class LeaseKeeper:
     """Runs in a background thread; read :attr:`lease` and wait on :attr:`changed`."""
 
     def __init__(self, client: Client, lease: pb.Lease, on_event: Callable[[pb.LeaseEvent], None] | None = None) -> None:
-        self.client = client
+        self._source = client
+        self.client = client.clone()  # a channel of its own, renewed after a failure
         self.lease = lease
         self.lost_reason = ""          # set when the lease is gone without a word from the daemon
         self.changed = threading.Condition()
@@ -60,6 +62,7 @@ class LeaseKeeper:
         if call is not None:
             call.cancel()
         self._thread.join(timeout=5)
+        self.client.close()
 
     def wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         with self.changed:
@@ -97,6 +100,16 @@ class LeaseKeeper:
                 return
             self._stop.wait(backoff)
             backoff = min(backoff * 2, max(0.2, self.heartbeat_s))
+            self._renew_channel()
+
+    def _renew_channel(self) -> None:
+        """A fresh channel connects at once; a failed one may sit in gRPC's reconnect backoff."""
+        try:
+            fresh = self._source.clone()
+        except BitshareError:
+            return  # the daemon is still away; try again after the next backoff
+        old, self.client = self.client, fresh
+        old.close()
 
     def _update(self, event: pb.LeaseEvent) -> None:
         with self.changed:

@@ -97,7 +97,8 @@ class Pre:
 sizes = st.one_of(
     st.builds(lambda f: Size(fraction=f), st.sampled_from([0.1, 0.25, 0.3, 0.5, 0.75, 1.0])),
     st.builds(lambda f: Size(fraction=f), st.floats(min_value=0.01, max_value=1.0)),
-    st.builds(lambda m: Size(memory_mib=m), st.integers(min_value=1, max_value=9000)),
+    st.builds(lambda m: Size(memory_mib=m), st.integers(min_value=1, max_value=4500)),
+    st.builds(lambda m: Size(memory_mib=m), st.sampled_from([100, 250, 500, 1000, 2000])),
 )
 computes = st.one_of(st.just(0), st.integers(min_value=10, max_value=60))
 wait_timeouts = st.one_of(st.just(0.0), st.integers(min_value=10, max_value=200).map(float))
@@ -137,14 +138,17 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @initialize(
         gpus=st.lists(
-            st.tuples(st.integers(min_value=500, max_value=8000), st.integers(min_value=0, max_value=600)),
+            st.tuples(
+                st.one_of(st.sampled_from([1000, 2000, 4000]), st.integers(min_value=500, max_value=8000)),
+                st.one_of(st.sampled_from([0, 0, 100, 500]), st.integers(min_value=0, max_value=600)),
+            ),
             min_size=1,
             max_size=4,
         ),
-        ttl=st.sampled_from([30.0, 100.0]),
-        aging=st.sampled_from([0.0, 60.0]),
-        starvation=st.sampled_from([0.0, 120.0, 300.0]),
-        idle=st.sampled_from([0.0, 150.0]),
+        ttl=st.sampled_from([30.0, 100.0, 1000.0]),
+        aging=st.sampled_from([0.0, 20.0, 60.0]),
+        starvation=st.sampled_from([0.0, 60.0, 120.0]),
+        idle=st.sampled_from([0.0, 0.0, 150.0]),
     )
     def setup(self, gpus, ttl, aging, starvation, idle):
         self.policy = Policy(lease_ttl_s=ttl, aging_s=aging, starvation_s=starvation, idle_timeout_s=idle)
@@ -478,8 +482,11 @@ class LedgerMachine(RuleBasedStateMachine):
         fits = all(want[i] - old <= self.caps[i] - self._granted(i) for i, old in ml.alloc.items())
         if not fits:
             assert isinstance(result, (NoCapacity, Unsatisfiable)), f"resize that does not fit gave {result!r}"
-            if not any(want[i] > self.caps[i] for i in want):
+            over = [i for i in want if want[i] > self.caps[i]]
+            if not over:
                 assert isinstance(result, NoCapacity), f"expected NoCapacity, got {result!r}"
+            elif len(want) == 1:
+                assert isinstance(result, Unsatisfiable), f"expected Unsatisfiable, got {result!r}"
             return
         assert isinstance(result, Lease), f"resize that fits raised {result!r}"
         self._post(pre, scheduled=True, resized=(lid, want))
@@ -571,6 +578,27 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert state is ACTIVE, f"{lid} ended at {now} before its time"
             else:
                 assert state in (QUEUED, ACTIVE), f"{lid} ended at {now} before its time"
+
+    @precondition(lambda self: self._live())
+    @rule(data=st.data(), just_before=st.booleans())
+    def tick_at_next_event(self, data, just_before):
+        """Tick exactly when (or just before) the next expiry, wait deadline or idle limit falls due."""
+        idle = self.policy.idle_timeout_s
+        moments = []
+        for ml in self._live():
+            moments.append(ml.deadline)
+            if ml.state is ACTIVE and idle > 0:
+                moments.append(ml.last_active + idle)
+            if ml.state is QUEUED:
+                if ml.wait_deadline is not None:
+                    moments.append(ml.wait_deadline)
+                moments.append(ml.created + self.policy.starvation_s)
+        later = sorted(m for m in moments if m - (1 if just_before else 0) >= self.now)
+        if not later:
+            return
+        target = data.draw(st.sampled_from(later[:3]), label="moment")
+        self.now = target - (1 if just_before else 0)
+        self._tick()
 
     @rule()
     def restart(self):

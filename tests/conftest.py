@@ -1,0 +1,148 @@
+"""Shared test helpers: a real bitshared in a subprocess, the real CLI, and deadline waits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["XDG_RUNTIME_DIR"] = str(tmp / "runtime")
+    env["XDG_STATE_HOME"] = str(tmp / "state-home")
+    env["XDG_CONFIG_HOME"] = str(tmp / "config-home")
+    env.pop("BITSHARE_SERVER", None)
+    env.pop("BITSHARE_TOKEN", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    (tmp / "runtime").mkdir(exist_ok=True, mode=0o700)
+    return env
+
+
+class Daemon:
+    """A real bitshared subprocess on a temporary socket and state directory."""
+
+    def __init__(self, tmp: Path, args: list[str]) -> None:
+        self.tmp = tmp
+        self.socket = tmp / "bitshared.sock"
+        self.state_dir = tmp / "state"
+        self.args = args
+        self.env = _env(tmp)
+        self.proc: subprocess.Popen | None = None
+        self.log_path = tmp / "bitshared.log"
+        self.server = f"unix:{self.socket}"
+
+    def start(self, timeout: float = 15.0) -> "Daemon":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bitshare.daemon", "--listen", self.server, "--state-dir", str(self.state_dir),
+             *self.args],
+            stdout=log, stderr=log, env=self.env,
+        )
+        wait_for(lambda: self._ready() or self.proc.poll() is not None, timeout, "bitshared to listen")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"bitshared exited {self.proc.returncode}: {self.log()}")
+        return self
+
+    def _ready(self) -> bool:
+        return "daemon.ready" in self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def restart(self) -> "Daemon":
+        with open(self.log_path, "w"):
+            pass
+        return self.start()
+
+    def client(self, token: str = ""):
+        from bitshare.client import connect
+
+        return connect(self.server, token)
+
+
+def bitshare_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bitshare", *args]
+
+
+def run_cli(daemon: Daemon, *args: str, timeout: float = 60, input: str | None = None,
+            server: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``bitshare`` CLI against the daemon and wait for it."""
+    return subprocess.run(
+        bitshare_cmd("--server", server or daemon.server, *args),
+        capture_output=True, text=True, timeout=timeout, env=env or daemon.env, input=input,
+    )
+
+
+def spawn_cli(daemon: Daemon, *args: str, server: str | None = None, env: dict | None = None,
+              stderr_path: Path | None = None) -> subprocess.Popen:
+    """Start the real ``bitshare`` CLI in the background (its stderr goes to a file to read later)."""
+    stderr = open(stderr_path, "w") if stderr_path else subprocess.PIPE
+    return subprocess.Popen(
+        bitshare_cmd("--server", server or daemon.server, *args),
+        stdout=subprocess.PIPE, stderr=stderr, text=True, env=env or daemon.env,
+    )
+
+
+@pytest.fixture
+def make_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    daemons: list[Daemon] = []
+
+    def factory(*args: str, name: str = "d") -> Daemon:
+        home = tmp_path / name
+        home.mkdir(exist_ok=True)
+        daemon = Daemon(home, list(args)).start()
+        daemons.append(daemon)
+        return daemon
+
+    yield factory
+    for daemon in daemons:
+        daemon.stop()
+
+
+@pytest.fixture
+def daemon(make_daemon: Callable[..., Daemon]) -> Daemon:
+    return make_daemon("--simulate", "1x16GiB", "--lease-ttl", "5")

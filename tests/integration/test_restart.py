@@ -1,0 +1,128 @@
+"""Durability: kill -9 of the daemon loses nothing; kill -9 of a holder loses its lease within the TTL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+from bitshare.client import LeaseRequest
+from bitshare.v1 import bitshare_pb2 as pb
+
+from ..conftest import Daemon, run_cli, spawn_cli, wait_for
+from .holders import hold_command
+
+TTL = 3.0
+
+
+def _snapshot(daemon: Daemon) -> dict[str, tuple]:
+    with daemon.client() as client:
+        return {
+            l.id: (l.state, tuple((a.gpu_index, a.memory_mib) for a in l.allocations), l.queue_position)
+            for l in client.all_leases()
+        }
+
+
+def test_kill9_and_restart_keeps_every_lease_and_queued_request(make_daemon, tmp_path: Path) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(TTL))
+    holders = [
+        spawn_cli(daemon, "run", "-p", "0.5", "--", *hold_command(tmp_path / f"m{i}", tmp_path / f"stop{i}"))
+        for i in range(2)
+    ]
+    wait_for(lambda: (tmp_path / "m0").exists() and (tmp_path / "m1").exists(), 30, "two holders running")
+    waiter_err = tmp_path / "waiter.err"
+    waiter = spawn_cli(daemon, "run", "-p", "0.5", "--", *hold_command(tmp_path / "m2", tmp_path / "stop2"),
+                       stderr_path=waiter_err)
+    wait_for(lambda: "queued at position 1" in waiter_err.read_text(), 15, "third request queued")
+    before = _snapshot(daemon)
+    assert sorted(s[0] for s in before.values()) == [pb.LEASE_STATE_QUEUED, pb.LEASE_STATE_ACTIVE, pb.LEASE_STATE_ACTIVE]
+
+    daemon.kill9()
+    daemon.restart()
+    assert "daemon.restored leases=3" in daemon.log()
+    assert _snapshot(daemon) == before
+
+    # Past two TTLs after the restart the holders have reconnected and still hold their leases,
+    # and the queued request is still queued: nothing expired, nothing granted twice.
+    with daemon.client() as client:
+        started = client.server_info().started_at.ToNanoseconds() / 1e9
+    import time
+    wait_for(lambda: time.time() > started + 2 * TTL, 3 * TTL, "two TTLs to pass")
+    assert _snapshot(daemon) == before
+    assert not (tmp_path / "m2").exists()
+
+    (tmp_path / "stop0").touch()
+    assert holders[0].wait(timeout=30) == 0
+    wait_for(lambda: (tmp_path / "m2").exists(), 15, "queued request to start after a release")
+    for i in (1, 2):
+        (tmp_path / f"stop{i}").touch()
+    assert holders[1].wait(timeout=30) == 0 and waiter.wait(timeout=30) == 0
+
+
+def test_holder_killed_with_sigkill_loses_its_lease_to_the_next_in_queue(make_daemon, tmp_path: Path) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(TTL))
+    holder = spawn_cli(daemon, "run", "-p", "1", "--", *hold_command(tmp_path / "m0", tmp_path / "stop0"))
+    wait_for(lambda: (tmp_path / "m0").exists(), 30, "holder running")
+    held = (tmp_path / "m0").read_text()
+    waiter = spawn_cli(daemon, "run", "-p", "1", "--", *hold_command(tmp_path / "m1", tmp_path / "stop1"))
+    wait_for(lambda: any(s[0] == pb.LEASE_STATE_QUEUED for s in _snapshot(daemon).values()), 15, "waiter queued")
+
+    os.kill(holder.pid, signal.SIGKILL)  # the bitshare process, not its command: no release is sent
+    holder.wait()
+    import time
+    killed_at = time.monotonic()
+    wait_for(lambda: (tmp_path / "m1").exists(), 3 * TTL, "the waiter to get the GPU")
+    assert time.monotonic() - killed_at < TTL + 2.0
+    with daemon.client() as client:
+        lost = client.get(held)
+        assert lost.state == pb.LEASE_STATE_EXPIRED
+        assert "no heartbeat" in lost.end_reason
+    (tmp_path / "stop0").touch()
+    (tmp_path / "stop1").touch()
+    assert waiter.wait(timeout=30) == 0
+
+
+def test_acknowledged_grants_are_on_disk_before_the_reply(make_daemon) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB")
+    with daemon.client() as client:
+        granted = [client.request(LeaseRequest(memory_mib=100)).id for _ in range(20)]
+    daemon.kill9()
+    with sqlite3.connect(daemon.state_dir / "state.db") as conn:
+        on_disk = {row[0]: row[1] for row in conn.execute("SELECT id, state FROM leases")}
+    assert {i: on_disk.get(i) for i in granted} == {i: "active" for i in granted}
+
+
+def test_retried_request_id_gets_the_same_lease_across_a_restart(make_daemon) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB")
+    request = LeaseRequest(fraction=0.5)
+    with daemon.client() as client:
+        first = client.request(request)
+    daemon.kill9()
+    daemon.restart()
+    with daemon.client() as client:
+        again = client.request(request)
+        assert again.id == first.id
+        assert len(client.all_leases()) == 1
+        assert client.gpus()[0].granted_mib == first.allocations[0].memory_mib
+
+
+def test_session_survives_restart_and_is_released(make_daemon, tmp_path: Path) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(TTL))
+    requested = run_cli(daemon, "request-gpus", "-p", "0.5", "--session-ttl", "600")
+    assert requested.returncode == 0, requested.stderr
+    lease_id = requested.stdout.strip()
+    daemon.kill9()
+    daemon.restart()
+    import sys
+    ran = run_cli(daemon, "client", "--", sys.executable, "-c", "import os; print(os.environ['BITSHARE_LEASE_ID'])")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == lease_id
+    with daemon.client() as client:
+        assert client.get(lease_id).state == pb.LEASE_STATE_ACTIVE  # the session still holds it
+    released = run_cli(daemon, "release-gpus")
+    assert released.returncode == 0, released.stderr
+    with daemon.client() as client:
+        assert client.get(lease_id).state == pb.LEASE_STATE_RELEASED
+    again = run_cli(daemon, "release-gpus")
+    assert again.returncode == 2 and "no session lease" in again.stderr
