@@ -70,10 +70,9 @@ class Context:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"bitshared refuses {what}")
         return identity  # type: ignore[return-value]
 
-    async def require_admin(self, context: grpc.aio.ServicerContext) -> Identity:
+    async def require_admin(self, context: grpc.aio.ServicerContext, method: str) -> Identity:
         identity = await self.identify(context)
         if not identity.is_admin:
-            method = context_method(context)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs the admin role; {identity.name} is a client")
         return identity
 
@@ -105,12 +104,6 @@ class Context:
 
 class _Denied(Exception):
     pass
-
-
-def context_method(context: grpc.aio.ServicerContext) -> str:
-    details = getattr(context, "_rpc_event", None)
-    method = getattr(getattr(details, "call_details", None), "method", b"")
-    return method.decode().rsplit("/", 1)[-1] if method else "this call"
 
 
 @contextlib.asynccontextmanager
@@ -265,23 +258,23 @@ class AdminService(pb_grpc.AdminServiceServicer):
         self.manager = shared.manager
 
     async def ListAllLeases(self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext) -> pb.ListLeasesResponse:
-        await self.shared.require_admin(context)
+        await self.shared.require_admin(context, "ListAllLeases")
         return _list_leases(self.shared, request, owner=None)
 
     async def ListQueue(self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext) -> pb.ListLeasesResponse:
-        await self.shared.require_admin(context)
+        await self.shared.require_admin(context, "ListQueue")
         queue = self.manager.ledger.queue(self.manager.now())
         return pb.ListLeasesResponse(leases=[self.shared.lease_pb(l, i + 1) for i, l in enumerate(queue)])
 
     async def ResizeLease(self, request: pb.ResizeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
-        await self.shared.require_admin(context)
+        await self.shared.require_admin(context, "ResizeLease")
         async with _errors(self.shared, context):
             _check_id(request.lease_id, "lease id")
             return self.shared.lease_pb(await self.manager.resize(request.lease_id, size_from_pb(request)))
         raise AssertionError("unreachable")
 
     async def RevokeLease(self, request: pb.RevokeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
-        identity = await self.shared.require_admin(context)
+        identity = await self.shared.require_admin(context, "RevokeLease")
         async with _errors(self.shared, context):
             _check_id(request.lease_id, "lease id")
             if len(request.reason) > MAX_TEXT:
@@ -291,7 +284,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
         raise AssertionError("unreachable")
 
     async def SetPriority(self, request: pb.SetPriorityRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
-        await self.shared.require_admin(context)
+        await self.shared.require_admin(context, "SetPriority")
         async with _errors(self.shared, context):
             _check_id(request.lease_id, "lease id")
             return self.shared.lease_pb(await self.manager.set_priority(request.lease_id, request.priority))
@@ -304,14 +297,14 @@ class AdminService(pb_grpc.AdminServiceServicer):
         return await self._drain(request, context, False)
 
     async def _drain(self, request: pb.GpuRef, context: grpc.aio.ServicerContext, drained: bool) -> pb.Gpu:
-        await self.shared.require_admin(context)
+        await self.shared.require_admin(context, "DrainGpu" if drained else "UndrainGpu")
         async with _errors(self.shared, context):
             gpu = await self.manager.drain(request.index, drained)
             return gpu_to_pb(self.manager.ledger, gpu, self.shared.backend, self.shared.simulated, None)
         raise AssertionError("unreachable")
 
     async def ListEvents(self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext) -> pb.ListEventsResponse:
-        await self.shared.require_admin(context)
+        await self.shared.require_admin(context, "ListEvents")
         limit = min(request.limit or 100, 10_000)
         records = await asyncio.to_thread(self.manager.store.load_events, limit, request.lease_id)
         return pb.ListEventsResponse(
@@ -321,7 +314,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
     async def WatchTelemetry(
         self, request: pb.WatchTelemetryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.TelemetrySnapshot]:
-        identity = await self.shared.require_admin(context)
+        identity = await self.shared.require_admin(context, "WatchTelemetry")
         interval = request.min_interval_s if request.min_interval_s > 0 else 0.5
         while True:
             ledger_version = self.manager.ledger.version

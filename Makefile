@@ -1,0 +1,27 @@
+# One virtual environment for running, testing and benchmarking bitshare.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+
+.PHONY: demo test proto bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed  ## lease a quarter of a GPU (the embedded default) and run a program on it
+	$(VENV)/bin/bitshare run -p 0.25 -- $(PY) examples/hello_lease.py
+
+test: $(VENV)/.installed  ## the whole test suite (GPU tests run only on GPU hosts: tests/gpu/run.sh)
+	$(PY) -m pytest -q
+
+proto: $(VENV)/.installed  ## regenerate bitshare/v1/*_pb2*.py from the .proto
+	$(PY) scripts/gen_proto.py
+
+bench: $(VENV)/.installed  ## grant/release latency and throughput against a real daemon
+	$(PY) benchmarks/lease_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

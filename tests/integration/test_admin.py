@@ -1,0 +1,97 @@
+"""Admin verbs through the real CLI: revoke ends the holder's command, resize, drain, priority, events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bitshare.client import LeaseRequest
+from bitshare.v1 import bitshare_pb2 as pb
+
+from ..conftest import Daemon, run_cli, spawn_cli, wait_for
+from .holders import hold_command
+
+
+def test_revoke_ends_the_command_and_moves_the_queue(daemon: Daemon, tmp_path: Path) -> None:
+    err = tmp_path / "holder.err"
+    holder = spawn_cli(daemon, "run", "-p", "1", "--kill-grace", "5", "--",
+                       *hold_command(tmp_path / "m0", tmp_path / "never"), stderr_path=err)
+    wait_for(lambda: (tmp_path / "m0").exists(), 30, "holder running")
+    lease_id = (tmp_path / "m0").read_text()
+    with daemon.client() as client:
+        queued = client.request(LeaseRequest(fraction=0.5))
+        assert queued.state == pb.LEASE_STATE_QUEUED
+
+    done = run_cli(daemon, "lease", "revoke", lease_id, "--reason", "maintenance")
+    assert done.returncode == 0, done.stderr
+    assert holder.wait(timeout=30) == 128 + 15  # SIGTERM ended the command; bitshare exits with its code
+    assert f"lease {lease_id} revoked: maintenance" in err.read_text()
+    with daemon.client() as client:
+        assert client.get(lease_id).state == pb.LEASE_STATE_REVOKED
+        assert client.get(queued.id).state == pb.LEASE_STATE_ACTIVE
+
+    events = run_cli(daemon, "--json", "events", "--lease", lease_id)
+    kinds = [e["kind"] for e in json.loads(events.stdout)]
+    assert kinds == ["granted", "revoked"]
+
+
+def test_resize_grows_only_into_free_memory_and_shrinking_moves_the_queue(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        big = client.request(LeaseRequest(fraction=0.75))
+        small = client.request(LeaseRequest(fraction=0.25))
+        waiting = client.request(LeaseRequest(fraction=0.5))
+        assert waiting.state == pb.LEASE_STATE_QUEUED
+
+    grow = run_cli(daemon, "lease", "resize", small.id, "-p", "0.5")
+    assert grow.returncode == 75 and "free" in grow.stderr, grow.stderr
+    with daemon.client() as client:
+        assert client.get(small.id).allocations[0].memory_mib == small.allocations[0].memory_mib
+
+    shrink = run_cli(daemon, "lease", "resize", big.id, "-m", "1GiB")
+    assert shrink.returncode == 0, shrink.stderr
+    with daemon.client() as client:
+        assert client.get(big.id).allocations[0].memory_mib == 1024
+        assert client.get(waiting.id).state == pb.LEASE_STATE_ACTIVE
+
+
+def test_drain_stops_new_grants_until_undrained(daemon: Daemon) -> None:
+    assert run_cli(daemon, "gpu", "drain", "0").returncode == 0
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(fraction=0.25))
+        assert lease.state == pb.LEASE_STATE_QUEUED
+        assert client.gpus()[0].drained
+    daemon.kill9()
+    daemon.restart()  # drained state is durable too
+    with daemon.client() as client:
+        assert client.gpus()[0].drained
+    assert run_cli(daemon, "gpu", "undrain", "0").returncode == 0
+    with daemon.client() as client:
+        wait_for(lambda: client.get(lease.id).state in (pb.LEASE_STATE_ACTIVE, pb.LEASE_STATE_CANCELLED), 10,
+                 "the queued request to be decided")
+    bad = run_cli(daemon, "gpu", "drain", "7")
+    assert bad.returncode == 2 and "no GPU 7" in bad.stderr
+
+
+def test_priority_reorders_the_queue(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        client.request(LeaseRequest(fraction=1.0))
+        first = client.request(LeaseRequest(fraction=1.0))
+        second = client.request(LeaseRequest(fraction=1.0))
+        assert (first.queue_position, second.queue_position) == (1, 2)
+    done = run_cli(daemon, "lease", "priority", second.id, "5")
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(run_cli(daemon, "--json", "queue").stdout)
+    assert [l["id"] for l in listed] == [second.id, first.id]
+
+
+def test_listings_print_tables_and_json(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(fraction=0.25, command="python infer.py"))
+    table = run_cli(daemon, "leases")
+    assert lease.id in table.stdout and "python infer.py" in table.stdout
+    gpus = json.loads(run_cli(daemon, "list-gpus", "--json").stdout)
+    assert gpus[0]["simulated"] is True and int(gpus[0]["granted_mib"]) == lease.allocations[0].memory_mib
+    smi = run_cli(daemon, "smi")
+    assert "SIMULATED" in smi.stdout and lease.id in smi.stdout
+    health = run_cli(daemon, "health")
+    assert health.returncode == 0 and health.stdout.startswith("SERVING")

@@ -1,0 +1,124 @@
+"""Bad input gets a one-line error and the right exit code, and changes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from bitshare.client import LeaseRequest
+from bitshare.v1 import bitshare_pb2 as pb
+
+from ..conftest import Daemon, free_port, run_cli
+
+
+def _state(daemon: Daemon) -> tuple:
+    with daemon.client() as client:
+        return tuple((l.id, l.state, tuple(a.memory_mib for a in l.allocations)) for l in client.all_leases()), \
+            tuple(g.granted_mib for g in client.gpus())
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["-p", "0"], 2, "-p must be a fraction of a GPU in (0, 1], got 0"),
+        (["-p", "1.5"], 2, "-p must be a fraction of a GPU in (0, 1], got 1.5"),
+        (["-p", "nan"], 2, "-p must be a fraction of a GPU in (0, 1]"),
+        (["-m", "-5"], 2, "-m must be a positive memory size"),
+        (["-n", "0"], 2, "-n must be at least 1 GPU, got 0"),
+        (["-n", "3"], 2, "3 GPU(s) asked; 2 on this host match the request"),
+        (["-m", "64GiB"], 2, "the largest matching GPU has 15872 MiB to lend"),
+        (["--compute", "101"], 2, "--compute must be a percentage in 1..100"),
+        (["--filter", "colour=red"], 2, "unknown --filter key"),
+        (["--filter", "index=9"], 2, "no GPU 9"),
+        (["-p", "0.5", "-m", "100"], 2, "not both"),
+        (["--timeout", "-1"], 2, "--timeout must be a positive number"),
+    ],
+)
+def test_bad_request_flags(make_daemon, args: list[str], code: int, message: str) -> None:
+    daemon = make_daemon("--simulate", "2x16GiB")
+    with daemon.client() as client:
+        client.request(LeaseRequest(fraction=0.5))
+    before = _state(daemon)
+    done = run_cli(daemon, "run", *args, "--", "true")
+    assert done.returncode == code, done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert _state(daemon) == before
+
+
+def test_unknown_lease_ids(daemon: Daemon) -> None:
+    before = _state(daemon)
+    for args in (["release-gpus", "--lease", "nope"], ["lease", "revoke", "nope"], ["lease", "resize", "nope", "-p", "0.5"]):
+        done = run_cli(daemon, *args)
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.strip() == "bitshare: error: no lease 'nope'"
+    assert _state(daemon) == before
+
+
+def test_bad_rpc_fields_get_invalid_argument(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        cases = [
+            pb.RequestLeaseRequest(spec=pb.LeaseSpec(gpu_count=1)),  # no size
+            pb.RequestLeaseRequest(spec=pb.LeaseSpec(gpu_count=0, fraction=0.5)),
+            pb.RequestLeaseRequest(spec=pb.LeaseSpec(gpu_count=1, fraction=float("inf"))),
+            pb.RequestLeaseRequest(spec=pb.LeaseSpec(gpu_count=1, fraction=0.5, wait_timeout_s=-1)),
+            pb.RequestLeaseRequest(spec=pb.LeaseSpec(gpu_count=1, fraction=0.5, ttl_s=1e12)),
+            pb.RequestLeaseRequest(request_id="x" * 200, spec=pb.LeaseSpec(gpu_count=1, fraction=0.5)),
+        ]
+        for request in cases:
+            with pytest.raises(grpc.RpcError) as err:
+                client.leases.RequestLease(request, metadata=client.metadata)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
+            assert err.value.details()
+        assert client.all_leases() == []
+        with pytest.raises(grpc.RpcError) as err:
+            client.leases.GetServerInfo(pb.GetServerInfoRequest())  # no token at all
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[daemon\nlisten = 1", "not valid TOML"),
+        ("[daemon]\nlisen = []\n", "unknown key 'lisen' in [daemon]"),
+        ("[gpus]\nsimulate = \"4x\"\n", "[gpus] simulate"),
+        ("[leases]\nttl_s = -3\n", "[leases] ttl_s: expected seconds > 0"),
+        ("[daemon]\nlisten = [\"nowhere\"]\n", "not a server address"),
+    ],
+)
+def test_malformed_daemon_config(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "bitshare.toml"
+    config.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "bitshare.daemon", "--config", str(config), "--state-dir", str(tmp_path / "s"),
+         "--listen", f"127.0.0.1:{free_port()}"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 78, done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_unreachable_server_exits_69(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bitshare", "--server", f"unix:{tmp_path}/none.sock", "leases"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 69
+    assert "cannot reach bitshared" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "bitshare", "--server", f"127.0.0.1:{free_port()}", "list-gpus"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 69
+
+
+def test_second_daemon_on_the_same_state_dir_is_refused(daemon: Daemon) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bitshare.daemon", "--state-dir", str(daemon.state_dir), "--simulate", "1x16GiB",
+         "--listen", f"unix:{daemon.tmp}/other.sock"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 1
+    assert "another bitshared is using the state directory" in done.stderr
