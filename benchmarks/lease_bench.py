@@ -30,10 +30,11 @@ import tempfile
 import time
 import traceback
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import grpc
 
@@ -62,6 +63,8 @@ TARGET_P99_CLIENTS = 16
 TARGET_P99_MS = 10.0
 TARGET_RATE_CLIENTS = 128
 TARGET_RATE_PER_S = 2000.0
+
+Metadata = tuple[tuple[str, str], ...]
 
 
 # ----- what workers are told and what they send back ------------------------------------------
@@ -92,7 +95,7 @@ class Samples:
         key = f"{what}: {code}"
         self.errors[key] = self.errors.get(key, 0) + 1
 
-    def merge(self, other: "Samples") -> None:
+    def merge(self, other: Samples) -> None:
         self.first += other.first
         self.second += other.second
         self.completed += other.completed
@@ -114,13 +117,13 @@ def _worker_main(conn: Connection, target: str, token: str) -> None:
             return
         try:
             samples = asyncio.run(_run_phase(conn, target, metadata, phase))
-        except BaseException:  # report to the parent rather than dying silently
+        except Exception:  # noqa: BLE001 - report any failure to the parent rather than die silently
             conn.send(("error", traceback.format_exc()))
             return
         conn.send(("done", samples))
 
 
-async def _run_phase(conn: Connection, target: str, metadata: tuple[tuple[str, str], ...], phase: Phase) -> Samples:
+async def _run_phase(conn: Connection, target: str, metadata: Metadata, phase: Phase) -> Samples:
     """Connect one channel per client, tell the parent, wait for its start time, then load the daemon."""
     channels = [grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) for _ in range(phase.clients)]
     try:
@@ -142,9 +145,9 @@ async def _run_phase(conn: Connection, target: str, metadata: tuple[tuple[str, s
 
 
 async def _noop_client(
-    stub: pb_grpc.LeaseServiceStub, metadata: Any, measure_from: float, end: float, out: Samples
+    stub: pb_grpc.LeaseServiceStub, metadata: Metadata, measure_from: float, end: float, out: Samples
 ) -> None:
-    """GetServerInfo in a loop: the round trip that does no lease work and writes nothing."""
+    """GetServerInfo in a loop: an authenticated round trip that does no lease work and writes nothing."""
     request = pb.GetServerInfoRequest()
     while (begin := time.monotonic()) < end:
         t0 = time.perf_counter()
@@ -160,7 +163,7 @@ async def _noop_client(
 
 
 async def _lease_client(
-    stub: pb_grpc.LeaseServiceStub, metadata: Any, measure_from: float, end: float, out: Samples
+    stub: pb_grpc.LeaseServiceStub, metadata: Metadata, measure_from: float, end: float, out: Samples
 ) -> None:
     """RequestLease (wait=false, a fresh request id each time) then ReleaseLease, in a loop."""
     spec = pb.LeaseSpec(gpu_count=1, memory_mib=MEMORY_MIB, wait=False)
@@ -209,9 +212,9 @@ class WorkerPool:
             child_end.close()
             self._workers.append((proc, parent_end))
 
-    def run(self, phase: Phase, daemon: "Daemon") -> tuple[Samples, "Usage"]:
+    def run(self, phase: Phase, daemon: Daemon) -> tuple[Samples, Usage]:
         """Run ``phase`` with its clients split over the workers; returns the samples and the
-        daemon's resource use over the measured window."""
+        daemon's and clients' resource use over the measured window."""
         shares = _split(phase.clients, len(self._workers))
         busy = [(conn, n) for (_, conn), n in zip(self._workers, shares) if n]
         for conn, n in busy:
@@ -288,7 +291,7 @@ class Usage:
     write_bytes: int | None = None
     client_cpu_s: float | None = None
 
-    def __sub__(self, other: "Usage") -> "Usage":
+    def __sub__(self, other: Usage) -> Usage:
         def diff(a: Any, b: Any) -> Any:
             return None if a is None or b is None else a - b
 
@@ -320,8 +323,8 @@ class Daemon:
             "--simulate", simulate,
             "--log-level", DAEMON_LOG_LEVEL,
         ]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         self._ps = psutil.Process(self.proc.pid) if psutil is not None else None
 
     def wait_ready(self, timeout: float) -> str:
@@ -366,7 +369,6 @@ class Daemon:
             self.proc.kill()
             code = self.proc.wait()
             killed = True
-        self._log.close()
         return {"exit_code": code, "killed": killed, "stop_s": round(time.monotonic() - began, 3)}
 
     def log_tail(self, lines: int = 20) -> str:

@@ -47,6 +47,7 @@ class LeaseManager:
         self._watchers: dict[str, set[asyncio.Queue[LeaseUpdate]]] = defaultdict(set)
         self._positions: dict[str, int] = {}
         self._changed: asyncio.Future[None] | None = None
+        self._cpu_seen: dict[str, float] = {}
 
     # ----- reads ---------------------------------------------------------------
 
@@ -102,9 +103,18 @@ class LeaseManager:
         await self._persist(extra_events=[event], drained={gpu.uuid: drained})
         return gpu
 
-    def heartbeat(self, lease_id: str) -> Lease:
-        """Heartbeats are not written: a restarted daemon gives every holder a fresh TTL."""
-        return self.ledger.heartbeat(lease_id, self.now())
+    def heartbeat(self, lease_id: str, cpu_seconds: float = 0.0) -> Lease:
+        """Heartbeats are not written: a restarted daemon gives every holder a fresh TTL.
+
+        ``cpu_seconds`` is the holder's running total; a rise is activity for idle reclaim.
+        """
+        now = self.now()
+        lease = self.ledger.heartbeat(lease_id, now)
+        if cpu_seconds > self._cpu_seen.get(lease_id, 0.0):
+            self.ledger.note_activity(lease_id, now)
+        if cpu_seconds:
+            self._cpu_seen[lease_id] = cpu_seconds
+        return lease
 
     async def tick(self) -> None:
         self.ledger.tick(self.now())
@@ -139,6 +149,8 @@ class LeaseManager:
         await self.store.commit(list(latest.values()), events, drained)
         for change in changes:
             self._log(change)
+            if change.lease.state.ended:
+                self._cpu_seen.pop(change.lease.id, None)
         self._publish(changes)
 
     def _log(self, change: Change) -> None:

@@ -225,9 +225,9 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             self.manager.unwatch(lease_id, updates)
 
     async def _read_heartbeats(self, lease_id: str, request_iterator: AsyncIterator[pb.AttachRequest]) -> None:
-        async for _ in request_iterator:
+        async for beat in request_iterator:
             with contextlib.suppress(LedgerError):
-                self.manager.heartbeat(lease_id)
+                self.manager.heartbeat(lease_id, beat.cpu_seconds)
 
     def _event(self, update: LeaseUpdate) -> pb.LeaseEvent:
         position = update.queue_position if update.kind == "queue_moved" else None

@@ -38,6 +38,7 @@ class LeaseKeeper:
         self._on_event = on_event
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
+        self.usage: Callable[[], float] = lambda: 0.0  # CPU seconds of the lease's processes
         self._thread = threading.Thread(target=self._run, name=f"bitshare-keeper-{lease.id}", daemon=True)
 
     @property
@@ -70,9 +71,9 @@ class LeaseKeeper:
 
     # ----- the thread --------------------------------------------------------------
 
-    def _heartbeats(self) -> Iterator[None]:
+    def _heartbeats(self) -> Iterator[float]:
         while not self._stop.wait(self.heartbeat_s):
-            yield None
+            yield self.usage()
 
     def _run(self) -> None:
         last_contact = time.monotonic()

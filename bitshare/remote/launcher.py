@@ -102,6 +102,7 @@ def run_on_lease(
         child = Supervised(argv, env)
     except CommandNotFound as exc:
         raise UsageError(str(exc), exit_code=127) from None
+    keeper.usage = child.cpu_seconds
     with child.foreground():
         while not child.exited.is_set():
             if keeper.wait(lambda: keeper.ended or child.exited.is_set(), 0.5) and keeper.ended:

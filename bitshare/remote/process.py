@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator
+
+import psutil
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -36,6 +39,19 @@ class Supervised:
     def _wait(self) -> None:
         self.proc.wait()
         self.exited.set()
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the command and its descendants that are still running."""
+        total = 0.0
+        try:
+            leader = psutil.Process(self.proc.pid)
+            for proc in [leader, *leader.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        except psutil.Error:
+            pass
+        return total
 
     def signal(self, sig: int) -> None:
         try:

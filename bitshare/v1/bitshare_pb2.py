@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62itshare/v1/bitshare.proto\x12\x0b\x62itshare.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n\tGpuFilter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0emin_memory_mib\x18\x02 \x01(\x04\x12\x0f\n\x07indices\x18\x03 \x03(\r\"\xd4\x01\n\tLeaseSpec\x12\x11\n\tgpu_count\x18\x01 \x01(\r\x12\x12\n\x08\x66raction\x18\x02 \x01(\x01H\x00\x12\x14\n\nmemory_mib\x18\x03 \x01(\x04H\x00\x12\x13\n\x0b\x63ompute_pct\x18\x04 \x01(\r\x12&\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x16.bitshare.v1.GpuFilter\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12\x0c\n\x04wait\x18\x07 \x01(\x08\x12\x16\n\x0ewait_timeout_s\x18\x08 \x01(\x01\x12\r\n\x05ttl_s\x18\t \x01(\x01\x42\x06\n\x04size\"l\n\nAllocation\x12\x11\n\tgpu_index\x18\x01 \x01(\r\x12\x10\n\x08gpu_uuid\x18\x02 \x01(\t\x12\x10\n\x08gpu_name\x18\x03 \x01(\t\x12\x12\n\nmemory_mib\x18\x04 \x01(\x04\x12\x13\n\x0b\x63ompute_pct\x18\x05 \x01(\r\"\xe4\x03\n\x05Lease\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.bitshare.v1.LeaseState\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.bitshare.v1.LeaseSpec\x12,\n\x0b\x61llocations\x18\x05 \x03(\x0b\x32\x17.bitshare.v1.Allocation\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ngranted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nend_reason\x18\t \x01(\t\x12\x16\n\x0equeue_position\x18\n \x01(\r\x12.\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63lient_host\x18\x0c \x01(\t\x12\x0f\n\x07\x63ommand\x18\r \x01(\t\x12\x12\n\nrequest_id\x18\x0e \x01(\t\x12\x11\n\tsimulated\x18\x0f \x01(\x08\x12\r\n\x05ttl_s\x18\x10 \x01(\x01\"U\n\tPartition\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x12\n\nmemory_mib\x18\x03 \x01(\x04\x12\x13\n\x0b\x63ompute_pct\x18\x04 \x01(\r\"\x94\x02\n\x03Gpu\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x11\n\tsimulated\x18\x05 \x01(\x08\x12\x11\n\ttotal_mib\x18\x06 \x01(\x04\x12\x14\n\x0creserved_mib\x18\x07 \x01(\x04\x12\x14\n\x0c\x63\x61pacity_mib\x18\x08 \x01(\x04\x12\x13\n\x0bgranted_mib\x18\t \x01(\x04\x12\x10\n\x08\x66ree_mib\x18\n \x01(\x04\x12\x1b\n\x13granted_compute_pct\x18\x0b \x01(\r\x12\x0f\n\x07\x64rained\x18\x0c \x01(\x08\x12*\n\npartitions\x18\r \x03(\x0b\x32\x16.bitshare.v1.Partition\"\xf8\x01\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x11\n\tsimulated\x18\x04 \x01(\x08\x12\x10\n\x08hostname\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x06 \x01(\t\x12&\n\x0b\x63\x61ller_role\x18\x07 \x01(\x0e\x32\x11.bitshare.v1.Role\x12\x13\n\x0blease_ttl_s\x18\x08 \x01(\x01\x12\x11\n\tgpu_count\x18\t \x01(\r\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x13RequestLeaseRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x04spec\x18\x02 \x01(\x0b\x32\x16.bitshare.v1.LeaseSpec\x12\x13\n\x0b\x63lient_host\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x01(\t\"\x1c\n\x08LeaseRef\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"\'\n\x13ReleaseLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"%\n\x10KeepAliveRequest\x12\x11\n\tlease_ids\x18\x01 \x03(\t\"7\n\x11KeepAliveResponse\x12\"\n\x06leases\x18\x01 \x03(\x0b\x32\x12.bitshare.v1.Lease\"!\n\rAttachRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"\xe7\x01\n\nLeaseEvent\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.bitshare.v1.LeaseEvent.Kind\x12!\n\x05lease\x18\x02 \x01(\x0b\x32\x12.bitshare.v1.Lease\x12\x0f\n\x07message\x18\x03 \x01(\t\"y\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_SNAPSHOT\x10\x01\x12\x14\n\x10KIND_QUEUE_MOVED\x10\x02\x12\x10\n\x0cKIND_GRANTED\x10\x03\x12\x10\n\x0cKIND_RESIZED\x10\x04\x12\x0e\n\nKIND_ENDED\x10\x05\"*\n\x11ListLeasesRequest\x12\x15\n\rinclude_ended\x18\x01 \x01(\x08\"8\n\x12ListLeasesResponse\x12\"\n\x06leases\x18\x01 \x03(\x0b\x32\x12.bitshare.v1.Lease\"\x11\n\x0fListGpusRequest\"2\n\x10ListGpusResponse\x12\x1e\n\x04gpus\x18\x01 \x03(\x0b\x32\x10.bitshare.v1.Gpu\"\x16\n\x14GetServerInfoRequest\"X\n\x12ResizeLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x12\n\x08\x66raction\x18\x02 \x01(\x01H\x00\x12\x14\n\nmemory_mib\x18\x03 \x01(\x04H\x00\x42\x06\n\x04size\"6\n\x12RevokeLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\x12SetPriorityRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\"\x17\n\x06GpuRef\x12\r\n\x05index\x18\x01 \x01(\r\"/\n\x15WatchTelemetryRequest\x12\x16\n\x0emin_interval_s\x18\x01 \x01(\x01\"_\n\x05\x45vent\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"4\n\x11ListEventsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x10\n\x08lease_id\x18\x02 \x01(\t\"8\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.bitshare.v1.Event\"\x91\x01\n\x11TelemetrySnapshot\x12\'\n\x06server\x18\x01 \x01(\x0b\x32\x17.bitshare.v1.ServerInfo\x12\x1e\n\x04gpus\x18\x02 \x03(\x0b\x32\x10.bitshare.v1.Gpu\x12\"\n\x06leases\x18\x03 \x03(\x0b\x32\x12.bitshare.v1.Lease\x12\x0f\n\x07version\x18\x04 \x01(\x04*\xdb\x01\n\nLeaseState\x12\x1b\n\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LEASE_STATE_QUEUED\x10\x01\x12\x16\n\x12LEASE_STATE_ACTIVE\x10\x02\x12\x18\n\x14LEASE_STATE_RELEASED\x10\x03\x12\x17\n\x13LEASE_STATE_EXPIRED\x10\x04\x12\x17\n\x13LEASE_STATE_REVOKED\x10\x05\x12\x19\n\x15LEASE_STATE_CANCELLED\x10\x06\x12\x19\n\x15LEASE_STATE_TIMED_OUT\x10\x07*=\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_CLIENT\x10\x01\x12\x0e\n\nROLE_ADMIN\x10\x02\x32\xca\x04\n\x0cLeaseService\x12K\n\rGetServerInfo\x12!.bitshare.v1.GetServerInfoRequest\x1a\x17.bitshare.v1.ServerInfo\x12G\n\x08ListGpus\x12\x1c.bitshare.v1.ListGpusRequest\x1a\x1d.bitshare.v1.ListGpusResponse\x12\x44\n\x0cRequestLease\x12 .bitshare.v1.RequestLeaseRequest\x1a\x12.bitshare.v1.Lease\x12\x35\n\x08GetLease\x12\x15.bitshare.v1.LeaseRef\x1a\x12.bitshare.v1.Lease\x12M\n\nListLeases\x12\x1e.bitshare.v1.ListLeasesRequest\x1a\x1f.bitshare.v1.ListLeasesResponse\x12\x44\n\x0cReleaseLease\x12 .bitshare.v1.ReleaseLeaseRequest\x1a\x12.bitshare.v1.Lease\x12J\n\tKeepAlive\x12\x1d.bitshare.v1.KeepAliveRequest\x1a\x1e.bitshare.v1.KeepAliveResponse\x12\x46\n\x0b\x41ttachLease\x12\x1a.bitshare.v1.AttachRequest\x1a\x17.bitshare.v1.LeaseEvent(\x01\x30\x01\x32\x89\x05\n\x0c\x41\x64minService\x12P\n\rListAllLeases\x12\x1e.bitshare.v1.ListLeasesRequest\x1a\x1f.bitshare.v1.ListLeasesResponse\x12L\n\tListQueue\x12\x1e.bitshare.v1.ListLeasesRequest\x1a\x1f.bitshare.v1.ListLeasesResponse\x12\x42\n\x0bResizeLease\x12\x1f.bitshare.v1.ResizeLeaseRequest\x1a\x12.bitshare.v1.Lease\x12\x42\n\x0bRevokeLease\x12\x1f.bitshare.v1.RevokeLeaseRequest\x1a\x12.bitshare.v1.Lease\x12\x42\n\x0bSetPriority\x12\x1f.bitshare.v1.SetPriorityRequest\x1a\x12.bitshare.v1.Lease\x12\x31\n\x08\x44rainGpu\x12\x13.bitshare.v1.GpuRef\x1a\x10.bitshare.v1.Gpu\x12\x33\n\nUndrainGpu\x12\x13.bitshare.v1.GpuRef\x1a\x10.bitshare.v1.Gpu\x12M\n\nListEvents\x12\x1e.bitshare.v1.ListEventsRequest\x1a\x1f.bitshare.v1.ListEventsResponse\x12V\n\x0eWatchTelemetry\x12\".bitshare.v1.WatchTelemetryRequest\x1a\x1e.bitshare.v1.TelemetrySnapshot0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62itshare/v1/bitshare.proto\x12\x0b\x62itshare.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n\tGpuFilter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0emin_memory_mib\x18\x02 \x01(\x04\x12\x0f\n\x07indices\x18\x03 \x03(\r\"\xd4\x01\n\tLeaseSpec\x12\x11\n\tgpu_count\x18\x01 \x01(\r\x12\x12\n\x08\x66raction\x18\x02 \x01(\x01H\x00\x12\x14\n\nmemory_mib\x18\x03 \x01(\x04H\x00\x12\x13\n\x0b\x63ompute_pct\x18\x04 \x01(\r\x12&\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x16.bitshare.v1.GpuFilter\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12\x0c\n\x04wait\x18\x07 \x01(\x08\x12\x16\n\x0ewait_timeout_s\x18\x08 \x01(\x01\x12\r\n\x05ttl_s\x18\t \x01(\x01\x42\x06\n\x04size\"l\n\nAllocation\x12\x11\n\tgpu_index\x18\x01 \x01(\r\x12\x10\n\x08gpu_uuid\x18\x02 \x01(\t\x12\x10\n\x08gpu_name\x18\x03 \x01(\t\x12\x12\n\nmemory_mib\x18\x04 \x01(\x04\x12\x13\n\x0b\x63ompute_pct\x18\x05 \x01(\r\"\xe4\x03\n\x05Lease\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.bitshare.v1.LeaseState\x12$\n\x04spec\x18\x04 \x01(\x0b\x32\x16.bitshare.v1.LeaseSpec\x12,\n\x0b\x61llocations\x18\x05 \x03(\x0b\x32\x17.bitshare.v1.Allocation\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ngranted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nend_reason\x18\t \x01(\t\x12\x16\n\x0equeue_position\x18\n \x01(\r\x12.\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63lient_host\x18\x0c \x01(\t\x12\x0f\n\x07\x63ommand\x18\r \x01(\t\x12\x12\n\nrequest_id\x18\x0e \x01(\t\x12\x11\n\tsimulated\x18\x0f \x01(\x08\x12\r\n\x05ttl_s\x18\x10 \x01(\x01\"U\n\tPartition\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x12\n\nmemory_mib\x18\x03 \x01(\x04\x12\x13\n\x0b\x63ompute_pct\x18\x04 \x01(\r\"\x94\x02\n\x03Gpu\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x11\n\tsimulated\x18\x05 \x01(\x08\x12\x11\n\ttotal_mib\x18\x06 \x01(\x04\x12\x14\n\x0creserved_mib\x18\x07 \x01(\x04\x12\x14\n\x0c\x63\x61pacity_mib\x18\x08 \x01(\x04\x12\x13\n\x0bgranted_mib\x18\t \x01(\x04\x12\x10\n\x08\x66ree_mib\x18\n \x01(\x04\x12\x1b\n\x13granted_compute_pct\x18\x0b \x01(\r\x12\x0f\n\x07\x64rained\x18\x0c \x01(\x08\x12*\n\npartitions\x18\r \x03(\x0b\x32\x16.bitshare.v1.Partition\"\xf8\x01\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x11\n\tsimulated\x18\x04 \x01(\x08\x12\x10\n\x08hostname\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x06 \x01(\t\x12&\n\x0b\x63\x61ller_role\x18\x07 \x01(\x0e\x32\x11.bitshare.v1.Role\x12\x13\n\x0blease_ttl_s\x18\x08 \x01(\x01\x12\x11\n\tgpu_count\x18\t \x01(\r\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x13RequestLeaseRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x04spec\x18\x02 \x01(\x0b\x32\x16.bitshare.v1.LeaseSpec\x12\x13\n\x0b\x63lient_host\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x01(\t\"\x1c\n\x08LeaseRef\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"\'\n\x13ReleaseLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\"%\n\x10KeepAliveRequest\x12\x11\n\tlease_ids\x18\x01 \x03(\t\"7\n\x11KeepAliveResponse\x12\"\n\x06leases\x18\x01 \x03(\x0b\x32\x12.bitshare.v1.Lease\"6\n\rAttachRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63pu_seconds\x18\x02 \x01(\x01\"\xe7\x01\n\nLeaseEvent\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.bitshare.v1.LeaseEvent.Kind\x12!\n\x05lease\x18\x02 \x01(\x0b\x32\x12.bitshare.v1.Lease\x12\x0f\n\x07message\x18\x03 \x01(\t\"y\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_SNAPSHOT\x10\x01\x12\x14\n\x10KIND_QUEUE_MOVED\x10\x02\x12\x10\n\x0cKIND_GRANTED\x10\x03\x12\x10\n\x0cKIND_RESIZED\x10\x04\x12\x0e\n\nKIND_ENDED\x10\x05\"*\n\x11ListLeasesRequest\x12\x15\n\rinclude_ended\x18\x01 \x01(\x08\"8\n\x12ListLeasesResponse\x12\"\n\x06leases\x18\x01 \x03(\x0b\x32\x12.bitshare.v1.Lease\"\x11\n\x0fListGpusRequest\"2\n\x10ListGpusResponse\x12\x1e\n\x04gpus\x18\x01 \x03(\x0b\x32\x10.bitshare.v1.Gpu\"\x16\n\x14GetServerInfoRequest\"X\n\x12ResizeLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x12\n\x08\x66raction\x18\x02 \x01(\x01H\x00\x12\x14\n\nmemory_mib\x18\x03 \x01(\x04H\x00\x42\x06\n\x04size\"6\n\x12RevokeLeaseRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\x12SetPriorityRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\"\x17\n\x06GpuRef\x12\r\n\x05index\x18\x01 \x01(\r\"/\n\x15WatchTelemetryRequest\x12\x16\n\x0emin_interval_s\x18\x01 \x01(\x01\"_\n\x05\x45vent\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08lease_id\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"4\n\x11ListEventsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x10\n\x08lease_id\x18\x02 \x01(\t\"8\n\x12ListEventsResponse\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.bitshare.v1.Event\"\x91\x01\n\x11TelemetrySnapshot\x12\'\n\x06server\x18\x01 \x01(\x0b\x32\x17.bitshare.v1.ServerInfo\x12\x1e\n\x04gpus\x18\x02 \x03(\x0b\x32\x10.bitshare.v1.Gpu\x12\"\n\x06leases\x18\x03 \x03(\x0b\x32\x12.bitshare.v1.Lease\x12\x0f\n\x07version\x18\x04 \x01(\x04*\xdb\x01\n\nLeaseState\x12\x1b\n\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12LEASE_STATE_QUEUED\x10\x01\x12\x16\n\x12LEASE_STATE_ACTIVE\x10\x02\x12\x18\n\x14LEASE_STATE_RELEASED\x10\x03\x12\x17\n\x13LEASE_STATE_EXPIRED\x10\x04\x12\x17\n\x13LEASE_STATE_REVOKED\x10\x05\x12\x19\n\x15LEASE_STATE_CANCELLED\x10\x06\x12\x19\n\x15LEASE_STATE_TIMED_OUT\x10\x07*=\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_CLIENT\x10\x01\x12\x0e\n\nROLE_ADMIN\x10\x02\x32\xca\x04\n\x0cLeaseService\x12K\n\rGetServerInfo\x12!.bitshare.v1.GetServerInfoRequest\x1a\x17.bitshare.v1.ServerInfo\x12G\n\x08ListGpus\x12\x1c.bitshare.v1.ListGpusRequest\x1a\x1d.bitshare.v1.ListGpusResponse\x12\x44\n\x0cRequestLease\x12 .bitshare.v1.RequestLeaseRequest\x1a\x12.bitshare.v1.Lease\x12\x35\n\x08GetLease\x12\x15.bitshare.v1.LeaseRef\x1a\x12.bitshare.v1.Lease\x12M\n\nListLeases\x12\x1e.bitshare.v1.ListLeasesRequest\x1a\x1f.bitshare.v1.ListLeasesResponse\x12\x44\n\x0cReleaseLease\x12 .bitshare.v1.ReleaseLeaseRequest\x1a\x12.bitshare.v1.Lease\x12J\n\tKeepAlive\x12\x1d.bitshare.v1.KeepAliveRequest\x1a\x1e.bitshare.v1.KeepAliveResponse\x12\x46\n\x0b\x41ttachLease\x12\x1a.bitshare.v1.AttachRequest\x1a\x17.bitshare.v1.LeaseEvent(\x01\x30\x01\x32\x89\x05\n\x0c\x41\x64minService\x12P\n\rListAllLeases\x12\x1e.bitshare.v1.ListLeasesRequest\x1a\x1f.bitshare.v1.ListLeasesResponse\x12L\n\tListQueue\x12\x1e.bitshare.v1.ListLeasesRequest\x1a\x1f.bitshare.v1.ListLeasesResponse\x12\x42\n\x0bResizeLease\x12\x1f.bitshare.v1.ResizeLeaseRequest\x1a\x12.bitshare.v1.Lease\x12\x42\n\x0bRevokeLease\x12\x1f.bitshare.v1.RevokeLeaseRequest\x1a\x12.bitshare.v1.Lease\x12\x42\n\x0bSetPriority\x12\x1f.bitshare.v1.SetPriorityRequest\x1a\x12.bitshare.v1.Lease\x12\x31\n\x08\x44rainGpu\x12\x13.bitshare.v1.GpuRef\x1a\x10.bitshare.v1.Gpu\x12\x33\n\nUndrainGpu\x12\x13.bitshare.v1.GpuRef\x1a\x10.bitshare.v1.Gpu\x12M\n\nListEvents\x12\x1e.bitshare.v1.ListEventsRequest\x1a\x1f.bitshare.v1.ListEventsResponse\x12V\n\x0eWatchTelemetry\x12\".bitshare.v1.WatchTelemetryRequest\x1a\x1e.bitshare.v1.TelemetrySnapshot0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bitshare.v1.bitshare_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEASESTATE']._serialized_start=2961
-  _globals['_LEASESTATE']._serialized_end=3180
-  _globals['_ROLE']._serialized_start=3182
-  _globals['_ROLE']._serialized_end=3243
+  _globals['_LEASESTATE']._serialized_start=2982
+  _globals['_LEASESTATE']._serialized_end=3201
+  _globals['_ROLE']._serialized_start=3203
+  _globals['_ROLE']._serialized_end=3264
   _globals['_GPUFILTER']._serialized_start=76
   _globals['_GPUFILTER']._serialized_end=142
   _globals['_LEASESPEC']._serialized_start=145
@@ -61,41 +61,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEEPALIVERESPONSE']._serialized_start=1802
   _globals['_KEEPALIVERESPONSE']._serialized_end=1857
   _globals['_ATTACHREQUEST']._serialized_start=1859
-  _globals['_ATTACHREQUEST']._serialized_end=1892
-  _globals['_LEASEEVENT']._serialized_start=1895
-  _globals['_LEASEEVENT']._serialized_end=2126
-  _globals['_LEASEEVENT_KIND']._serialized_start=2005
-  _globals['_LEASEEVENT_KIND']._serialized_end=2126
-  _globals['_LISTLEASESREQUEST']._serialized_start=2128
-  _globals['_LISTLEASESREQUEST']._serialized_end=2170
-  _globals['_LISTLEASESRESPONSE']._serialized_start=2172
-  _globals['_LISTLEASESRESPONSE']._serialized_end=2228
-  _globals['_LISTGPUSREQUEST']._serialized_start=2230
-  _globals['_LISTGPUSREQUEST']._serialized_end=2247
-  _globals['_LISTGPUSRESPONSE']._serialized_start=2249
-  _globals['_LISTGPUSRESPONSE']._serialized_end=2299
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=2301
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=2323
-  _globals['_RESIZELEASEREQUEST']._serialized_start=2325
-  _globals['_RESIZELEASEREQUEST']._serialized_end=2413
-  _globals['_REVOKELEASEREQUEST']._serialized_start=2415
-  _globals['_REVOKELEASEREQUEST']._serialized_end=2469
-  _globals['_SETPRIORITYREQUEST']._serialized_start=2471
-  _globals['_SETPRIORITYREQUEST']._serialized_end=2527
-  _globals['_GPUREF']._serialized_start=2529
-  _globals['_GPUREF']._serialized_end=2552
-  _globals['_WATCHTELEMETRYREQUEST']._serialized_start=2554
-  _globals['_WATCHTELEMETRYREQUEST']._serialized_end=2601
-  _globals['_EVENT']._serialized_start=2603
-  _globals['_EVENT']._serialized_end=2698
-  _globals['_LISTEVENTSREQUEST']._serialized_start=2700
-  _globals['_LISTEVENTSREQUEST']._serialized_end=2752
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=2754
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=2810
-  _globals['_TELEMETRYSNAPSHOT']._serialized_start=2813
-  _globals['_TELEMETRYSNAPSHOT']._serialized_end=2958
-  _globals['_LEASESERVICE']._serialized_start=3246
-  _globals['_LEASESERVICE']._serialized_end=3832
-  _globals['_ADMINSERVICE']._serialized_start=3835
-  _globals['_ADMINSERVICE']._serialized_end=4484
+  _globals['_ATTACHREQUEST']._serialized_end=1913
+  _globals['_LEASEEVENT']._serialized_start=1916
+  _globals['_LEASEEVENT']._serialized_end=2147
+  _globals['_LEASEEVENT_KIND']._serialized_start=2026
+  _globals['_LEASEEVENT_KIND']._serialized_end=2147
+  _globals['_LISTLEASESREQUEST']._serialized_start=2149
+  _globals['_LISTLEASESREQUEST']._serialized_end=2191
+  _globals['_LISTLEASESRESPONSE']._serialized_start=2193
+  _globals['_LISTLEASESRESPONSE']._serialized_end=2249
+  _globals['_LISTGPUSREQUEST']._serialized_start=2251
+  _globals['_LISTGPUSREQUEST']._serialized_end=2268
+  _globals['_LISTGPUSRESPONSE']._serialized_start=2270
+  _globals['_LISTGPUSRESPONSE']._serialized_end=2320
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=2322
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=2344
+  _globals['_RESIZELEASEREQUEST']._serialized_start=2346
+  _globals['_RESIZELEASEREQUEST']._serialized_end=2434
+  _globals['_REVOKELEASEREQUEST']._serialized_start=2436
+  _globals['_REVOKELEASEREQUEST']._serialized_end=2490
+  _globals['_SETPRIORITYREQUEST']._serialized_start=2492
+  _globals['_SETPRIORITYREQUEST']._serialized_end=2548
+  _globals['_GPUREF']._serialized_start=2550
+  _globals['_GPUREF']._serialized_end=2573
+  _globals['_WATCHTELEMETRYREQUEST']._serialized_start=2575
+  _globals['_WATCHTELEMETRYREQUEST']._serialized_end=2622
+  _globals['_EVENT']._serialized_start=2624
+  _globals['_EVENT']._serialized_end=2719
+  _globals['_LISTEVENTSREQUEST']._serialized_start=2721
+  _globals['_LISTEVENTSREQUEST']._serialized_end=2773
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=2775
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=2831
+  _globals['_TELEMETRYSNAPSHOT']._serialized_start=2834
+  _globals['_TELEMETRYSNAPSHOT']._serialized_end=2979
+  _globals['_LEASESERVICE']._serialized_start=3267
+  _globals['_LEASESERVICE']._serialized_end=3853
+  _globals['_ADMINSERVICE']._serialized_start=3856
+  _globals['_ADMINSERVICE']._serialized_end=4505
 # @@protoc_insertion_point(module_scope)

@@ -220,10 +220,12 @@ class KeepAliveResponse(_message.Message):
     def __init__(self, leases: _Optional[_Iterable[_Union[Lease, _Mapping]]] = ...) -> None: ...
 
 class AttachRequest(_message.Message):
-    __slots__ = ("lease_id",)
+    __slots__ = ("lease_id", "cpu_seconds")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
     lease_id: str
-    def __init__(self, lease_id: _Optional[str] = ...) -> None: ...
+    cpu_seconds: float
+    def __init__(self, lease_id: _Optional[str] = ..., cpu_seconds: _Optional[float] = ...) -> None: ...
 
 class LeaseEvent(_message.Message):
     __slots__ = ("kind", "lease", "message")
