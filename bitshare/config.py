@@ -32,6 +32,7 @@ class DaemonConfig:
     listen: list[str] = field(default_factory=list)
     state_dir: str = ""
     log_level: str = "info"
+    history_days: float = 30.0     # ended leases and events are kept this long
     backend: str = "auto"          # auto | nvml | simulated
     simulate: str = ""             # e.g. "4x16GiB"; implies the simulated backend
     reserve_mib: int = 512
@@ -78,6 +79,7 @@ def _check_simulate(value: str) -> bool:
 _DAEMON_KEYS: dict[tuple[str, str], tuple[str, type, Callable[[Any], bool] | None, str]] = {
     ("daemon", "listen"): ("listen", list, _check_listen, 'a list like ["unix:/run/bitshare/bitshared.sock"]'),
     ("daemon", "state_dir"): ("state_dir", str, None, "a directory path"),
+    ("daemon", "history_days"): ("history_days", float, _positive, "days > 0"),
     ("daemon", "log_level"): ("log_level", str, lambda v: v in ("debug", "info", "warning", "error"), "debug, info, warning or error"),
     ("gpus", "backend"): ("backend", str, lambda v: v in ("auto", "nvml", "simulated"), "auto, nvml or simulated"),
     ("gpus", "simulate"): ("simulate", str, _check_simulate, 'a GPU list like "4x16GiB"'),

@@ -16,6 +16,7 @@ import os
 import pwd
 import secrets
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from ..config import ConfigError
 
 ROLES = ("client", "admin")
 LOCAL_PREFIX = "local."
+IDENTITY_CACHE_S = 30.0  # how long a resolved caller is trusted before user and group are read again
+IDENTITY_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ class Authenticator:
         self._secret = secret
         self._tokens = {t.sha256: t for t in tokens}
         self._admin_group = admin_group
+        # token -> (identity, when it was resolved): spares a passwd/group lookup on every call.
+        self._cache: dict[tuple[str, bool], tuple[Identity, float]] = {}
 
     # ----- local users ---------------------------------------------------------
 
@@ -124,6 +129,19 @@ class Authenticator:
     # ----- every call ----------------------------------------------------------
 
     def identify(self, token: str, via_unix: bool) -> Identity | None:
+        key = (token, via_unix)
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < IDENTITY_CACHE_S:
+            return cached[0]
+        identity = self._resolve(token, via_unix)
+        if identity is not None:
+            if len(self._cache) >= IDENTITY_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = (identity, now)
+        return identity
+
+    def _resolve(self, token: str, via_unix: bool) -> Identity | None:
         if token.startswith(LOCAL_PREFIX):
             if not via_unix:
                 return None

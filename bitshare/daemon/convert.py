@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -59,7 +60,13 @@ def spec_from_pb(message: pb.LeaseSpec) -> LeaseSpec:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def spec_to_pb(spec: LeaseSpec) -> pb.LeaseSpec:
+    """Cached: specs are immutable and repeat; callers copy the message (never mutate it)."""
+    return _spec_to_pb(spec)
+
+
+def _spec_to_pb(spec: LeaseSpec) -> pb.LeaseSpec:
     message = pb.LeaseSpec(
         gpu_count=spec.gpu_count,
         compute_pct=spec.compute_pct,

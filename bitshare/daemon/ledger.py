@@ -7,7 +7,7 @@ operation it takes the changed leases with :meth:`Ledger.take_changes`.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -143,7 +143,9 @@ class Lease:
     ttl_s: float = 0.0
 
     def copy(self) -> "Lease":
-        return dataclasses.replace(self, allocations=dict(self.allocations))
+        duplicate = copy.copy(self)
+        duplicate.allocations = dict(self.allocations)
+        return duplicate
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,10 @@ class Ledger:
             raise ValueError("a ledger needs at least one GPU")
         self.policy = policy
         self._live: dict[str, Lease] = {}
+        self._queued: dict[str, Lease] = {}
+        # Running totals of what active leases hold, per GPU (kept in step by _grant/_end/resize).
+        self._granted: dict[int, int] = {i: 0 for i in self.gpus}
+        self._compute: dict[int, int] = {i: 0 for i in self.gpus}
         self._ended: OrderedDict[str, Lease] = OrderedDict()
         self._by_request: dict[tuple[str, str], str] = {}
         self._seq = 0
@@ -217,21 +223,16 @@ class Ledger:
 
     def queue(self, now: float) -> list[Lease]:
         """Queued requests in the order they will be considered."""
-        queued = [l for l in self._live.values() if l.state is LeaseState.QUEUED]
-        return sorted(queued, key=lambda l: (-self._effective_priority(l, now), l.seq))
+        return sorted(self._queued.values(), key=lambda l: (-self._effective_priority(l, now), l.seq))
 
     def queue_positions(self, now: float) -> dict[str, int]:
         return {l.id: i + 1 for i, l in enumerate(self.queue(now))}
 
     def granted_mib(self, gpu_index: int) -> int:
-        return sum(l.allocations.get(gpu_index, 0) for l in self._live.values() if l.state is LeaseState.ACTIVE)
+        return self._granted.get(gpu_index, 0)
 
     def granted_compute(self, gpu_index: int) -> int:
-        return sum(
-            l.spec.compute_pct
-            for l in self._live.values()
-            if l.state is LeaseState.ACTIVE and gpu_index in l.allocations
-        )
+        return self._compute.get(gpu_index, 0)
 
     def free_mib(self, gpu_index: int) -> int:
         return self.gpus[gpu_index].capacity_mib - self.granted_mib(gpu_index)
@@ -325,7 +326,7 @@ class Ledger:
         lease = self._require_live(lease_id)
         if lease.state is not LeaseState.ACTIVE:
             raise WrongState(f"lease {lease_id} is {lease.state.value}; only an active lease can be resized")
-        new = {}
+        new: dict[int, int] = {}
         for index, old_mib in lease.allocations.items():
             gpu = self.gpus[index]
             want = size.mib_on(gpu.capacity_mib)
@@ -336,6 +337,8 @@ class Ledger:
                 raise NoCapacity(f"GPU {index} has {free} MiB free; growing to {want} MiB needs {want - old_mib} MiB")
             new[index] = want
         before = ", ".join(f"GPU {i}: {m}" for i, m in lease.allocations.items())
+        for index, mib in new.items():
+            self._granted[index] += mib - lease.allocations[index]
         lease.allocations = new
         after = ", ".join(f"GPU {i}: {m}" for i, m in new.items())
         self._record(lease, "resized", f"{before} -> {after} MiB")
@@ -390,18 +393,26 @@ class Ledger:
             if lease.state is LeaseState.ACTIVE:
                 lease.expires_at = now + lease.ttl_s
                 lease.last_active_at = now
+                self._hold(lease, +1)
                 lost = [i for i in lease.allocations if i not in self.gpus]
                 if lost:
                     self._end(lease, LeaseState.REVOKED, f"GPU {lost[0]} is gone", now)
             else:
+                self._queued[lease.id] = lease
                 lease.expires_at = now + self.policy.lease_ttl_s
         self._schedule(now)
 
     def check_invariants(self) -> None:
         """Raise AssertionError when the ledger is inconsistent (used by tests)."""
+        active = [l for l in self._live.values() if l.state is LeaseState.ACTIVE]
         for index, gpu in self.gpus.items():
-            assert self.granted_mib(index) <= gpu.capacity_mib, f"GPU {index} over capacity"
-            assert self.granted_compute(index) <= 100, f"GPU {index} over 100% compute"
+            held = sum(l.allocations.get(index, 0) for l in active)
+            compute = sum(l.spec.compute_pct for l in active if index in l.allocations)
+            assert self._granted[index] == held, f"GPU {index} total {self._granted[index]} != {held}"
+            assert self._compute[index] == compute, f"GPU {index} compute total is off"
+            assert held <= gpu.capacity_mib, f"GPU {index} over capacity"
+            assert compute <= 100, f"GPU {index} over 100% compute"
+        assert set(self._queued) == {l.id for l in self._live.values() if l.state is LeaseState.QUEUED}
         for lease in self._live.values():
             assert not lease.state.ended, f"{lease.id} ended but live"
             assert lease.id not in self._ended, f"{lease.id} both live and ended"
@@ -486,12 +497,20 @@ class Ledger:
     def _commit_new(self, lease: Lease) -> None:
         self._seq = lease.seq
         self._live[lease.id] = lease
+        self._queued[lease.id] = lease
         if lease.request_id:
             self._by_request[(lease.owner, lease.request_id)] = lease.id
 
+    def _hold(self, lease: Lease, sign: int) -> None:
+        for index, mib in lease.allocations.items():
+            self._granted[index] = self._granted.get(index, 0) + sign * mib
+            self._compute[index] = self._compute.get(index, 0) + sign * lease.spec.compute_pct
+
     def _grant(self, lease: Lease, placement: dict[int, int], now: float) -> None:
+        del self._queued[lease.id]
         lease.state = LeaseState.ACTIVE
         lease.allocations = placement
+        self._hold(lease, +1)
         lease.granted_at = now
         lease.wait_deadline = None
         lease.expires_at = now + lease.ttl_s
@@ -499,6 +518,9 @@ class Ledger:
         self._record(lease, "granted", ", ".join(f"GPU {i}: {m} MiB" for i, m in placement.items()))
 
     def _end(self, lease: Lease, state: LeaseState, reason: str, now: float) -> None:
+        if lease.state is LeaseState.ACTIVE:
+            self._hold(lease, -1)
+        self._queued.pop(lease.id, None)
         lease.state = state
         lease.ended_at = now
         lease.end_reason = reason

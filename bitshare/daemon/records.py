@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from .ledger import GpuFilter, Lease, LeaseSpec, LeaseState, Size
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_json(spec: LeaseSpec) -> str:
+    return json.dumps(spec_to_dict(spec), separators=(",", ":"))
 
 
 def spec_to_dict(spec: LeaseSpec) -> dict[str, Any]:
@@ -37,11 +43,11 @@ def spec_from_dict(data: dict[str, Any]) -> LeaseSpec:
 
 
 def lease_to_json(lease: Lease) -> str:
-    return json.dumps(
+    # The spec is immutable and repeats across leases: its JSON is made once and put first.
+    rest = json.dumps(
         {
             "id": lease.id,
             "owner": lease.owner,
-            "spec": spec_to_dict(lease.spec),
             "state": lease.state.value,
             "seq": lease.seq,
             "created_at": lease.created_at,
@@ -58,6 +64,7 @@ def lease_to_json(lease: Lease) -> str:
         },
         separators=(",", ":"),
     )
+    return '{"spec":' + _spec_json(lease.spec) + "," + rest[1:]
 
 
 def lease_from_json(text: str) -> Lease:

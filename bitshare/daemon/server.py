@@ -103,7 +103,7 @@ class Daemon:
             log.warning("daemon.simulated", detail=backend.describe())
         else:
             log.event("daemon.gpus", detail=backend.describe())
-        store = Store(state_dir)
+        store = Store(state_dir, history_s=config.history_days * 86400)
         running: _Running | None = None
         try:
             manager = self._restore(backend, store)

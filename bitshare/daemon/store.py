@@ -11,9 +11,11 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import log
 from .ledger import Lease, LeaseState
 from .records import lease_from_json, lease_to_json
 
@@ -26,12 +28,13 @@ CREATE TABLE IF NOT EXISTS leases (
     state TEXT NOT NULL,
     owner TEXT NOT NULL,
     seq INTEGER NOT NULL,
+    ended_at REAL,
     record TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leases_live ON leases(state) WHERE state IN ('queued', 'active');
 CREATE TABLE IF NOT EXISTS gpus (uuid TEXT PRIMARY KEY, drained INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
     kind TEXT NOT NULL,
     lease_id TEXT NOT NULL,
@@ -63,7 +66,9 @@ def _connect(path: Path) -> sqlite3.Connection:
 class Store:
     """Opens (or creates) ``state.db`` in the state directory."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, history_s: float = 30 * 86400.0) -> None:
+        self.history_s = history_s  # ended leases and events older than this are deleted
+        self._pruned_at = 0.0
         try:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
             self.path = state_dir / "state.db"
@@ -126,7 +131,7 @@ class Store:
         """Queue changes for the next transaction; the future completes once it is on disk."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        rows = [(l.id, l.state.value, l.owner, l.seq, lease_to_json(l)) for l in leases]
+        rows = [(l.id, l.state.value, l.owner, l.seq, l.ended_at, lease_to_json(l)) for l in leases]
         self._pending.put((loop, future, rows, events, drained or {}))
         return future
 
@@ -152,13 +157,28 @@ class Store:
             if stop:
                 return
 
+    def _prune_now_and_then(self) -> None:
+        """Delete history past the retention period, at most once an hour (after a commit)."""
+        now = time.time()
+        if now - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        cutoff = now - self.history_s
+        try:
+            self._conn.execute(
+                "DELETE FROM leases WHERE state NOT IN ('queued', 'active') AND ended_at < ?", (cutoff,)
+            )
+            self._conn.execute("DELETE FROM events WHERE at < ?", (cutoff,))
+        except sqlite3.Error as exc:
+            log.warning("store.prune_failed", error=exc)
+
     def _write(self, items: list) -> None:
         error: BaseException | None = None
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             for _, _, rows, events, drained in items:
                 if rows:
-                    self._conn.executemany("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", rows)
+                    self._conn.executemany("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)", rows)
                 if events:
                     self._conn.executemany(
                         "INSERT INTO events (at, kind, lease_id, detail) VALUES (?, ?, ?, ?)",
@@ -176,6 +196,11 @@ class Store:
                 pass
         for loop, future, *_ in items:
             loop.call_soon_threadsafe(_settle, future, error)
+        if error is None:
+            self._prune_now_and_then()
+
+
+PRUNE_EVERY_S = 3600.0
 
 
 def _settle(future: "asyncio.Future[None]", error: BaseException | None) -> None:

@@ -965,3 +965,24 @@ def test_restore_revokes_lease_on_vanished_gpu():
     for lease_id in on_gpu1:
         assert new.get(lease_id).state is LeaseState.REVOKED
     new.check_invariants()
+
+
+def test_restore_loads_every_active_lease_before_moving_the_queue():
+    # A queued request older than an active one (the active one was backfilled past it):
+    # the queued one must not be granted into room the later active lease already holds.
+    old = make(gpu(0, 1000), lease_ttl_s=1e6, starvation_s=1e6)
+    old.submit("a", "u", mib(600), T0)
+    old.submit("big", "u", mib(800), T0 + 1)  # queued
+    old.submit("small", "u", mib(300), T0 + 2)  # backfilled past big
+    old.release("a", T0 + 3)  # 700 free: big still does not fit
+    assert old.get("big").state is LeaseState.QUEUED
+    assert old.get("small").state is LeaseState.ACTIVE
+    assert old.get("big").seq < old.get("small").seq
+    saved = [l.copy() for l in old.live()] + [old.get("a").copy()]
+    new = make(gpu(0, 1000), lease_ttl_s=1e6, starvation_s=1e6)
+    new.restore(saved, T0 + 10)
+    new.check_invariants()
+    assert new.get("big").state is LeaseState.QUEUED
+    assert new.get("small").allocations == {0: 300}
+    assert new.granted_mib(0) == 300
+    assert new.take_changes() == []
