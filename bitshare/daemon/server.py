@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import os
 import signal
 import time
@@ -115,6 +116,7 @@ class Daemon:
             running = await self._listen(shared, auth)
             housekeeping = asyncio.ensure_future(self._housekeeping(manager))
             self._install_signals()
+            gc.freeze()  # start-up objects never become garbage: keep them out of every collection
             systemd.notify("READY=1")
             log.event("daemon.ready", listen=",".join(str(a) for a in self.addresses),
                       gpus=len(backend.gpus), leases=len(manager.ledger.live()))

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, TypeVar
 
 import grpc
 
@@ -14,7 +14,7 @@ from .. import API_VERSION, __version__
 from ..v1 import bitshare_pb2 as pb
 from ..v1 import bitshare_pb2_grpc as pb_grpc
 from .auth import Authenticator, Identity
-from .convert import MAX_TEXT, gpu_to_pb, lease_to_pb, size_from_pb, spec_from_pb, timestamp
+from .convert import MAX_PRIORITY, MAX_TEXT, gpu_to_pb, lease_to_pb, size_from_pb, spec_from_pb, timestamp
 from .ledger import (
     InvalidRequest,
     Lease,
@@ -27,6 +27,8 @@ from .ledger import (
 )
 from .manager import LeaseManager, LeaseUpdate
 from .store import StoreError
+
+T = TypeVar("T")
 
 _STATUS = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
@@ -106,11 +108,10 @@ class _Denied(Exception):
     pass
 
 
-@contextlib.asynccontextmanager
-async def _errors(shared: Context, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-    """Turn ledger refusals into gRPC statuses; a failed store write stops the daemon."""
+async def guarded(shared: Context, context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
+    """Await ``work``, turning ledger refusals into gRPC statuses; a failed store write stops the daemon."""
     try:
-        yield
+        return await work
     except LedgerError as exc:
         await context.abort(_STATUS.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION), str(exc))
     except _Denied as exc:
@@ -118,6 +119,7 @@ async def _errors(shared: Context, context: grpc.aio.ServicerContext) -> AsyncIt
     except StoreError as exc:
         shared.on_fatal.set()
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"bitshared cannot write its state and is stopping: {exc}")
+    raise AssertionError("context.abort returned")
 
 
 def _check_id(text: str, what: str) -> None:
@@ -145,32 +147,34 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
     async def RequestLease(self, request: pb.RequestLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         identity = await self.shared.identify(context)
-        async with _errors(self.shared, context):
-            if request.request_id:
-                _check_id(request.request_id, "request id")
-                existing = self.manager.ledger.find_request(identity.name, request.request_id)
-                if existing is not None:
-                    return self.shared.lease_pb(existing)
-            if len(request.command) > MAX_TEXT or len(request.client_host) > 255:
-                raise InvalidRequest("command or client host is too long")
-            spec = spec_from_pb(request.spec)
-            lease = await self.manager.submit(
-                uuid.uuid4().hex[:12],
-                identity.name,
-                spec,
-                request_id=request.request_id,
-                client_host=request.client_host,
-                command=request.command,
-            )
-            return self.shared.lease_pb(lease)
-        raise AssertionError("unreachable")
+        return await guarded(self.shared, context, self._request(identity, request))
+
+    async def _request(self, identity: Identity, request: pb.RequestLeaseRequest) -> pb.Lease:
+        if request.request_id:
+            _check_id(request.request_id, "request id")
+            existing = self.manager.ledger.find_request(identity.name, request.request_id)
+            if existing is not None:
+                return self.shared.lease_pb(existing)  # a retry: the lease already granted or queued
+        if len(request.command) > MAX_TEXT or len(request.client_host) > 255:
+            raise InvalidRequest("command or client host is too long")
+        lease = await self.manager.submit(
+            uuid.uuid4().hex[:12],
+            identity.name,
+            spec_from_pb(request.spec),
+            request_id=request.request_id,
+            client_host=request.client_host,
+            command=request.command,
+        )
+        return self.shared.lease_pb(lease)
 
     async def GetLease(self, request: pb.LeaseRef, context: grpc.aio.ServicerContext) -> pb.Lease:
         identity = await self.shared.identify(context)
-        async with _errors(self.shared, context):
+
+        async def get() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
             return self.shared.lease_pb(self.shared.owned_lease(identity, request.lease_id))
-        raise AssertionError("unreachable")
+
+        return await guarded(self.shared, context, get())
 
     async def ListLeases(self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext) -> pb.ListLeasesResponse:
         identity = await self.shared.identify(context)
@@ -178,15 +182,18 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
     async def ReleaseLease(self, request: pb.ReleaseLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         identity = await self.shared.identify(context)
-        async with _errors(self.shared, context):
+
+        async def release() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
             self.shared.owned_lease(identity, request.lease_id)
             return self.shared.lease_pb(await self.manager.release(request.lease_id))
-        raise AssertionError("unreachable")
+
+        return await guarded(self.shared, context, release())
 
     async def KeepAlive(self, request: pb.KeepAliveRequest, context: grpc.aio.ServicerContext) -> pb.KeepAliveResponse:
         identity = await self.shared.identify(context)
-        async with _errors(self.shared, context):
+
+        async def keep_alive() -> pb.KeepAliveResponse:
             leases = []
             for lease_id in request.lease_ids:
                 _check_id(lease_id, "lease id")
@@ -195,7 +202,8 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
                     self.manager.heartbeat(lease_id)
                 leases.append(self.shared.lease_pb(lease))
             return pb.KeepAliveResponse(leases=leases)
-        raise AssertionError("unreachable")
+
+        return await guarded(self.shared, context, keep_alive())
 
     async def AttachLease(
         self, request_iterator: AsyncIterator[pb.AttachRequest], context: grpc.aio.ServicerContext
@@ -207,9 +215,12 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         if first is None:
             return
         lease_id = first.lease_id
-        async with _errors(self.shared, context):
+
+        async def find() -> Lease:
             _check_id(lease_id, "lease id")
-            lease = self.shared.owned_lease(identity, lease_id)
+            return self.shared.owned_lease(identity, lease_id)
+
+        lease = await guarded(self.shared, context, find())
         updates = self.manager.watch(lease_id)
         heartbeats = asyncio.ensure_future(self._read_heartbeats(lease_id, request_iterator))
         try:
@@ -268,27 +279,35 @@ class AdminService(pb_grpc.AdminServiceServicer):
 
     async def ResizeLease(self, request: pb.ResizeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         await self.shared.require_admin(context, "ResizeLease")
-        async with _errors(self.shared, context):
+
+        async def resize() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
             return self.shared.lease_pb(await self.manager.resize(request.lease_id, size_from_pb(request)))
-        raise AssertionError("unreachable")
+
+        return await guarded(self.shared, context, resize())
 
     async def RevokeLease(self, request: pb.RevokeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         identity = await self.shared.require_admin(context, "RevokeLease")
-        async with _errors(self.shared, context):
+
+        async def revoke() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
             if len(request.reason) > MAX_TEXT:
                 raise InvalidRequest("reason is too long")
             reason = request.reason or f"revoked by {identity.name}"
             return self.shared.lease_pb(await self.manager.revoke(request.lease_id, reason))
-        raise AssertionError("unreachable")
+
+        return await guarded(self.shared, context, revoke())
 
     async def SetPriority(self, request: pb.SetPriorityRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         await self.shared.require_admin(context, "SetPriority")
-        async with _errors(self.shared, context):
+
+        async def set_priority() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
+            if abs(request.priority) > MAX_PRIORITY:
+                raise InvalidRequest(f"priority must be within +-{MAX_PRIORITY}")
             return self.shared.lease_pb(await self.manager.set_priority(request.lease_id, request.priority))
-        raise AssertionError("unreachable")
+
+        return await guarded(self.shared, context, set_priority())
 
     async def DrainGpu(self, request: pb.GpuRef, context: grpc.aio.ServicerContext) -> pb.Gpu:
         return await self._drain(request, context, True)
@@ -298,10 +317,8 @@ class AdminService(pb_grpc.AdminServiceServicer):
 
     async def _drain(self, request: pb.GpuRef, context: grpc.aio.ServicerContext, drained: bool) -> pb.Gpu:
         await self.shared.require_admin(context, "DrainGpu" if drained else "UndrainGpu")
-        async with _errors(self.shared, context):
-            gpu = await self.manager.drain(request.index, drained)
-            return gpu_to_pb(self.manager.ledger, gpu, self.shared.backend, self.shared.simulated, None)
-        raise AssertionError("unreachable")
+        gpu = await guarded(self.shared, context, self.manager.drain(request.index, drained))
+        return gpu_to_pb(self.manager.ledger, gpu, self.shared.backend, self.shared.simulated, None)
 
     async def ListEvents(self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext) -> pb.ListEventsResponse:
         await self.shared.require_admin(context, "ListEvents")

@@ -55,6 +55,9 @@ class StoreError(RuntimeError):
     """The state store cannot be opened or written."""
 
 
+CHECKPOINT_EVERY_S = 1.0
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -83,6 +86,8 @@ class Store:
             raise StoreError(f"cannot open state store in {state_dir}: {exc}") from None
         self._pending: queue.SimpleQueue = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.commits = 0  # transactions written, for telemetry and benchmarks
 
     # ----- reads (start-up only) ---------------------------------------------
@@ -119,8 +124,13 @@ class Store:
     # ----- writes ----------------------------------------------------------------
 
     def start(self) -> None:
+        # Checkpoints move WAL pages into the database; done by a thread of their own (PASSIVE:
+        # never blocking the writer) so that no commit waits behind one.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._writer = threading.Thread(target=self._write_loop, name="bitshare-store", daemon=True)
         self._writer.start()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="bitshare-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     def commit(
         self,
@@ -136,11 +146,30 @@ class Store:
         return future
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=10)
+            self._checkpointer = None
         if self._writer is not None:
             self._pending.put(None)
             self._writer.join(timeout=10)
             self._writer = None
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
         self._conn.close()
+
+    def _checkpoint_loop(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while not self._stopping.wait(CHECKPOINT_EVERY_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.warning("store.checkpoint_failed", error=exc)
+        finally:
+            conn.close()
 
     def _write_loop(self) -> None:
         while True:
