@@ -32,6 +32,8 @@ class LeaseKeeper:
     def __init__(self, client: Client, lease: pb.Lease, on_event: Callable[[pb.LeaseEvent], None] | None = None) -> None:
         self._source = client
         self.client = client.clone()  # a channel of its own, renewed after a failure
+        # Queued requests live by the daemon's TTL, which may be shorter than the lease's own.
+        self.server_ttl_s = client.server_info().lease_ttl_s or 30.0
         self.lease = lease
         self.lost_reason = ""          # set when the lease is gone without a word from the daemon
         self.changed = threading.Condition()
@@ -43,11 +45,14 @@ class LeaseKeeper:
 
     @property
     def ttl_s(self) -> float:
-        return self.lease.ttl_s or 30.0
+        """How long the daemon keeps the lease (or the queued request) without a heartbeat."""
+        if self.lease.state == pb.LEASE_STATE_ACTIVE:
+            return self.lease.ttl_s or self.server_ttl_s
+        return self.server_ttl_s
 
     @property
     def heartbeat_s(self) -> float:
-        return max(0.05, self.ttl_s / 3)
+        return max(0.05, min(self.ttl_s, self.server_ttl_s) / 3)
 
     @property
     def ended(self) -> bool:

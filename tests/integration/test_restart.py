@@ -126,3 +126,20 @@ def test_session_survives_restart_and_is_released(make_daemon, tmp_path: Path) -
         assert client.get(lease_id).state == pb.LEASE_STATE_RELEASED
     again = run_cli(daemon, "release-gpus")
     assert again.returncode == 2 and "no session lease" in again.stderr
+
+
+def test_a_queued_session_request_outlives_the_daemon_ttl(make_daemon, tmp_path: Path) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", "1")
+    with daemon.client() as client:
+        holder = client.request(LeaseRequest(fraction=1.0, ttl_s=600))
+    waiter_err = tmp_path / "waiter.err"
+    waiter = spawn_cli(daemon, "request-gpus", "-p", "1", "--session-ttl", "600", stderr_path=waiter_err)
+    wait_for(lambda: "queued at position 1" in waiter_err.read_text(), 15, "session request queued")
+    with daemon.client() as client:
+        queued = client.my_leases()[-1]
+        import time
+        wait_for(lambda: time.time() > queued.created_at.ToNanoseconds() / 1e9 + 3, 10, "three daemon TTLs")
+        assert client.get(queued.id).state == pb.LEASE_STATE_QUEUED  # kept alive by the waiting client
+        client.release(holder.id)
+    out, _ = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0 and out.strip() == queued.id
