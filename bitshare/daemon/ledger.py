@@ -327,14 +327,21 @@ class Ledger:
         if lease.state is not LeaseState.ACTIVE:
             raise WrongState(f"lease {lease_id} is {lease.state.value}; only an active lease can be resized")
         new: dict[int, int] = {}
+        starving = self._starving_head(now)
         for index, old_mib in lease.allocations.items():
             gpu = self.gpus[index]
             want = size.mib_on(gpu.capacity_mib)
             if want > gpu.capacity_mib:
                 raise Unsatisfiable(f"GPU {index} has {gpu.capacity_mib} MiB in all; {want} MiB asked")
-            free = self.free_mib(index)
-            if want - old_mib > free:
-                raise NoCapacity(f"GPU {index} has {free} MiB free; growing to {want} MiB needs {want - old_mib} MiB")
+            if want > old_mib:
+                # Growing is a new grant of memory: drained GPUs and a starving head come first.
+                if gpu.drained:
+                    raise NoCapacity(f"GPU {index} is drained; leases on it can shrink but not grow")
+                if starving is not None:
+                    raise NoCapacity(f"request {starving.id} has waited past the starvation limit; it goes first")
+                free = self.free_mib(index)
+                if want - old_mib > free:
+                    raise NoCapacity(f"GPU {index} has {free} MiB free; growing to {want} MiB needs {want - old_mib} MiB")
             new[index] = want
         before = ", ".join(f"GPU {i}: {m}" for i, m in lease.allocations.items())
         for index, mib in new.items():
@@ -400,7 +407,16 @@ class Ledger:
             else:
                 self._queued[lease.id] = lease
                 lease.expires_at = now + self.policy.lease_ttl_s
+        self._fit_restored(now)
         self._schedule(now)
+
+    def _fit_restored(self, now: float) -> None:
+        """A GPU that lends less than before (a larger reserve, say) keeps its oldest leases."""
+        for index, gpu in self.gpus.items():
+            holders = sorted((l for l in self.active() if index in l.allocations), key=lambda l: l.granted_at or 0.0)
+            while self._granted[index] > gpu.capacity_mib:
+                newest = holders.pop()
+                self._end(newest, LeaseState.REVOKED, f"GPU {index} now lends {gpu.capacity_mib} MiB", now)
 
     def check_invariants(self) -> None:
         """Raise AssertionError when the ledger is inconsistent (used by tests)."""
@@ -533,8 +549,9 @@ class Ledger:
         self._ended[lease.id] = lease
         while len(self._ended) > ENDED_KEPT:
             old_id, old = self._ended.popitem(last=False)
-            if old.request_id:
-                self._by_request.pop((old.owner, old.request_id), None)
+            key = (old.owner, old.request_id)
+            if old.request_id and self._by_request.get(key) == old_id:  # a newer lease may reuse the id
+                del self._by_request[key]
 
     def _schedule(self, now: float) -> None:
         """Grant queued requests in order; a later one that fits may go ahead (backfill)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bitshare.daemon.ledger import (
+    ENDED_KEPT,
     Change,
     Gpu,
     GpuFilter,
@@ -55,8 +56,8 @@ def snapshot(ledger: Ledger) -> tuple:
     return (
         ledger.version,
         [
-            (l.id, l.state, dict(l.allocations), l.priority, l.expires_at, l.wait_deadline, l.seq)
-            for l in ledger.live()
+            (x.id, x.state, dict(x.allocations), x.priority, x.expires_at, x.wait_deadline, x.seq)
+            for x in ledger.live()
         ],
         {i: (g.drained, ledger.granted_mib(i)) for i, g in ledger.gpus.items()},
     )
@@ -77,7 +78,7 @@ def test_grant_on_empty_gpu_is_active_with_allocation():
     assert lease.granted_at == T0
     assert ledger.granted_mib(0) == 300
     assert ledger.free_mib(0) == 700
-    assert [l.id for l in ledger.active()] == ["a"]
+    assert [x.id for x in ledger.active()] == ["a"]
     ledger.check_invariants()
 
 
@@ -160,7 +161,7 @@ def test_four_quarters_fit_on_one_gpu_and_fifth_queues():
     sixth = ledger.submit("q5", "u", frac(0.25), T0 + 5)
     assert sixth.state is LeaseState.QUEUED
     assert ledger.queue_positions(T0 + 5) == {"q4": 1, "q5": 2}
-    assert [l.id for l in ledger.queue(T0 + 5)] == ["q4", "q5"]
+    assert [x.id for x in ledger.queue(T0 + 5)] == ["q4", "q5"]
     ledger.check_invariants()
 
 
@@ -388,14 +389,14 @@ def test_queue_orders_by_priority_then_arrival():
     ledger.submit("low2", "u", mib(1000, priority=0), T0 + 3)
     ledger.submit("high2", "u", mib(1000, priority=5), T0 + 4)
     ledger.submit("mid", "u", mib(1000, priority=2), T0 + 5)
-    assert [l.id for l in ledger.queue(T0 + 6)] == ["high1", "high2", "mid", "low1", "low2"]
+    assert [x.id for x in ledger.queue(T0 + 6)] == ["high1", "high2", "mid", "low1", "low2"]
     assert ledger.queue_positions(T0 + 6)["low2"] == 5
 
     order = []
     current = "holder"
     for step in range(5):
         ledger.release(current, T0 + 10 + step)
-        (current,) = [l.id for l in ledger.active()]
+        (current,) = [x.id for x in ledger.active()]
         order.append(current)
     assert order == ["high1", "high2", "mid", "low1", "low2"]
 
@@ -432,7 +433,7 @@ def test_starving_head_blocks_backfill_on_submit():
     # at the limit it must wait behind the head
     late = ledger.submit("late", "u", mib(100), T0 + 120)
     assert late.state is LeaseState.QUEUED
-    assert [l.id for l in ledger.queue(T0 + 120)] == ["big", "late"]
+    assert [x.id for x in ledger.queue(T0 + 120)] == ["big", "late"]
     # and a no-wait one is refused, changing nothing
     before = snapshot(ledger)
     with pytest.raises(NoCapacity):
@@ -479,9 +480,9 @@ def test_aging_lets_old_low_priority_request_overtake():
     ledger.submit("old", "u", mib(1000, priority=0), T0)
     ledger.submit("new", "u", mib(1000, priority=2), T0 + 100)
     # at T0+100 old has aged one point: 1 < 2
-    assert [l.id for l in ledger.queue(T0 + 100)] == ["new", "old"]
+    assert [x.id for x in ledger.queue(T0 + 100)] == ["new", "old"]
     # at T0+180 old has 3 points; new (aged one point at T0+160) has 3: tie goes to arrival
-    assert [l.id for l in ledger.queue(T0 + 180)] == ["old", "new"]
+    assert [x.id for x in ledger.queue(T0 + 180)] == ["old", "new"]
     ledger.release("holder", T0 + 180)
     assert ledger.get("old").state is LeaseState.ACTIVE
     assert ledger.get("new").state is LeaseState.QUEUED
@@ -492,7 +493,7 @@ def test_without_aging_priority_wins_forever():
     ledger.submit("holder", "u", mib(1000), T0)
     ledger.submit("old", "u", mib(1000, priority=0), T0)
     ledger.submit("new", "u", mib(1000, priority=2), T0 + 100)
-    assert [l.id for l in ledger.queue(T0 + 100000)] == ["new", "old"]
+    assert [x.id for x in ledger.queue(T0 + 100000)] == ["new", "old"]
 
 
 def test_set_priority_reorders_queue():
@@ -500,11 +501,11 @@ def test_set_priority_reorders_queue():
     ledger.submit("holder", "u", mib(1000), T0)
     ledger.submit("a", "u", mib(1000), T0 + 1)
     ledger.submit("b", "u", mib(1000), T0 + 2)
-    assert [l.id for l in ledger.queue(T0 + 3)] == ["a", "b"]
+    assert [x.id for x in ledger.queue(T0 + 3)] == ["a", "b"]
     ledger.take_changes()
     lease = ledger.set_priority("b", 10, T0 + 3)
     assert lease.priority == 10
-    assert [l.id for l in ledger.queue(T0 + 3)] == ["b", "a"]
+    assert [x.id for x in ledger.queue(T0 + 3)] == ["b", "a"]
     assert kinds(ledger.take_changes()) == [("b", "priority")]
     ledger.release("holder", T0 + 4)
     assert ledger.get("b").state is LeaseState.ACTIVE
@@ -609,6 +610,9 @@ def test_queued_request_without_heartbeat_is_cancelled():
     queued = ledger.submit("b", "u", mib(1000), T0)
     assert queued.expires_at == T0 + 30
     ledger.heartbeat("b", T0 + 20)
+    assert queued.expires_at == T0 + 50
+    ledger.heartbeat("b", T0 + 5)  # a late-delivered older heartbeat does not pull it in
+    assert queued.expires_at == T0 + 50
     ledger.tick(T0 + 40)
     assert ledger.get("b").state is LeaseState.QUEUED
     ledger.take_changes()
@@ -894,7 +898,7 @@ def _previous_run() -> tuple[Ledger, list[Lease]]:
     old.submit("d", "u", mib(200), T0)
     old.submit("gone", "u", mib(10), T0)
     old.release("gone", T0 + 1)
-    leases = [l.copy() for l in old.live()] + [old.get("gone").copy()]
+    leases = [x.copy() for x in old.live()] + [old.get("gone").copy()]
     return old, leases
 
 
@@ -908,8 +912,8 @@ def test_restore_brings_back_leases_with_same_allocations():
         restored = new.get(lease.id)
         assert restored.state is lease.state
         assert restored.allocations == lease.allocations
-    assert {l.id for l in new.active()} == {l.id for l in old.active()}
-    assert [l.id for l in new.queue(now)] == ["c"]
+    assert {x.id for x in new.active()} == {x.id for x in old.active()}
+    assert [x.id for x in new.queue(now)] == ["c"]
     for index in old.gpus:
         assert new.granted_mib(index) == old.granted_mib(index)
     assert new.get("gone").state is LeaseState.RELEASED
@@ -940,7 +944,7 @@ def test_restore_does_not_double_grant():
     for index, g in new.gpus.items():
         assert new.granted_mib(index) <= g.capacity_mib
     # the copies handed in are not aliased into the new ledger
-    handed_in = next(l for l in leases if l.id == "a")
+    handed_in = next(x for x in leases if x.id == "a")
     handed_in.allocations[0] = 1
     handed_in.state = LeaseState.RELEASED
     assert new.get("a").allocations == old.get("a").allocations
@@ -952,13 +956,13 @@ def test_restore_then_new_ids_do_not_collide_in_order():
     new = make(gpu(0, 1000), gpu(1, 1000), lease_ttl_s=30.0)
     new.restore(leases, T0 + 500)
     fresh = new.submit("e", "u", mib(1000), T0 + 501)
-    assert fresh.seq > max(l.seq for l in leases)
-    assert [l.id for l in new.queue(T0 + 501)] == ["c", "e"]
+    assert fresh.seq > max(x.seq for x in leases)
+    assert [x.id for x in new.queue(T0 + 501)] == ["c", "e"]
 
 
 def test_restore_revokes_lease_on_vanished_gpu():
     old, leases = _previous_run()
-    on_gpu1 = [l.id for l in old.active() if 1 in l.allocations]
+    on_gpu1 = [x.id for x in old.active() if 1 in x.allocations]
     assert on_gpu1
     new = make(gpu(0, 1000), lease_ttl_s=30.0)
     new.restore(leases, T0 + 500)
@@ -978,7 +982,7 @@ def test_restore_loads_every_active_lease_before_moving_the_queue():
     assert old.get("big").state is LeaseState.QUEUED
     assert old.get("small").state is LeaseState.ACTIVE
     assert old.get("big").seq < old.get("small").seq
-    saved = [l.copy() for l in old.live()] + [old.get("a").copy()]
+    saved = [x.copy() for x in old.live()] + [old.get("a").copy()]
     new = make(gpu(0, 1000), lease_ttl_s=1e6, starvation_s=1e6)
     new.restore(saved, T0 + 10)
     new.check_invariants()
@@ -986,3 +990,45 @@ def test_restore_loads_every_active_lease_before_moving_the_queue():
     assert new.get("small").allocations == {0: 300}
     assert new.granted_mib(0) == 300
     assert new.take_changes() == []
+
+
+# ----- request ids, capacity changes, growth rules -------------------------------
+
+
+def test_evicting_an_old_ended_lease_keeps_the_request_id_of_a_newer_live_lease():
+    """A retried request must still find the live lease that reused an evicted lease's request id."""
+    ledger = make(gpu(0, 1000))
+    ledger.submit("old", "alice", mib(10), T0, request_id="r")
+    ledger.release("old", T0)
+    ledger.submit("new", "alice", mib(10), T0 + 1, request_id="r")
+    assert ledger.find_request("alice", "r").id == "new"
+    for i in range(ENDED_KEPT):  # push "old" out of the ended leases kept
+        ledger.submit(f"filler{i}", "bob", mib(1), T0 + 2)
+        ledger.release(f"filler{i}", T0 + 2)
+    with pytest.raises(LeaseNotFound):
+        ledger.get("old")  # evicted, as designed
+    assert ledger.get("new").state is LeaseState.ACTIVE
+    found = ledger.find_request("alice", "r")
+    assert found is not None and found.id == "new", "live lease 'new' lost its request id"
+
+
+def test_growing_is_refused_on_a_drained_gpu_but_shrinking_is_not():
+    ledger = make(gpu(0, 1000))
+    lease = ledger.submit("a", "alice", mib(100), T0)
+    ledger.drain(0, True, T0)
+    with pytest.raises(NoCapacity, match="drained"):
+        ledger.resize(lease.id, Size(memory_mib=200), T0)
+    assert ledger.get("a").allocations == {0: 100}
+    ledger.resize(lease.id, Size(memory_mib=50), T0)
+    assert ledger.granted_mib(0) == 50
+
+
+def test_restore_onto_smaller_capacity_keeps_the_oldest_leases():
+    before = make(gpu(0, 1000))
+    for i, at in enumerate((T0, T0 + 1, T0 + 2)):
+        before.submit(f"l{i}", "alice", mib(300), at)
+    after = make(gpu(0, 1000, reserved=300))  # lends 700 MiB now: two of the three fit
+    after.restore([l.copy() for l in before.live()], T0 + 10)
+    after.check_invariants()
+    assert [l.id for l in after.active()] == ["l0", "l1"]
+    assert after.get("l2").state is LeaseState.REVOKED and "now lends 700 MiB" in after.get("l2").end_reason

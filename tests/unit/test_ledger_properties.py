@@ -153,7 +153,10 @@ class LedgerMachine(RuleBasedStateMachine):
     def setup(self, gpus, ttl, aging, starvation, idle):
         self.policy = Policy(lease_ttl_s=ttl, aging_s=aging, starvation_s=starvation, idle_timeout_s=idle)
         self.ledger = Ledger(
-            [Gpu(index=i, uuid=f"GPU-{i}", name="Test GPU", total_mib=t, reserved_mib=r) for i, (t, r) in enumerate(gpus)],
+            [
+                Gpu(index=i, uuid=f"GPU-{i}", name="Test GPU", total_mib=t, reserved_mib=r)
+                for i, (t, r) in enumerate(gpus)
+            ],
             self.policy,
         )
         self.caps = {i: max(0, t - r) for i, (t, r) in enumerate(gpus)}
@@ -219,20 +222,20 @@ class LedgerMachine(RuleBasedStateMachine):
             led.version,
             tuple(
                 (
-                    l.id,
-                    l.state,
-                    tuple(sorted(l.allocations.items())),
-                    l.priority,
-                    l.expires_at,
-                    l.wait_deadline,
-                    l.last_active_at,
-                    l.granted_at,
+                    x.id,
+                    x.state,
+                    tuple(sorted(x.allocations.items())),
+                    x.priority,
+                    x.expires_at,
+                    x.wait_deadline,
+                    x.last_active_at,
+                    x.granted_at,
                 )
-                for l in led.live()
+                for x in led.live()
             ),
             tuple((g.index, g.drained) for g in led.gpus.values()),
             tuple((i, led.get(i).state, led.get(i).ended_at) for i in self.m),
-            tuple(l.id for l in led.queue(self.now)),
+            tuple(x.id for x in led.queue(self.now)),
         )
 
     def _attempt(self, fn):
@@ -281,7 +284,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert new in ALLOWED_NEXT[old], f"{lid}: {old} -> {new} is not allowed"
             if old is ACTIVE and new is ACTIVE:
                 if resized is not None and resized[0] == lid:
-                    assert lease.allocations == resized[1], f"{lid} resized to {lease.allocations}, expected {resized[1]}"
+                    assert lease.allocations == resized[1], f"{lid} resized to {lease.allocations}, not {resized[1]}"
                     ml.alloc = dict(resized[1])
                 else:
                     assert lease.allocations == pre.allocs[lid], f"{lid} allocations moved without a resize"
@@ -363,6 +366,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def _submit(self, request: dict) -> None:
         lid = f"L{self.n}"
         self.n += 1
+        request = dict(request)  # (the generated value is shown on failure: leave it whole)
         owner = request.pop("owner")
         request_id = f"req-{lid}" if request.pop("with_request_id") else ""
         spec = LeaseSpec(**request)
@@ -485,6 +489,16 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         want = {i: need_mib(size, self.caps[i]) for i in ml.alloc}
         fits = all(want[i] - old <= self.caps[i] - self._granted(i) for i, old in ml.alloc.items())
+        grows = any(want[i] > old for i, old in ml.alloc.items())
+        queue = self._queue()
+        held_back = grows and (
+            any(i in self.drained for i, old in ml.alloc.items() if want[i] > old)
+            or bool(queue and self._starving(queue[0]))
+        )
+        if fits and held_back and not any(want[i] > self.caps[i] for i in want):
+            # Growing is a new grant: refused on a drained GPU or while a starving head waits.
+            assert isinstance(result, NoCapacity), f"growth past a drain or a starving head gave {result!r}"
+            return
         if not fits:
             assert isinstance(result, (NoCapacity, Unsatisfiable)), f"resize that does not fit gave {result!r}"
             over = [i for i in want if want[i] > self.caps[i]]
@@ -623,7 +637,8 @@ class LedgerMachine(RuleBasedStateMachine):
         # ledger has moved its queue for ``now`` (otherwise the new one would, legitimately).
         self._tick()
         old = self.ledger
-        saved = [l.copy() for l in old.live()] + [old.get(i).copy() for i, ml in self.m.items() if ml.state in ENDED_STATES]
+        ended = [old.get(i).copy() for i, ml in self.m.items() if ml.state in ENDED_STATES]
+        saved = [x.copy() for x in old.live()] + ended
         gpus = [dataclasses.replace(g) for g in old.gpus.values()]
         new = Ledger(gpus, self.policy)
         new.restore(saved, self.now)
@@ -632,8 +647,8 @@ class LedgerMachine(RuleBasedStateMachine):
         for index in self.caps:
             assert new.granted_mib(index) == old.granted_mib(index), f"GPU {index} granted memory changed"
             assert new.granted_compute(index) == old.granted_compute(index)
-        assert {l.id for l in new.active()} == {l.id for l in old.active()}
-        assert [l.id for l in new.queue(self.now)] == [l.id for l in old.queue(self.now)]
+        assert {x.id for x in new.active()} == {x.id for x in old.active()}
+        assert [x.id for x in new.queue(self.now)] == [x.id for x in old.queue(self.now)]
         for lid, ml in self.m.items():
             before, after = old.get(lid), new.get(lid)
             assert after.state is before.state
@@ -654,7 +669,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 ml.deadline = self.now + self.policy.lease_ttl_s
         self.ledger = new
         # New submits must still get later sequence numbers.
-        self.max_seq = max([self.max_seq] + [l.seq for l in saved])
+        self.max_seq = max([self.max_seq] + [x.seq for x in saved])
 
     # ----- invariants ----------------------------------------------------------
 
@@ -679,10 +694,11 @@ class LedgerMachine(RuleBasedStateMachine):
         if self.ledger is None:
             return
         led = self.ledger
-        live_ids = [l.id for l in led.live()]
+        live_ids = [x.id for x in led.live()]
         assert len(live_ids) == len(set(live_ids))
         assert set(live_ids) == {ml.id for ml in self._live()}
-        assert [l.id for l in led.active()] == [ml.id for ml in sorted(self._live(), key=lambda m: m.seq) if ml.state is ACTIVE]
+        by_seq = sorted(self._live(), key=lambda m: m.seq)
+        assert [x.id for x in led.active()] == [ml.id for ml in by_seq if ml.state is ACTIVE]
         for lid, ml in self.m.items():
             lease = led.get(lid)
             assert lease.state is ml.state, f"{lid}: ledger says {lease.state}, model {ml.state}"
@@ -697,7 +713,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def queue_never_loses_a_request(self):
         if self.ledger is None:
             return
-        queue = [l.id for l in self.ledger.queue(self.now)]
+        queue = [x.id for x in self.ledger.queue(self.now)]
         expected = [ml.id for ml in self._queue()]
         assert queue == expected, f"queue {queue} != model {expected}"
         assert self.ledger.queue_positions(self.now) == {lid: i + 1 for i, lid in enumerate(expected)}
