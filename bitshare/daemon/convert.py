@@ -94,24 +94,29 @@ def lease_to_pb(lease: Lease, gpus: dict[int, Gpu], simulated: bool, queue_posit
         )
         for index, mib in sorted(lease.allocations.items())
     ]
-    return pb.Lease(
+    message = pb.Lease(
         id=lease.id,
         owner=lease.owner,
         state=_STATE_TO_PB[lease.state],
         spec=spec_to_pb(lease.spec),
         allocations=allocations,
-        created_at=timestamp(lease.created_at),
-        granted_at=timestamp(lease.granted_at),
-        ended_at=timestamp(lease.ended_at),
         end_reason=lease.end_reason,
         queue_position=queue_position,
-        expires_at=timestamp(lease.expires_at if not lease.state.ended else None),
         client_host=lease.client_host,
         command=lease.command,
         request_id=lease.request_id,
         simulated=simulated,
         ttl_s=lease.ttl_s,
     )
+    # Set in place: building Timestamp messages and copying them in costs twice as much.
+    message.created_at.FromNanoseconds(int(lease.created_at * 1e9))
+    if lease.granted_at is not None:
+        message.granted_at.FromNanoseconds(int(lease.granted_at * 1e9))
+    if lease.ended_at is not None:
+        message.ended_at.FromNanoseconds(int(lease.ended_at * 1e9))
+    elif lease.expires_at:
+        message.expires_at.FromNanoseconds(int(lease.expires_at * 1e9))
+    return message
 
 
 def gpu_to_pb(ledger: Ledger, gpu: Gpu, backend: str, simulated: bool, viewer: str | None) -> pb.Gpu:

@@ -223,8 +223,12 @@ class Store:
                 self._conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+        # One wake-up of the event loop per transaction, not one per waiting caller.
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for loop, future, *_ in items:
-            loop.call_soon_threadsafe(_settle, future, error)
+            by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():
+            loop.call_soon_threadsafe(_settle, futures, error)
         if error is None:
             self._prune_now_and_then()
 
@@ -232,13 +236,14 @@ class Store:
 PRUNE_EVERY_S = 3600.0
 
 
-def _settle(future: "asyncio.Future[None]", error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _settle(futures: "list[asyncio.Future[None]]", error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 
