@@ -25,7 +25,7 @@ from .backends import Backend, select_backend
 from .ledger import Gpu, Ledger, Policy
 from .local_credentials import remove_stale_socket, serve_credentials
 from .manager import LeaseManager
-from .service import AdminService, Context, LeaseService
+from .service import AdminService, LeaseService, Shared
 from .store import Store
 from . import systemd
 
@@ -110,7 +110,7 @@ class Daemon:
             manager = self._restore(backend, store)
             tokens = load_tokens(Path(config.tokens_file)) if config.tokens_file else []
             auth = Authenticator(load_or_create_secret(state_dir), tokens, config.admin_group)
-            shared = Context(manager, auth, backend.name, backend.simulated, time.time(), self.fatal_event)
+            shared = Shared(manager, auth, backend.name, backend.simulated, time.time(), self.fatal_event)
             store.start()
             await manager.tick()  # persist what restoring changed (leases on GPUs that are gone)
             running = await self._listen(shared, auth)
@@ -163,7 +163,7 @@ class Daemon:
             log.event("daemon.restored", leases=len(restored))
         return LeaseManager(ledger, store)
 
-    async def _listen(self, shared: Context, auth: Authenticator) -> _Running:
+    async def _listen(self, shared: Shared, auth: Authenticator) -> _Running:
         server = grpc.aio.server(
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE),

@@ -47,7 +47,7 @@ _UPDATE_KIND = {
 }
 
 
-class Context:
+class Shared:
     """What both services share: the manager, the caller's identity and the server's facts."""
 
     def __init__(self, manager: LeaseManager, auth: Authenticator, backend: str, simulated: bool, started_at: float,
@@ -108,7 +108,7 @@ class _Denied(Exception):
     pass
 
 
-async def guarded(shared: Context, context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
+async def guarded(shared: Shared, context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
     """Await ``work``, turning ledger refusals into gRPC statuses; a failed store write stops the daemon."""
     try:
         return await work
@@ -130,7 +130,7 @@ def _check_id(text: str, what: str) -> None:
 
 
 class LeaseService(pb_grpc.LeaseServiceServicer):
-    def __init__(self, shared: Context) -> None:
+    def __init__(self, shared: Shared) -> None:
         self.shared = shared
         self.manager = shared.manager
 
@@ -249,7 +249,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         )
 
 
-def _list_leases(shared: Context, request: pb.ListLeasesRequest, owner: str | None) -> pb.ListLeasesResponse:
+def _list_leases(shared: Shared, request: pb.ListLeasesRequest, owner: str | None) -> pb.ListLeasesResponse:
     ledger = shared.manager.ledger
     positions = ledger.queue_positions(shared.manager.now())
     leases = ledger.live()
@@ -264,7 +264,7 @@ def _list_leases(shared: Context, request: pb.ListLeasesRequest, owner: str | No
 
 
 class AdminService(pb_grpc.AdminServiceServicer):
-    def __init__(self, shared: Context) -> None:
+    def __init__(self, shared: Shared) -> None:
         self.shared = shared
         self.manager = shared.manager
 
