@@ -6,6 +6,7 @@ import time
 
 import grpc
 import typer
+from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .. import __version__
@@ -48,8 +49,6 @@ def smi(
 
 
 def to_dict(message: object) -> dict:
-    from google.protobuf.json_format import MessageToDict
-
     return MessageToDict(message, preserving_proto_field_name=True)
 
 

@@ -70,6 +70,11 @@ class LeaseKeeper:
         self._thread.join(timeout=5)
         self.client.close()
 
+    def notify(self) -> None:
+        """Wake whoever waits on this keeper (for changes made outside it, such as a command ending)."""
+        with self.changed:
+            self.changed.notify_all()
+
     def wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         with self.changed:
             return self.changed.wait_for(predicate, timeout)

@@ -99,21 +99,18 @@ def run_on_lease(
     env = dict(os.environ)
     env.update(lease_environment(lease, str(client.address), local_gpus=client.address.is_loopback))
     try:
-        child = Supervised(argv, env)
+        child = Supervised(argv, env, on_exit=keeper.notify)
     except CommandNotFound as exc:
         raise UsageError(str(exc), exit_code=127) from None
     keeper.usage = child.cpu_seconds
     with child.foreground():
-        while not child.exited.is_set():
-            if keeper.wait(lambda: keeper.ended or child.exited.is_set(), 0.5) and keeper.ended:
-                if child.exited.is_set():
-                    break
-                why = keeper.lost_reason or _describe_end(keeper.lease)
-                stderr.write(f"bitshare: {why}; ending the command\n")
-                stderr.flush()
-                child.terminate(kill_grace_s)
-                break
-            child.exited.wait(0.05)
+        while not keeper.wait(lambda: keeper.ended or child.exited.is_set(), 1.0):
+            pass  # a timeout only lets forwarded signals be handled promptly
+        if not child.exited.is_set():
+            why = keeper.lost_reason or _describe_end(keeper.lease)
+            stderr.write(f"bitshare: {why}; ending the command\n")
+            stderr.flush()
+            child.terminate(kill_grace_s)
     return exit_code(child.proc.returncode)
 
 

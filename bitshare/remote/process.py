@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psutil
 
@@ -24,7 +24,7 @@ def exit_code(returncode: int) -> int:
 class Supervised:
     """A command started in a new process group (so the whole tree can be ended)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], on_exit: Callable[[], None] = lambda: None) -> None:
         kwargs: dict = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
         try:
             self.proc = subprocess.Popen(argv, env=env, **kwargs)
@@ -34,11 +34,13 @@ class Supervised:
             raise CommandNotFound(f"permission denied: {argv[0]}") from None
         self.pgid = self.proc.pid
         self.exited = threading.Event()
+        self._on_exit = on_exit
         threading.Thread(target=self._wait, name="bitshare-child", daemon=True).start()
 
     def _wait(self) -> None:
         self.proc.wait()
         self.exited.set()
+        self._on_exit()
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the command and its descendants that are still running."""
