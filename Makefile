@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test proto bench clean
+.PHONY: demo test lint proto bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ demo: $(VENV)/.installed  ## lease a quarter of a GPU (the embedded default) and
 
 test: $(VENV)/.installed  ## the whole test suite (GPU tests run only on GPU hosts: tests/gpu/run.sh)
 	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed  ## ruff, as configured in pyproject.toml
+	$(VENV)/bin/ruff check bitshare tests benchmarks scripts
+	$(VENV)/bin/ruff format --check bitshare tests benchmarks scripts
 
 proto: $(VENV)/.installed  ## regenerate bitshare/v1/*_pb2*.py from the .proto
 	$(PY) scripts/gen_proto.py

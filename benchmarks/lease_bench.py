@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -84,10 +85,10 @@ class Phase:
 class Samples:
     """What the clients of one phase saw; latencies in seconds, from the measured window only."""
 
-    first: list[float] = field(default_factory=list)   # no-op, or grant (RequestLease)
+    first: list[float] = field(default_factory=list)  # no-op, or grant (RequestLease)
     second: list[float] = field(default_factory=list)  # release (lease phase only)
-    completed: int = 0                                  # no-ops, or grant+release pairs, in the window
-    granted: list[str] = field(default_factory=list)    # every acknowledged grant, warm-up included
+    completed: int = 0  # no-ops, or grant+release pairs, in the window
+    granted: list[str] = field(default_factory=list)  # every acknowledged grant, warm-up included
     unreleased: list[str] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -117,7 +118,7 @@ def _worker_main(conn: Connection, target: str, token: str) -> None:
             return
         try:
             samples = asyncio.run(_run_phase(conn, target, metadata, phase))
-        except Exception:  # noqa: BLE001 - report any failure to the parent rather than die silently
+        except Exception:
             conn.send(("error", traceback.format_exc()))
             return
         conn.send(("done", samples))
@@ -135,7 +136,7 @@ async def _run_phase(conn: Connection, target: str, metadata: Metadata, phase: P
         loop = _lease_client if phase.mode == "lease" else _noop_client
         parts = [Samples() for _ in channels]
         stubs = [pb_grpc.LeaseServiceStub(c) for c in channels]
-        await asyncio.gather(*(loop(s, metadata, measure_from, end, p) for s, p in zip(stubs, parts)))
+        await asyncio.gather(*(loop(s, metadata, measure_from, end, p) for s, p in zip(stubs, parts, strict=False)))
     finally:
         await asyncio.gather(*(c.close() for c in channels))
     total = Samples()
@@ -216,7 +217,7 @@ class WorkerPool:
         """Run ``phase`` with its clients split over the workers; returns the samples and the
         daemon's and clients' resource use over the measured window."""
         shares = _split(phase.clients, len(self._workers))
-        busy = [(conn, n) for (_, conn), n in zip(self._workers, shares) if n]
+        busy = [(conn, n) for (_, conn), n in zip(self._workers, shares, strict=False) if n]
         for conn, n in busy:
             conn.send(Phase(phase.mode, n, phase.warmup_s, phase.seconds))
         for conn, _ in busy:
@@ -244,11 +245,9 @@ class WorkerPool:
         return sum(t.user + t.system for t in times)
 
     def close(self) -> None:
-        for proc, conn in self._workers:
-            try:
+        for _proc, conn in self._workers:
+            with contextlib.suppress(OSError):
                 conn.send(None)
-            except OSError:
-                pass
         for proc, _ in self._workers:
             proc.join(timeout=10)
             if proc.is_alive():
@@ -316,12 +315,19 @@ class Daemon:
         config = workdir / "empty.toml"  # keeps any /etc/bitshare/bitshare.toml out of the run
         config.write_text("")
         self.command = [
-            sys.executable, "-m", "bitshare.daemon",
-            "--config", str(config),
-            "--listen", self.target,
-            "--state-dir", str(self.state_dir),
-            "--simulate", simulate,
-            "--log-level", DAEMON_LOG_LEVEL,
+            sys.executable,
+            "-m",
+            "bitshare.daemon",
+            "--config",
+            str(config),
+            "--listen",
+            self.target,
+            "--state-dir",
+            str(self.state_dir),
+            "--simulate",
+            simulate,
+            "--log-level",
+            DAEMON_LOG_LEVEL,
         ]
         with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -408,10 +414,13 @@ def usage_figures(used: Usage, seconds: float, completed: int) -> dict[str, floa
     return {
         "daemon_cpu_s": None if used.cpu_s is None else round(used.cpu_s, 3),
         "daemon_cpu_pct_of_core": None if used.cpu_s is None else round(100.0 * used.cpu_s / seconds, 1),
-        "daemon_cpu_ms_per_op": None if used.cpu_s is None or not completed else round(1000 * used.cpu_s / completed, 3),
+        "daemon_cpu_ms_per_op": None
+        if used.cpu_s is None or not completed
+        else round(1000 * used.cpu_s / completed, 3),
         "daemon_write_syscalls": used.write_calls,
         "daemon_write_bytes": used.write_bytes,
-        "daemon_write_syscalls_per_op": None if used.write_calls is None or not completed
+        "daemon_write_syscalls_per_op": None
+        if used.write_calls is None or not completed
         else round(used.write_calls / completed, 2),
         "clients_cpu_pct_of_core": None if used.client_cpu_s is None else round(100.0 * used.client_cpu_s / seconds, 1),
     }
@@ -421,7 +430,9 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else round(a / b, 2)
 
 
-def measure_level(pool: WorkerPool, daemon: Daemon, clients: int, warmup_s: float, seconds: float) -> tuple[dict, Samples]:
+def measure_level(
+    pool: WorkerPool, daemon: Daemon, clients: int, warmup_s: float, seconds: float
+) -> tuple[dict, Samples]:
     """The no-op baseline then the lease phase at one concurrency; returns figures and lease samples."""
     load_before = os.getloadavg()[0]
     noop, noop_used = pool.run(Phase("noop", clients, warmup_s, seconds), daemon)
@@ -512,10 +523,10 @@ def _cell(value: object) -> str:
 def print_table(headers: list[str], rows: Iterable[list[object]]) -> None:
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    print(" | ".join(h.rjust(w) for h, w in zip(headers, widths)))
+    print(" | ".join(h.rjust(w) for h, w in zip(headers, widths, strict=False)))
     print("-+-".join("-" * w for w in widths))
     for row in cells:
-        print(" | ".join(c.rjust(w) for c, w in zip(row, widths)))
+        print(" | ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)))
 
 
 def filesystem_of(path: Path) -> str | None:
@@ -523,8 +534,11 @@ def filesystem_of(path: Path) -> str | None:
     if psutil is None:
         return None
     resolved = str(path.resolve())
-    mounts = [p for p in psutil.disk_partitions(all=True) if resolved == p.mountpoint
-              or resolved.startswith(p.mountpoint.rstrip("/") + "/")]
+    mounts = [
+        p
+        for p in psutil.disk_partitions(all=True)
+        if resolved == p.mountpoint or resolved.startswith(p.mountpoint.rstrip("/") + "/")
+    ]
     return max(mounts, key=lambda p: len(p.mountpoint)).fstype if mounts else None
 
 
@@ -545,8 +559,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--clients", default="1,16,128", help="comma-separated concurrency levels [1,16,128]")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase [5]")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="warm-up seconds before each phase [a fifth of --seconds, at most 1]")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="warm-up seconds before each phase [a fifth of --seconds, at most 1]"
+    )
     parser.add_argument("--procs", type=int, default=2, help="client worker processes [2]")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results file [{DEFAULT_OUT}]")
     args = parser.parse_args(argv)
@@ -565,10 +580,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"bitshared lease benchmark: clients {args.levels}, {args.seconds:g}s per phase after "
-          f"{args.warmup:g}s warm-up, {args.procs} client processes, {os.cpu_count()} CPUs")
-    print(f"daemon: {SIMULATE} simulated GPU, {MEMORY_MIB} MiB per lease, log level {DAEMON_LOG_LEVEL}, "
-          "store synchronous=FULL")
+    print(
+        f"bitshared lease benchmark: clients {args.levels}, {args.seconds:g}s per phase after "
+        f"{args.warmup:g}s warm-up, {args.procs} client processes, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"daemon: {SIMULATE} simulated GPU, {MEMORY_MIB} MiB per lease, log level {DAEMON_LOG_LEVEL}, "
+        "store synchronous=FULL"
+    )
     machine = machine_info()
     levels: list[dict] = []
     granted: list[str] = []
@@ -586,9 +605,11 @@ def main(argv: list[str] | None = None) -> int:
                 granted += lease.granted
                 unreleased += lease.unreleased
                 errors = {**figures["noop_errors"], **figures["lease_errors"]}
-                print(f"  {clients} clients: {figures['pairs_per_s']:,.0f} grant+release/s, "
-                      f"grant p50 {_cell(figures['grant']['p50_ms'])} ms"
-                      + (f", errors {errors}" if errors else ""), flush=True)
+                print(
+                    f"  {clients} clients: {figures['pairs_per_s']:,.0f} grant+release/s, "
+                    f"grant p50 {_cell(figures['grant']['p50_ms'])} ms" + (f", errors {errors}" if errors else ""),
+                    flush=True,
+                )
         finally:
             if pool is not None:
                 pool.close()
@@ -599,28 +620,63 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(
         ["clients", "grants", "grant p50 ms", "grant p99 ms", "release p50 ms", "release p99 ms", "grant+release/s"],
-        [[l["clients"], l["grants"], l["grant"]["p50_ms"], l["grant"]["p99_ms"], l["release"]["p50_ms"],
-          l["release"]["p99_ms"], l["pairs_per_s"]] for l in levels],
+        [
+            [
+                level["clients"],
+                level["grants"],
+                level["grant"]["p50_ms"],
+                level["grant"]["p99_ms"],
+                level["release"]["p50_ms"],
+                level["release"]["p99_ms"],
+                level["pairs_per_s"],
+            ]
+            for level in levels
+        ],
     )
     print()
     print("baseline (GetServerInfo no-op, same daemon, same concurrency) and daemon resource use:")
     print_table(
-        ["clients", "no-op p50 ms", "no-op p99 ms", "no-op/s", "grant p50 / no-op p50",
-         "daemon CPU % (lease)", "daemon CPU ms/pair", "clients CPU % (lease)", "daemon CPU % (no-op)",
-         "write syscalls/pair"],
-        [[l["clients"], l["noop"]["p50_ms"], l["noop"]["p99_ms"], l["noop_per_s"], l["ratio_grant_p50_to_noop_p50"],
-          l["lease_daemon"]["daemon_cpu_pct_of_core"], l["lease_daemon"]["daemon_cpu_ms_per_op"],
-          l["lease_daemon"]["clients_cpu_pct_of_core"], l["noop_daemon"]["daemon_cpu_pct_of_core"], l["lease_daemon"]["daemon_write_syscalls_per_op"]]
-         for l in levels],
+        [
+            "clients",
+            "no-op p50 ms",
+            "no-op p99 ms",
+            "no-op/s",
+            "grant p50 / no-op p50",
+            "daemon CPU % (lease)",
+            "daemon CPU ms/pair",
+            "clients CPU % (lease)",
+            "daemon CPU % (no-op)",
+            "write syscalls/pair",
+        ],
+        [
+            [
+                level["clients"],
+                level["noop"]["p50_ms"],
+                level["noop"]["p99_ms"],
+                level["noop_per_s"],
+                level["ratio_grant_p50_to_noop_p50"],
+                level["lease_daemon"]["daemon_cpu_pct_of_core"],
+                level["lease_daemon"]["daemon_cpu_ms_per_op"],
+                level["lease_daemon"]["clients_cpu_pct_of_core"],
+                level["noop_daemon"]["daemon_cpu_pct_of_core"],
+                level["lease_daemon"]["daemon_write_syscalls_per_op"],
+            ]
+            for level in levels
+        ],
     )
-    print("store commits: not observable from outside the daemon (Store.commits is in-process only); "
-          "write syscalls are shown as a proxy")
+    print(
+        "store commits: not observable from outside the daemon (Store.commits is in-process only); "
+        "write syscalls are shown as a proxy"
+    )
     print()
     d = durability
-    print(f"durability: {d['result']} - {d['acknowledged_grants']:,} acknowledged grants, "
-          f"{d['rows_in_leases']:,} rows in leases, {d['acknowledged_missing_on_disk']} missing, "
-          f"{d['rows_active']} active; daemon exit {stop['exit_code']}"
-          + (" (killed)" if stop["killed"] else "") + f" after SIGTERM in {stop['stop_s']}s")
+    print(
+        f"durability: {d['result']} - {d['acknowledged_grants']:,} acknowledged grants, "
+        f"{d['rows_in_leases']:,} rows in leases, {d['acknowledged_missing_on_disk']} missing, "
+        f"{d['rows_active']} active; daemon exit {stop['exit_code']}"
+        + (" (killed)" if stop["killed"] else "")
+        + f" after SIGTERM in {stop['stop_s']}s"
+    )
     goals = targets(levels)
     for goal in goals:
         verdict = {True: "MET", False: "NOT MET", None: "NOT MEASURED"}[goal["met"]]
@@ -643,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_rpc": "LeaseService.GetServerInfo",
         },
         "levels": levels,
-        "baseline_ratios": {str(l["clients"]): l["ratio_grant_p50_to_noop_p50"] for l in levels},
+        "baseline_ratios": {str(level["clients"]): level["ratio_grant_p50_to_noop_p50"] for level in levels},
         "durability": durability,
         "targets": goals,
         "daemon_log_tail": log_tail,

@@ -1,7 +1,7 @@
 """The client library: one connection to one bitshared, used by the CLI, the console and the agent.
 
-    client = connect("unix:/run/bitshare/bitshared.sock")
-    lease = client.request(LeaseRequest(fraction=0.25))
+client = connect("unix:/run/bitshare/bitshared.sock")
+lease = client.request(LeaseRequest(fraction=0.25))
 """
 
 from __future__ import annotations
@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import grpc
 
 from .address import Address, parse_address
-from .errors import BitshareError, Denied, UsageError, Unreachable, from_rpc_error
+from .errors import BitshareError, Denied, Unreachable, UsageError, from_rpc_error
 from .v1 import bitshare_pb2 as pb
 from .v1 import bitshare_pb2_grpc as pb_grpc
 
@@ -117,11 +118,11 @@ class Client:
     def close(self) -> None:
         self.channel.close()
 
-    def clone(self) -> "Client":
+    def clone(self) -> Client:
         """A new connection to the same daemon with the same credentials."""
         return Client(self.address, *self._credentials)
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -212,4 +213,4 @@ def connect(server: str, token: str = "", tls_ca: str = "") -> Client:
     return client
 
 
-__all__ = ["Client", "LeaseRequest", "connect", "BitshareError", "Denied", "Unreachable"]
+__all__ = ["BitshareError", "Client", "Denied", "LeaseRequest", "Unreachable", "connect"]

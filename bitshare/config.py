@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,9 +33,9 @@ class DaemonConfig:
     listen: list[str] = field(default_factory=list)
     state_dir: str = ""
     log_level: str = "info"
-    history_days: float = 30.0     # ended leases and events are kept this long
-    backend: str = "auto"          # auto | nvml | simulated
-    simulate: str = ""             # e.g. "4x16GiB"; implies the simulated backend
+    history_days: float = 30.0  # ended leases and events are kept this long
+    backend: str = "auto"  # auto | nvml | simulated
+    simulate: str = ""  # e.g. "4x16GiB"; implies the simulated backend
     reserve_mib: int = 512
     lease_ttl_s: float = 30.0
     max_ttl_s: float = 7 * 24 * 3600.0
@@ -80,7 +81,12 @@ _DAEMON_KEYS: dict[tuple[str, str], tuple[str, type, Callable[[Any], bool] | Non
     ("daemon", "listen"): ("listen", list, _check_listen, 'a list like ["unix:/run/bitshare/bitshared.sock"]'),
     ("daemon", "state_dir"): ("state_dir", str, None, "a directory path"),
     ("daemon", "history_days"): ("history_days", float, _positive, "days > 0"),
-    ("daemon", "log_level"): ("log_level", str, lambda v: v in ("debug", "info", "warning", "error"), "debug, info, warning or error"),
+    ("daemon", "log_level"): (
+        "log_level",
+        str,
+        lambda v: v in ("debug", "info", "warning", "error"),
+        "debug, info, warning or error",
+    ),
     ("gpus", "backend"): ("backend", str, lambda v: v in ("auto", "nvml", "simulated"), "auto, nvml or simulated"),
     ("gpus", "simulate"): ("simulate", str, _check_simulate, 'a GPU list like "4x16GiB"'),
     ("gpus", "reserve"): ("reserve_mib", str, None, 'a size like "512MiB"'),
@@ -136,26 +142,28 @@ def load_daemon_config(path: Path | None) -> DaemonConfig:
     updates: dict[str, Any] = {}
     for section, table in data.items():
         if not isinstance(table, dict):
-            raise ConfigError(f"{path}: {section!r} must be a [section]; sections are daemon, gpus, leases, queue, security")
+            raise ConfigError(
+                f"{path}: {section!r} must be a [section]; sections are daemon, gpus, leases, queue, security"
+            )
         for key, value in table.items():
             spec = _DAEMON_KEYS.get((section, key))
             if spec is None:
                 raise ConfigError(f"{path}: unknown key {key!r} in [{section}]")
             name, kind, check, hint = spec
             where = f"{path}: [{section}] {key}"
-            value = _coerce(value, kind, where, hint)
+            checked = _coerce(value, kind, where, hint)
             try:
-                ok = check(value) if check else True
+                ok = check(checked) if check else True
             except ValueError as exc:
                 raise ConfigError(f"{where}: {exc}") from None
             if not ok:
-                raise ConfigError(f"{where}: expected {hint}, got {value!r}")
+                raise ConfigError(f"{where}: expected {hint}, got {checked!r}")
             if name == "reserve_mib":
                 try:
-                    value = 0 if str(value).strip() in ("0", "0MiB") else parse_mib(value)
+                    checked = 0 if str(checked).strip() in ("0", "0MiB") else parse_mib(checked)
                 except ValueError as exc:
                     raise ConfigError(f"{where}: {exc}") from None
-            updates[name] = value
+            updates[name] = checked
     return finish_daemon_config(dataclasses.replace(config, **updates))
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import grpc
 
 EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 69   # EX_UNAVAILABLE: no daemon could be reached
-EXIT_TEMPFAIL = 75      # EX_TEMPFAIL: no lease could be had now
-EXIT_NOPERM = 77        # EX_NOPERM: not allowed, or not authenticated
-EXIT_CONFIG = 78        # EX_CONFIG: a configuration file is wrong
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no daemon could be reached
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: no lease could be had now
+EXIT_NOPERM = 77  # EX_NOPERM: not allowed, or not authenticated
+EXIT_CONFIG = 78  # EX_CONFIG: a configuration file is wrong
 EXIT_FAILURE = 1
 
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import re
 
-_UNITS_MIB = {"": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib": 1024, "t": 1024 * 1024, "tb": 1024 * 1024, "tib": 1024 * 1024}
+_UNITS_MIB = {
+    "": 1,
+    "m": 1,
+    "mb": 1,
+    "mib": 1,
+    "g": 1024,
+    "gb": 1024,
+    "gib": 1024,
+    "t": 1024 * 1024,
+    "tb": 1024 * 1024,
+    "tib": 1024 * 1024,
+}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _SIMULATE = re.compile(r"^\s*(?:(\d+)\s*[xX]\s*)?(.+)$")
 

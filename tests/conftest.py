@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -60,13 +61,23 @@ class Daemon:
         self.log_path = tmp / "bitshared.log"
         self.server = f"unix:{self.socket}"
 
-    def start(self, timeout: float = 15.0) -> "Daemon":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bitshare.daemon", "--listen", self.server, "--state-dir", str(self.state_dir),
-             *self.args],
-            stdout=log, stderr=log, env=self.env,
-        )
+    def start(self, timeout: float = 15.0) -> Daemon:
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bitshare.daemon",
+                    "--listen",
+                    self.server,
+                    "--state-dir",
+                    str(self.state_dir),
+                    *self.args,
+                ],
+                stdout=log,
+                stderr=log,
+                env=self.env,
+            )
         wait_for(lambda: self._ready() or self.proc.poll() is not None, timeout, "bitshared to listen")
         if self.proc.poll() is not None:
             raise AssertionError(f"bitshared exited {self.proc.returncode}: {self.log()}")
@@ -93,7 +104,7 @@ class Daemon:
             self.proc.kill()
             return self.proc.wait()
 
-    def restart(self) -> "Daemon":
+    def restart(self) -> Daemon:
         with open(self.log_path, "w"):
             pass
         return self.start()
@@ -108,23 +119,36 @@ def bitshare_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "bitshare", *args]
 
 
-def run_cli(daemon: Daemon, *args: str, timeout: float = 60, input: str | None = None,
-            server: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    daemon: Daemon,
+    *args: str,
+    timeout: float = 60,
+    input: str | None = None,
+    server: str | None = None,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """Run the real ``bitshare`` CLI against the daemon and wait for it."""
     return subprocess.run(
         bitshare_cmd("--server", server or daemon.server, *args),
-        capture_output=True, text=True, timeout=timeout, env=env or daemon.env, input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or daemon.env,
+        input=input,
     )
 
 
-def spawn_cli(daemon: Daemon, *args: str, server: str | None = None, env: dict | None = None,
-              stderr_path: Path | None = None) -> subprocess.Popen:
+def spawn_cli(
+    daemon: Daemon, *args: str, server: str | None = None, env: dict | None = None, stderr_path: Path | None = None
+) -> subprocess.Popen:
     """Start the real ``bitshare`` CLI in the background (its stderr goes to a file to read later)."""
-    stderr = open(stderr_path, "w") if stderr_path else subprocess.PIPE
-    return subprocess.Popen(
-        bitshare_cmd("--server", server or daemon.server, *args),
-        stdout=subprocess.PIPE, stderr=stderr, text=True, env=env or daemon.env,
-    )
+    command = bitshare_cmd("--server", server or daemon.server, *args)
+    if stderr_path is None:
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or daemon.env
+        )
+    with open(stderr_path, "w") as stderr:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env or daemon.env)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ..errors import UsageError
@@ -25,8 +23,8 @@ def _print(ctx: typer.Context, message: object, text: str) -> None:
 def resize(
     ctx: typer.Context,
     lease_id: str = typer.Argument(..., metavar="ID"),
-    partition: Optional[str] = typer.Option(None, "-p", "--partition", help="New fraction of each GPU."),
-    memory: Optional[str] = typer.Option(None, "-m", "--memory", help="New memory per GPU."),
+    partition: str | None = typer.Option(None, "-p", "--partition", help="New fraction of each GPU."),
+    memory: str | None = typer.Option(None, "-m", "--memory", help="New memory per GPU."),
 ) -> None:
     """Grow (when there is room) or shrink a lease on every GPU it holds."""
     if (partition is None) == (memory is None):

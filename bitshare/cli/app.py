@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
 
 from ..errors import BitshareError
 from . import admin_cmds, info_cmds, lease_cmds, token_cmds  # noqa: F401  (the commands register themselves)
@@ -12,7 +11,7 @@ from .base import app
 __all__ = ["app", "run"]
 
 
-def run(argv: Optional[List[str]] = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors on stderr and exit codes scripts can trust."""
     try:
         app(args=argv, prog_name="bitshare")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import typer
 
 from .session import CliState
@@ -20,10 +18,11 @@ app = typer.Typer(
 @app.callback()
 def main(
     ctx: typer.Context,
-    server: Optional[str] = typer.Option(None, "--server", "-s", envvar="BITSHARE_SERVER",
-                                         help="unix:PATH or HOST:PORT of bitshared."),
-    token: Optional[str] = typer.Option(None, "--token", envvar="BITSHARE_TOKEN", help="Bearer token for TCP servers."),
-    tls_ca: Optional[str] = typer.Option(None, "--tls-ca", envvar="BITSHARE_TLS_CA", help="CA file for a TLS server."),
+    server: str | None = typer.Option(
+        None, "--server", "-s", envvar="BITSHARE_SERVER", help="unix:PATH or HOST:PORT of bitshared."
+    ),
+    token: str | None = typer.Option(None, "--token", envvar="BITSHARE_TOKEN", help="Bearer token for TCP servers."),
+    tls_ca: str | None = typer.Option(None, "--tls-ca", envvar="BITSHARE_TLS_CA", help="CA file for a TLS server."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     ctx.obj = CliState(server=server or "", token=token or "", tls_ca=tls_ca or "", json=json_output)

@@ -13,7 +13,8 @@ from .. import __version__
 from ..errors import BitshareError, Unreachable
 from ..v1 import bitshare_pb2 as pb
 from .base import app, state
-from .render import gpus_table, leases_table, smi as smi_text, to_json
+from .render import gpus_table, leases_table, to_json
+from .render import smi as smi_text
 
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 
@@ -64,12 +65,21 @@ def health(ctx: typer.Context, json_output: bool = _JSON) -> None:
     info = client.server_info()
     serving = status.status == health_pb2.HealthCheckResponse.SERVING
     if _wants_json(ctx, json_output):
-        typer.echo(to_json({"server": str(client.address), "status": health_pb2.HealthCheckResponse.ServingStatus.Name(status.status),
-                            "info": to_dict(info)}))
+        typer.echo(
+            to_json(
+                {
+                    "server": str(client.address),
+                    "status": health_pb2.HealthCheckResponse.ServingStatus.Name(status.status),
+                    "info": to_dict(info),
+                }
+            )
+        )
     else:
         kind = "simulated GPUs (CPU-backed)" if info.simulated else f"{info.backend} GPUs"
-        typer.echo(f"{'SERVING' if serving else 'NOT SERVING'}  {client.address}  bitshared {info.version}  "
-                   f"{info.gpu_count} {kind}  you are {info.caller} ({pb.Role.Name(info.caller_role)[5:].lower()})")
+        typer.echo(
+            f"{'SERVING' if serving else 'NOT SERVING'}  {client.address}  bitshared {info.version}  "
+            f"{info.gpu_count} {kind}  you are {info.caller} ({pb.Role.Name(info.caller_role)[5:].lower()})"
+        )
     if not serving:
         raise typer.Exit(69)
 
@@ -94,8 +104,10 @@ def queue(ctx: typer.Context, json_output: bool = _JSON) -> None:
     if client.server_info().caller_role == pb.ROLE_ADMIN:
         items = client.queue()
     else:
-        items = sorted((l for l in client.my_leases() if l.state == pb.LEASE_STATE_QUEUED),
-                       key=lambda l: l.queue_position)
+        items = sorted(
+            (lease for lease in client.my_leases() if lease.state == pb.LEASE_STATE_QUEUED),
+            key=lambda lease: lease.queue_position,
+        )
     typer.echo(to_json(items) if _wants_json(ctx, json_output) else leases_table(items))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
 
 import typer
 
@@ -29,20 +28,29 @@ _GRACE = typer.Option(10.0, "--kill-grace", help="Seconds between SIGTERM and SI
 @app.command(context_settings=RUN_SETTINGS)
 def run(
     ctx: typer.Context,
-    command: List[str] = typer.Argument(..., metavar="-- CMD [ARGS]...", help="The command to run on the lease."),
+    command: list[str] = typer.Argument(..., metavar="-- CMD [ARGS]...", help="The command to run on the lease."),
     gpus: int = _GPUS,
-    partition: Optional[str] = _FRACTION,
-    memory: Optional[str] = _MEMORY,
-    compute: Optional[int] = _COMPUTE,
-    filters: List[str] = _FILTER,
+    partition: str | None = _FRACTION,
+    memory: str | None = _MEMORY,
+    compute: int | None = _COMPUTE,
+    filters: list[str] = _FILTER,
     priority: int = _PRIORITY,
     wait: bool = _WAIT,
-    timeout: Optional[float] = _TIMEOUT,
+    timeout: float | None = _TIMEOUT,
     kill_grace: float = _GRACE,
 ) -> None:
     """Lease GPU partitions, run CMD on them, give them back when CMD ends; exit with CMD's code."""
-    request = build_request(gpus=gpus, fraction=partition, memory=memory, compute=compute, filters=filters,
-                            priority=priority, wait=wait, timeout=timeout, command=command)
+    request = build_request(
+        gpus=gpus,
+        fraction=partition,
+        memory=memory,
+        compute=compute,
+        filters=filters,
+        priority=priority,
+        wait=wait,
+        timeout=timeout,
+        command=command,
+    )
     client = state(ctx).client()
     raise typer.Exit(run_command(client, request, command, kill_grace_s=kill_grace))
 
@@ -51,20 +59,29 @@ def run(
 def request_gpus(
     ctx: typer.Context,
     gpus: int = _GPUS,
-    partition: Optional[str] = _FRACTION,
-    memory: Optional[str] = _MEMORY,
-    compute: Optional[int] = _COMPUTE,
-    filters: List[str] = _FILTER,
+    partition: str | None = _FRACTION,
+    memory: str | None = _MEMORY,
+    compute: int | None = _COMPUTE,
+    filters: list[str] = _FILTER,
     priority: int = _PRIORITY,
     wait: bool = _WAIT,
-    timeout: Optional[float] = _TIMEOUT,
+    timeout: float | None = _TIMEOUT,
     session_ttl: float = typer.Option(3600.0, "--session-ttl", help="Seconds the lease is held without use."),
 ) -> None:
     """Lease GPUs for a session of several commands (see client and release-gpus); prints the lease id."""
     if session_ttl <= 0:
         raise typer.BadParameter(f"must be > 0 seconds, got {session_ttl:g}", param_hint="--session-ttl")
-    request = build_request(gpus=gpus, fraction=partition, memory=memory, compute=compute, filters=filters,
-                            priority=priority, wait=wait, timeout=timeout, ttl=session_ttl)
+    request = build_request(
+        gpus=gpus,
+        fraction=partition,
+        memory=memory,
+        compute=compute,
+        filters=filters,
+        priority=priority,
+        wait=wait,
+        timeout=timeout,
+        ttl=session_ttl,
+    )
     cli = state(ctx)
     client = cli.client()
     lease = wait_for_grant(client, request)
@@ -75,8 +92,8 @@ def request_gpus(
 @app.command(context_settings=RUN_SETTINGS)
 def client(
     ctx: typer.Context,
-    command: List[str] = typer.Argument(..., metavar="-- CMD [ARGS]...", help="The command to run on the lease."),
-    lease: Optional[str] = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
+    command: list[str] = typer.Argument(..., metavar="-- CMD [ARGS]...", help="The command to run on the lease."),
+    lease: str | None = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
     kill_grace: float = _GRACE,
 ) -> None:
     """Run CMD on a lease held by request-gpus; the lease stays held afterwards."""
@@ -87,7 +104,7 @@ def client(
 @app.command("release-gpus")
 def release_gpus(
     ctx: typer.Context,
-    lease: Optional[str] = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
+    lease: str | None = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
 ) -> None:
     """Give back a lease (or withdraw a queued request)."""
     lease_id = session_lease(lease)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
@@ -23,8 +24,8 @@ def to_json(messages: Sequence[Any] | Any) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells]
     return "\n".join(lines)
 
 
@@ -53,15 +54,36 @@ def leases_table(leases: Sequence[pb.Lease]) -> str:
         gpus = ",".join(str(a.gpu_index) for a in lease.allocations) or "-"
         mem = ",".join(str(a.memory_mib) for a in lease.allocations) or "-"
         pos = str(lease.queue_position) if lease.queue_position else "-"
-        rows.append([lease.id, lease.owner, state_name(lease.state), pos, gpus, size_text(lease.spec), mem,
-                     lease.spec.priority, age(lease.created_at), lease.command[:40]])
+        rows.append(
+            [
+                lease.id,
+                lease.owner,
+                state_name(lease.state),
+                pos,
+                gpus,
+                size_text(lease.spec),
+                mem,
+                lease.spec.priority,
+                age(lease.created_at),
+                lease.command[:40],
+            ]
+        )
     return table(["LEASE", "OWNER", "STATE", "QPOS", "GPUS", "ASKED", "MIB", "PRIO", "AGE", "COMMAND"], rows)
 
 
 def gpus_table(gpus: Sequence[pb.Gpu]) -> str:
     rows = [
-        [g.index, g.name, g.uuid, g.total_mib, g.capacity_mib, g.granted_mib, g.free_mib, len(g.partitions),
-         "drained" if g.drained else "ok"]
+        [
+            g.index,
+            g.name,
+            g.uuid,
+            g.total_mib,
+            g.capacity_mib,
+            g.granted_mib,
+            g.free_mib,
+            len(g.partitions),
+            "drained" if g.drained else "ok",
+        ]
         for g in gpus
     ]
     return table(["GPU", "NAME", "UUID", "TOTAL", "LENDABLE", "GRANTED", "FREE", "LEASES", "STATE"], rows)
@@ -78,8 +100,10 @@ def smi(info: pb.ServerInfo, gpus: Sequence[pb.Gpu], width: int = 40) -> str:
         flags = " DRAINED" if gpu.drained else ""
         out.append("")
         out.append(f"GPU {gpu.index}  {gpu.name}{flags}")
-        out.append(f"  [{bar}] {format_mib(gpu.granted_mib)} / {format_mib(gpu.capacity_mib)} lent"
-                   f" ({format_mib(gpu.reserved_mib)} reserved)")
+        out.append(
+            f"  [{bar}] {format_mib(gpu.granted_mib)} / {format_mib(gpu.capacity_mib)} lent"
+            f" ({format_mib(gpu.reserved_mib)} reserved)"
+        )
         for part in gpu.partitions:
             who = f"{part.lease_id}  {part.owner}" if part.lease_id else "(another user's lease)"
             compute = f"  compute {part.compute_pct}%" if part.compute_pct else ""

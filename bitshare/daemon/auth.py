@@ -35,8 +35,8 @@ IDENTITY_CACHE_SIZE = 10_000
 
 @dataclass(frozen=True)
 class Identity:
-    name: str   # the owner recorded on leases: "user:alice" or "token:ci-runner"
-    role: str   # "client" or "admin"
+    name: str  # the owner recorded on leases: "user:alice" or "token:ci-runner"
+    role: str  # "client" or "admin"
 
     @property
     def is_admin(self) -> bool:

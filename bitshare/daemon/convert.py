@@ -70,7 +70,9 @@ def _spec_to_pb(spec: LeaseSpec) -> pb.LeaseSpec:
     message = pb.LeaseSpec(
         gpu_count=spec.gpu_count,
         compute_pct=spec.compute_pct,
-        filter=pb.GpuFilter(name=spec.filter.name, min_memory_mib=spec.filter.min_memory_mib, indices=spec.filter.indices),
+        filter=pb.GpuFilter(
+            name=spec.filter.name, min_memory_mib=spec.filter.min_memory_mib, indices=spec.filter.indices
+        ),
         priority=spec.priority,
         wait=spec.wait,
         wait_timeout_s=spec.wait_timeout_s,

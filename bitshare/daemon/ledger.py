@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 import math
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable
 
 
 class LeaseState(str, Enum):
@@ -142,7 +142,7 @@ class Lease:
     last_active_at: float = 0.0
     ttl_s: float = 0.0
 
-    def copy(self) -> "Lease":
+    def copy(self) -> Lease:
         duplicate = copy.copy(self)
         duplicate.allocations = dict(self.allocations)
         return duplicate
@@ -150,11 +150,11 @@ class Lease:
 
 @dataclass(frozen=True)
 class Policy:
-    lease_ttl_s: float = 30.0          # heartbeat silence before a lease expires
+    lease_ttl_s: float = 30.0  # heartbeat silence before a lease expires
     max_ttl_s: float = 7 * 24 * 3600.0  # longest TTL a lease (a session) may ask for
-    aging_s: float = 60.0              # a waiting request gains one priority point per this
-    starvation_s: float = 120.0        # after this the head of the queue blocks backfill
-    idle_timeout_s: float = 0.0        # 0: idle reclaim off
+    aging_s: float = 60.0  # a waiting request gains one priority point per this
+    starvation_s: float = 120.0  # after this the head of the queue blocks backfill
+    idle_timeout_s: float = 0.0  # 0: idle reclaim off
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ class Ledger:
         return self._live.get(lease_id) or self._ended.get(lease_id)
 
     def live(self) -> list[Lease]:
-        return sorted(self._live.values(), key=lambda l: l.seq)
+        return sorted(self._live.values(), key=lambda lease: lease.seq)
 
     def recently_ended(self, limit: int) -> list[Lease]:
         """The most recently ended leases still remembered, oldest first."""
@@ -219,14 +219,14 @@ class Ledger:
         return ended[-limit:] if limit else []
 
     def active(self) -> list[Lease]:
-        return [l for l in self.live() if l.state is LeaseState.ACTIVE]
+        return [lease for lease in self.live() if lease.state is LeaseState.ACTIVE]
 
     def queue(self, now: float) -> list[Lease]:
         """Queued requests in the order they will be considered."""
-        return sorted(self._queued.values(), key=lambda l: (-self._effective_priority(l, now), l.seq))
+        return sorted(self._queued.values(), key=lambda lease: (-self._effective_priority(lease, now), lease.seq))
 
     def queue_positions(self, now: float) -> dict[str, int]:
-        return {l.id: i + 1 for i, l in enumerate(self.queue(now))}
+        return {lease.id: i + 1 for i, lease in enumerate(self.queue(now))}
 
     def granted_mib(self, gpu_index: int) -> int:
         return self._granted.get(gpu_index, 0)
@@ -341,7 +341,9 @@ class Ledger:
                     raise NoCapacity(f"request {starving.id} has waited past the starvation limit; it goes first")
                 free = self.free_mib(index)
                 if want - old_mib > free:
-                    raise NoCapacity(f"GPU {index} has {free} MiB free; growing to {want} MiB needs {want - old_mib} MiB")
+                    raise NoCapacity(
+                        f"GPU {index} has {free} MiB free; growing to {want} MiB needs {want - old_mib} MiB"
+                    )
             new[index] = want
         before = ", ".join(f"GPU {i}: {m}" for i, m in lease.allocations.items())
         for index, mib in new.items():
@@ -388,8 +390,8 @@ class Ledger:
 
     def restore(self, leases: Iterable[Lease], now: float) -> None:
         """Load the live leases of a previous run; their holders get one TTL to come back."""
-        for lease in sorted(leases, key=lambda l: l.seq):
-            lease = lease.copy()
+        for stored in sorted(leases, key=lambda lease: lease.seq):
+            lease = stored.copy()
             self._seq = max(self._seq, lease.seq)
             if lease.request_id:
                 self._by_request[(lease.owner, lease.request_id)] = lease.id
@@ -413,22 +415,25 @@ class Ledger:
     def _fit_restored(self, now: float) -> None:
         """A GPU that lends less than before (a larger reserve, say) keeps its oldest leases."""
         for index, gpu in self.gpus.items():
-            holders = sorted((l for l in self.active() if index in l.allocations), key=lambda l: l.granted_at or 0.0)
+            holders = sorted(
+                (lease for lease in self.active() if index in lease.allocations),
+                key=lambda lease: lease.granted_at or 0.0,
+            )
             while self._granted[index] > gpu.capacity_mib:
                 newest = holders.pop()
                 self._end(newest, LeaseState.REVOKED, f"GPU {index} now lends {gpu.capacity_mib} MiB", now)
 
     def check_invariants(self) -> None:
         """Raise AssertionError when the ledger is inconsistent (used by tests)."""
-        active = [l for l in self._live.values() if l.state is LeaseState.ACTIVE]
+        active = [lease for lease in self._live.values() if lease.state is LeaseState.ACTIVE]
         for index, gpu in self.gpus.items():
-            held = sum(l.allocations.get(index, 0) for l in active)
-            compute = sum(l.spec.compute_pct for l in active if index in l.allocations)
+            held = sum(lease.allocations.get(index, 0) for lease in active)
+            compute = sum(lease.spec.compute_pct for lease in active if index in lease.allocations)
             assert self._granted[index] == held, f"GPU {index} total {self._granted[index]} != {held}"
             assert self._compute[index] == compute, f"GPU {index} compute total is off"
             assert held <= gpu.capacity_mib, f"GPU {index} over capacity"
             assert compute <= 100, f"GPU {index} over 100% compute"
-        assert set(self._queued) == {l.id for l in self._live.values() if l.state is LeaseState.QUEUED}
+        assert set(self._queued) == {lease.id for lease in self._live.values() if lease.state is LeaseState.QUEUED}
         for lease in self._live.values():
             assert not lease.state.ended, f"{lease.id} ended but live"
             assert lease.id not in self._ended, f"{lease.id} both live and ended"
@@ -469,9 +474,7 @@ class Ledger:
         fitting = [g for g in matching if size.mib_on(g.capacity_mib) <= g.capacity_mib]
         if len(fitting) < count:
             largest = max(g.capacity_mib for g in matching)
-            raise Unsatisfiable(
-                f"{size.describe()} per GPU asked; the largest matching GPU has {largest} MiB to lend"
-            )
+            raise Unsatisfiable(f"{size.describe()} per GPU asked; the largest matching GPU has {largest} MiB to lend")
 
     def _place(self, lease: Lease) -> dict[int, int] | None:
         """Pick GPUs for the lease, packing: the fullest GPUs that still fit come first."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -26,17 +25,23 @@ def _version(value: bool) -> None:
 
 @app.command()
 def main(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config file [default: /etc/bitshare/bitshare.toml if present]."),
-    listen: Optional[List[str]] = typer.Option(None, "--listen", "-l", help="unix:PATH or HOST:PORT; repeatable."),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Where the SQLite state lives."),
-    simulate: Optional[str] = typer.Option(None, "--simulate", help="Simulated CPU-backed GPUs, e.g. 4x16GiB."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="auto, nvml or simulated."),
-    reserve: Optional[str] = typer.Option(None, "--reserve", help="Memory kept back per GPU for contexts, e.g. 512MiB."),
-    lease_ttl: Optional[float] = typer.Option(None, "--lease-ttl", help="Seconds of holder silence before a lease expires."),
-    idle_timeout: Optional[float] = typer.Option(None, "--idle-timeout", help="Seconds without GPU activity before a lease is reclaimed (0: off)."),
-    tokens_file: Optional[Path] = typer.Option(None, "--tokens-file", help="Bearer tokens for TCP callers."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Config file [default: /etc/bitshare/bitshare.toml if present]."
+    ),
+    listen: list[str] | None = typer.Option(None, "--listen", "-l", help="unix:PATH or HOST:PORT; repeatable."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Where the SQLite state lives."),
+    simulate: str | None = typer.Option(None, "--simulate", help="Simulated CPU-backed GPUs, e.g. 4x16GiB."),
+    backend: str | None = typer.Option(None, "--backend", help="auto, nvml or simulated."),
+    reserve: str | None = typer.Option(None, "--reserve", help="Memory kept back per GPU for contexts, e.g. 512MiB."),
+    lease_ttl: float | None = typer.Option(
+        None, "--lease-ttl", help="Seconds of holder silence before a lease expires."
+    ),
+    idle_timeout: float | None = typer.Option(
+        None, "--idle-timeout", help="Seconds without GPU activity before a lease is reclaimed (0: off)."
+    ),
+    tokens_file: Path | None = typer.Option(None, "--tokens-file", help="Bearer tokens for TCP callers."),
     allow_insecure_tcp: bool = typer.Option(False, "--allow-insecure-tcp", help="Allow plaintext TCP off loopback."),
-    log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info, warning or error."),
+    log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning or error."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Run the bitshare GPU-server daemon in the foreground."""
@@ -63,7 +68,7 @@ def main(
         code = run_daemon(settings)
     except (ConfigError, StartupError, StoreError, BackendUnavailable, ValueError, RuntimeError) as exc:
         typer.echo(f"bitshared: error: {exc}", err=True)
-        raise typer.Exit(78 if isinstance(exc, ConfigError) else 1)
+        raise typer.Exit(78 if isinstance(exc, ConfigError) else 1) from None
     raise typer.Exit(code)
 
 
@@ -78,6 +83,7 @@ def _check(settings) -> None:
         raise ConfigError(f"--idle-timeout must be >= 0 seconds, got {settings.idle_timeout_s:g}")
     from ..address import parse_address
     from ..units import parse_simulate
+
     for item in settings.listen:
         parse_address(item)
     if settings.simulate:

@@ -8,13 +8,14 @@ the commit (durable before acknowledged).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .. import log
-from .ledger import Change, Gpu, Lease, LeaseSpec, LeaseState, Ledger, Size
+from .ledger import Change, Gpu, Lease, LeaseSpec, Ledger, Size
 from .store import EventRecord, Store
 
 
@@ -22,7 +23,7 @@ from .store import EventRecord, Store
 class LeaseUpdate:
     """What a lease's watchers are told."""
 
-    kind: str       # snapshot, queue_moved, granted, resized, ended
+    kind: str  # snapshot, queue_moved, granted, resized, ended
     lease: Lease
     message: str = ""
     queue_position: int = 0
@@ -63,10 +64,8 @@ class LeaseManager:
             return
         if self._changed is None or self._changed.done():
             self._changed = asyncio.get_running_loop().create_future()
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._changed), timeout)
-        except asyncio.TimeoutError:
-            pass
 
     # ----- mutations -----------------------------------------------------------
 
@@ -137,7 +136,9 @@ class LeaseManager:
 
     # ----- internals -----------------------------------------------------------
 
-    async def _persist(self, extra_events: list[EventRecord] | None = None, drained: dict[str, bool] | None = None) -> None:
+    async def _persist(
+        self, extra_events: list[EventRecord] | None = None, drained: dict[str, bool] | None = None
+    ) -> None:
         changes = self.ledger.take_changes()
         events = list(extra_events or [])
         if not changes and not events and not drained:

@@ -20,7 +20,11 @@ def spec_to_dict(spec: LeaseSpec) -> dict[str, Any]:
         "memory_mib": spec.size.memory_mib,
         "gpu_count": spec.gpu_count,
         "compute_pct": spec.compute_pct,
-        "filter": {"name": spec.filter.name, "min_memory_mib": spec.filter.min_memory_mib, "indices": list(spec.filter.indices)},
+        "filter": {
+            "name": spec.filter.name,
+            "min_memory_mib": spec.filter.min_memory_mib,
+            "indices": list(spec.filter.indices),
+        },
         "priority": spec.priority,
         "wait": spec.wait,
         "wait_timeout_s": spec.wait_timeout_s,

@@ -20,6 +20,7 @@ from ..address import Address, parse_address
 from ..config import ConfigError, DaemonConfig
 from ..v1 import bitshare_pb2 as pb
 from ..v1 import bitshare_pb2_grpc as pb_grpc
+from . import systemd
 from .auth import Authenticator, load_or_create_secret, load_tokens
 from .backends import Backend, select_backend
 from .ledger import Gpu, Ledger, Policy
@@ -27,7 +28,6 @@ from .local_credentials import remove_stale_socket, serve_credentials
 from .manager import LeaseManager
 from .service import AdminService, LeaseService, Shared
 from .store import Store
-from . import systemd
 
 MAX_MESSAGE = 64 * 1024 * 1024
 SERVICE_NAMES = (
@@ -87,7 +87,9 @@ class Daemon:
         self.config = config
         self.addresses = [parse_address(a) for a in config.listen]
         if any(a.kind == "tcp" for a in self.addresses) and not config.tokens_file:
-            log.warning("daemon.no_tokens", detail="TCP listener without a tokens file: no remote caller can authenticate")
+            log.warning(
+                "daemon.no_tokens", detail="TCP listener without a tokens file: no remote caller can authenticate"
+            )
         for address in self.addresses:
             if address.kind == "tcp":
                 _server_credentials(config, address)  # refuse bad TLS settings before touching state
@@ -118,16 +120,21 @@ class Daemon:
             self._install_signals()
             gc.freeze()  # start-up objects never become garbage: keep them out of every collection
             systemd.notify("READY=1")
-            log.event("daemon.ready", listen=",".join(str(a) for a in self.addresses),
-                      gpus=len(backend.gpus), leases=len(manager.ledger.live()))
+            log.event(
+                "daemon.ready",
+                listen=",".join(str(a) for a in self.addresses),
+                gpus=len(backend.gpus),
+                leases=len(manager.ledger.live()),
+            )
             stop = asyncio.ensure_future(self.stop_event.wait())
             fatal = asyncio.ensure_future(self.fatal_event.wait())
             await asyncio.wait([stop, fatal, housekeeping], return_when=asyncio.FIRST_COMPLETED)
             systemd.notify("STOPPING=1")
             for task in (stop, fatal, housekeeping):
                 task.cancel()
-            failed = self.fatal_event.is_set() or (housekeeping.done() and not housekeeping.cancelled()
-                                                   and housekeeping.exception() is not None)
+            failed = self.fatal_event.is_set() or (
+                housekeeping.done() and not housekeeping.cancelled() and housekeeping.exception() is not None
+            )
             log.event("daemon.stopping", reason="fatal error" if failed else "signal")
             return 1 if failed else 0
         finally:
@@ -158,7 +165,7 @@ class Daemon:
         ledger = Ledger(gpus, policy)
         leases = store.load_leases()
         ledger.restore(leases, time.time())
-        restored = [l for l in leases if not l.state.ended]
+        restored = [lease for lease in leases if not lease.state.ended]
         if restored:
             log.event("daemon.restored", leases=len(restored))
         return LeaseManager(ledger, store)

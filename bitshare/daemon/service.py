@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from typing import AsyncIterator, Awaitable, TypeVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import grpc
 
@@ -50,8 +51,15 @@ _UPDATE_KIND = {
 class Shared:
     """What both services share: the manager, the caller's identity and the server's facts."""
 
-    def __init__(self, manager: LeaseManager, auth: Authenticator, backend: str, simulated: bool, started_at: float,
-                 on_fatal: "asyncio.Event") -> None:
+    def __init__(
+        self,
+        manager: LeaseManager,
+        auth: Authenticator,
+        backend: str,
+        simulated: bool,
+        started_at: float,
+        on_fatal: asyncio.Event,
+    ) -> None:
         self.manager = manager
         self.auth = auth
         self.backend = backend
@@ -75,7 +83,9 @@ class Shared:
     async def require_admin(self, context: grpc.aio.ServicerContext, method: str) -> Identity:
         identity = await self.identify(context)
         if not identity.is_admin:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs the admin role; {identity.name} is a client")
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, f"{method} needs the admin role; {identity.name} is a client"
+            )
         return identity
 
     def lease_pb(self, lease: Lease, position: int | None = None) -> pb.Lease:
@@ -176,7 +186,9 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
         return await guarded(self.shared, context, get())
 
-    async def ListLeases(self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext) -> pb.ListLeasesResponse:
+    async def ListLeases(
+        self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListLeasesResponse:
         identity = await self.shared.identify(context)
         return _list_leases(self.shared, request, owner=identity.name)
 
@@ -209,9 +221,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         self, request_iterator: AsyncIterator[pb.AttachRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.LeaseEvent]:
         identity = await self.shared.identify(context)
-        first = None
-        async for first in request_iterator:
-            break
+        first = await anext(aiter(request_iterator), None)
         if first is None:
             return
         lease_id = first.lease_id
@@ -256,9 +266,9 @@ def _list_leases(shared: Shared, request: pb.ListLeasesRequest, owner: str | Non
     if request.include_ended:
         leases = ledger.recently_ended(1000) + leases
     out = [
-        lease_to_pb(l, ledger.gpus, shared.simulated, positions.get(l.id, 0))
-        for l in leases
-        if owner is None or l.owner == owner
+        lease_to_pb(lease, ledger.gpus, shared.simulated, positions.get(lease.id, 0))
+        for lease in leases
+        if owner is None or lease.owner == owner
     ]
     return pb.ListLeasesResponse(leases=out)
 
@@ -268,14 +278,18 @@ class AdminService(pb_grpc.AdminServiceServicer):
         self.shared = shared
         self.manager = shared.manager
 
-    async def ListAllLeases(self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext) -> pb.ListLeasesResponse:
+    async def ListAllLeases(
+        self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListLeasesResponse:
         await self.shared.require_admin(context, "ListAllLeases")
         return _list_leases(self.shared, request, owner=None)
 
-    async def ListQueue(self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext) -> pb.ListLeasesResponse:
+    async def ListQueue(
+        self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListLeasesResponse:
         await self.shared.require_admin(context, "ListQueue")
         queue = self.manager.ledger.queue(self.manager.now())
-        return pb.ListLeasesResponse(leases=[self.shared.lease_pb(l, i + 1) for i, l in enumerate(queue)])
+        return pb.ListLeasesResponse(leases=[self.shared.lease_pb(lease, i + 1) for i, lease in enumerate(queue)])
 
     async def ResizeLease(self, request: pb.ResizeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         await self.shared.require_admin(context, "ResizeLease")
@@ -320,7 +334,9 @@ class AdminService(pb_grpc.AdminServiceServicer):
         gpu = await guarded(self.shared, context, self.manager.drain(request.index, drained))
         return gpu_to_pb(self.manager.ledger, gpu, self.shared.backend, self.shared.simulated, None)
 
-    async def ListEvents(self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext) -> pb.ListEventsResponse:
+    async def ListEvents(
+        self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListEventsResponse:
         await self.shared.require_admin(context, "ListEvents")
         limit = min(request.limit or 100, 10_000)
         records = await asyncio.to_thread(self.manager.store.load_events, limit, request.lease_id)
@@ -345,6 +361,9 @@ class AdminService(pb_grpc.AdminServiceServicer):
         return pb.TelemetrySnapshot(
             server=self.shared.server_info(identity),
             gpus=[gpu_to_pb(ledger, g, self.shared.backend, self.shared.simulated, None) for g in ledger.gpus.values()],
-            leases=[lease_to_pb(l, ledger.gpus, self.shared.simulated, positions.get(l.id, 0)) for l in ledger.live()],
+            leases=[
+                lease_to_pb(lease, ledger.gpus, self.shared.simulated, positions.get(lease.id, 0))
+                for lease in ledger.live()
+            ],
             version=ledger.version,
         )

@@ -8,6 +8,7 @@ lose. Changes that arrive while a commit is running share the next transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -137,11 +138,14 @@ class Store:
         leases: list[Lease],
         events: list[EventRecord],
         drained: dict[str, bool] | None = None,
-    ) -> "asyncio.Future[None]":
+    ) -> asyncio.Future[None]:
         """Queue changes for the next transaction; the future completes once it is on disk."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        rows = [(l.id, l.state.value, l.owner, l.seq, l.ended_at, lease_to_json(l)) for l in leases]
+        rows = [
+            (lease.id, lease.state.value, lease.owner, lease.seq, lease.ended_at, lease_to_json(lease))
+            for lease in leases
+        ]
         self._pending.put((loop, future, rows, events, drained or {}))
         return future
 
@@ -154,10 +158,8 @@ class Store:
             self._pending.put(None)
             self._writer.join(timeout=10)
             self._writer = None
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass
         self._conn.close()
 
     def _checkpoint_loop(self) -> None:
@@ -194,9 +196,7 @@ class Store:
         self._pruned_at = now
         cutoff = now - self.history_s
         try:
-            self._conn.execute(
-                "DELETE FROM leases WHERE state NOT IN ('queued', 'active') AND ended_at < ?", (cutoff,)
-            )
+            self._conn.execute("DELETE FROM leases WHERE state NOT IN ('queued', 'active') AND ended_at < ?", (cutoff,))
             self._conn.execute("DELETE FROM events WHERE at < ?", (cutoff,))
         except sqlite3.Error as exc:
             log.warning("store.prune_failed", error=exc)
@@ -219,10 +219,8 @@ class Store:
             self.commits += 1
         except sqlite3.Error as exc:
             error = StoreError(f"state store write failed: {exc}")
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
         # One wake-up of the event loop per transaction, not one per waiting caller.
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for loop, future, *_ in items:
@@ -236,7 +234,7 @@ class Store:
 PRUNE_EVERY_S = 3600.0
 
 
-def _settle(futures: "list[asyncio.Future[None]]", error: BaseException | None) -> None:
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
     for future in futures:
         if future.done():
             continue
@@ -246,5 +244,4 @@ def _settle(futures: "list[asyncio.Future[None]]", error: BaseException | None) 
             future.set_exception(error)
 
 
-
-__all__ = ["Store", "StoreError", "EventRecord", "LeaseState"]
+__all__ = ["EventRecord", "LeaseState", "Store", "StoreError"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -29,13 +29,15 @@ ENDED_STATES = {
 class LeaseKeeper:
     """Runs in a background thread; read :attr:`lease` and wait on :attr:`changed`."""
 
-    def __init__(self, client: Client, lease: pb.Lease, on_event: Callable[[pb.LeaseEvent], None] | None = None) -> None:
+    def __init__(
+        self, client: Client, lease: pb.Lease, on_event: Callable[[pb.LeaseEvent], None] | None = None
+    ) -> None:
         self._source = client
         self.client = client.clone()  # a channel of its own, renewed after a failure
         # Queued requests live by the daemon's TTL, which may be shorter than the lease's own.
         self.server_ttl_s = client.server_info().lease_ttl_s or 30.0
         self.lease = lease
-        self.lost_reason = ""          # set when the lease is gone without a word from the daemon
+        self.lost_reason = ""  # set when the lease is gone without a word from the daemon
         self.changed = threading.Condition()
         self._on_event = on_event
         self._stop = threading.Event()
@@ -58,7 +60,7 @@ class LeaseKeeper:
     def ended(self) -> bool:
         return self.lease.state in ENDED_STATES or bool(self.lost_reason)
 
-    def start(self) -> "LeaseKeeper":
+    def start(self) -> LeaseKeeper:
         self._thread.start()
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -70,7 +71,9 @@ def obtain(client: Client, request: LeaseRequest, stderr: TextIO = sys.stderr) -
         if keeper.lost_reason:
             raise LeaseLost(keeper.lost_reason)
         if lease.state == pb.LEASE_STATE_TIMED_OUT:
-            raise NoLease(f"no GPU partition became free within {request.wait_timeout_s:g}s (lease {lease.id} timed out)")
+            raise NoLease(
+                f"no GPU partition became free within {request.wait_timeout_s:g}s (lease {lease.id} timed out)"
+            )
         if lease.state in ENDED_STATES:
             raise LeaseLost(_describe_end(lease))
         return lease, keeper
@@ -81,10 +84,8 @@ def obtain(client: Client, request: LeaseRequest, stderr: TextIO = sys.stderr) -
 
 
 def _withdraw(client: Client, lease_id: str) -> None:
-    try:
+    with contextlib.suppress(BitshareError):
         client.release(lease_id)
-    except BitshareError:
-        pass
 
 
 def run_on_lease(
@@ -160,5 +161,3 @@ def wait_for_grant(client: Client, request: LeaseRequest, stderr: TextIO = sys.s
     lease, keeper = obtain(client, request, stderr)
     keeper.stop()
     return lease
-
-

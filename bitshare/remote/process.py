@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import psutil
 
@@ -56,10 +56,8 @@ class Supervised:
         return total
 
     def signal(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pgid, sig)
-        except ProcessLookupError:
-            pass
 
     def terminate(self, grace_s: float) -> None:
         """SIGTERM to the group, then SIGKILL after the grace period."""
@@ -85,10 +83,8 @@ class Supervised:
             yield
         finally:
             if tty is not None:
-                try:
+                with contextlib.suppress(OSError):
                     os.tcsetpgrp(tty, os.getpgrp())
-                except OSError:
-                    pass
                 signal.signal(signal.SIGTTOU, old_ttou)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

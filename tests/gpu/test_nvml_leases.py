@@ -62,11 +62,28 @@ def test_cupy_sees_only_its_gpu_and_its_partition(nvml_daemon: Daemon) -> None:
 
 
 def test_four_quarter_leases_run_cupy_at_the_same_time(nvml_daemon: Daemon, tmp_path: Path) -> None:
-    hold = ("import cupy, pathlib, sys, time; x = cupy.ones(1 << 20); pathlib.Path(sys.argv[1]).touch();"
-            "d = time.monotonic() + 120\n"
-            "while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < d: x += 1; time.sleep(0.01)")
-    procs = [spawn_cli(nvml_daemon, "run", "-p", "0.25", "--filter", "index=0", "--", sys.executable, "-c", hold,
-                       str(tmp_path / f"up{i}"), str(tmp_path / "stop")) for i in range(4)]
+    hold = (
+        "import cupy, pathlib, sys, time; x = cupy.ones(1 << 20); pathlib.Path(sys.argv[1]).touch();"
+        "d = time.monotonic() + 120\n"
+        "while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < d: x += 1; time.sleep(0.01)"
+    )
+    procs = [
+        spawn_cli(
+            nvml_daemon,
+            "run",
+            "-p",
+            "0.25",
+            "--filter",
+            "index=0",
+            "--",
+            sys.executable,
+            "-c",
+            hold,
+            str(tmp_path / f"up{i}"),
+            str(tmp_path / "stop"),
+        )
+        for i in range(4)
+    ]
     wait_for(lambda: all((tmp_path / f"up{i}").exists() for i in range(4)), 120, "four CuPy programs running")
     (tmp_path / "stop").touch()
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]

@@ -14,9 +14,18 @@ from .holders import hold_command
 
 def test_revoke_ends_the_command_and_moves_the_queue(daemon: Daemon, tmp_path: Path) -> None:
     err = tmp_path / "holder.err"
-    holder = spawn_cli(daemon, "run", "-p", "1", "--kill-grace", "5", "--",
-                       *hold_command(tmp_path / "m0", tmp_path / "never"), stderr_path=err)
-    wait_for(lambda: (tmp_path / "m0").exists(), 30, "holder running")
+    holder = spawn_cli(
+        daemon,
+        "run",
+        "-p",
+        "1",
+        "--kill-grace",
+        "5",
+        "--",
+        *hold_command(tmp_path / "m0", tmp_path / "never"),
+        stderr_path=err,
+    )
+    wait_for((tmp_path / "m0").exists, 30, "holder running")
     lease_id = (tmp_path / "m0").read_text()
     with daemon.client() as client:
         queued = client.request(LeaseRequest(fraction=0.5))
@@ -66,8 +75,11 @@ def test_drain_stops_new_grants_until_undrained(daemon: Daemon) -> None:
         assert client.gpus()[0].drained
     assert run_cli(daemon, "gpu", "undrain", "0").returncode == 0
     with daemon.client() as client:
-        wait_for(lambda: client.get(lease.id).state in (pb.LEASE_STATE_ACTIVE, pb.LEASE_STATE_CANCELLED), 10,
-                 "the queued request to be decided")
+        wait_for(
+            lambda: client.get(lease.id).state in (pb.LEASE_STATE_ACTIVE, pb.LEASE_STATE_CANCELLED),
+            10,
+            "the queued request to be decided",
+        )
     bad = run_cli(daemon, "gpu", "drain", "7")
     assert bad.returncode == 2 and "no GPU 7" in bad.stderr
 
@@ -81,7 +93,7 @@ def test_priority_reorders_the_queue(daemon: Daemon) -> None:
     done = run_cli(daemon, "lease", "priority", second.id, "5")
     assert done.returncode == 0, done.stderr
     listed = json.loads(run_cli(daemon, "--json", "queue").stdout)
-    assert [l["id"] for l in listed] == [second.id, first.id]
+    assert [lease["id"] for lease in listed] == [second.id, first.id]
 
 
 def test_listings_print_tables_and_json(daemon: Daemon) -> None:

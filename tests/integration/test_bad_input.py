@@ -17,8 +17,9 @@ from ..conftest import Daemon, free_port, run_cli
 
 def _state(daemon: Daemon) -> tuple:
     with daemon.client() as client:
-        return tuple((l.id, l.state, tuple(a.memory_mib for a in l.allocations)) for l in client.all_leases()), \
-            tuple(g.granted_mib for g in client.gpus())
+        return tuple(
+            (lease.id, lease.state, tuple(a.memory_mib for a in lease.allocations)) for lease in client.all_leases()
+        ), tuple(g.granted_mib for g in client.gpus())
 
 
 @pytest.mark.parametrize(
@@ -52,7 +53,11 @@ def test_bad_request_flags(make_daemon, args: list[str], code: int, message: str
 
 def test_unknown_lease_ids(daemon: Daemon) -> None:
     before = _state(daemon)
-    for args in (["release-gpus", "--lease", "nope"], ["lease", "revoke", "nope"], ["lease", "resize", "nope", "-p", "0.5"]):
+    for args in (
+        ["release-gpus", "--lease", "nope"],
+        ["lease", "revoke", "nope"],
+        ["lease", "resize", "nope", "-p", "0.5"],
+    ):
         done = run_cli(daemon, *args)
         assert done.returncode == 1, (args, done.stderr)
         assert done.stderr.strip() == "bitshare: error: no lease 'nope'"
@@ -85,18 +90,29 @@ def test_bad_rpc_fields_get_invalid_argument(daemon: Daemon) -> None:
     [
         ("[daemon\nlisten = 1", "not valid TOML"),
         ("[daemon]\nlisen = []\n", "unknown key 'lisen' in [daemon]"),
-        ("[gpus]\nsimulate = \"4x\"\n", "[gpus] simulate"),
+        ('[gpus]\nsimulate = "4x"\n', "[gpus] simulate"),
         ("[leases]\nttl_s = -3\n", "[leases] ttl_s: expected seconds > 0"),
-        ("[daemon]\nlisten = [\"nowhere\"]\n", "not a server address"),
+        ('[daemon]\nlisten = ["nowhere"]\n', "not a server address"),
     ],
 )
 def test_malformed_daemon_config(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "bitshare.toml"
     config.write_text(text)
     done = subprocess.run(
-        [sys.executable, "-m", "bitshare.daemon", "--config", str(config), "--state-dir", str(tmp_path / "s"),
-         "--listen", f"127.0.0.1:{free_port()}"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "bitshare.daemon",
+            "--config",
+            str(config),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 78, done.stderr
     assert message in done.stderr
@@ -105,20 +121,39 @@ def test_malformed_daemon_config(tmp_path: Path, text: str, message: str) -> Non
 
 
 def test_unreachable_server_exits_69(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "bitshare", "--server", f"unix:{tmp_path}/none.sock", "leases"],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "bitshare", "--server", f"unix:{tmp_path}/none.sock", "leases"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 69
     assert "cannot reach bitshared" in done.stderr
-    done = subprocess.run([sys.executable, "-m", "bitshare", "--server", f"127.0.0.1:{free_port()}", "list-gpus"],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "bitshare", "--server", f"127.0.0.1:{free_port()}", "list-gpus"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 69
 
 
 def test_second_daemon_on_the_same_state_dir_is_refused(daemon: Daemon) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bitshare.daemon", "--state-dir", str(daemon.state_dir), "--simulate", "1x16GiB",
-         "--listen", f"unix:{daemon.tmp}/other.sock"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "bitshare.daemon",
+            "--state-dir",
+            str(daemon.state_dir),
+            "--simulate",
+            "1x16GiB",
+            "--listen",
+            f"unix:{daemon.tmp}/other.sock",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 1
     assert "another bitshared is using the state directory" in done.stderr

@@ -14,8 +14,13 @@ from ..conftest import _env, wait_for
 def test_run_starts_a_per_user_daemon_and_reuses_it(tmp_path: Path) -> None:
     env = _env(tmp_path)
     script = "import os; print(os.environ['BITSHARE_SERVER'], os.environ['BITSHARE_GPU_MEMORY_MIB'])"
-    first = subprocess.run([sys.executable, "-m", "bitshare", "run", "-p", "0.25", "--", sys.executable, "-c", script],
-                           capture_output=True, text=True, env=env, timeout=60)
+    first = subprocess.run(
+        [sys.executable, "-m", "bitshare", "run", "-p", "0.25", "--", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     lock = tmp_path / "state-home" / "bitshare" / "embedded" / "bitshared.lock"
     try:
         assert first.returncode == 0, first.stderr
@@ -23,11 +28,17 @@ def test_run_starts_a_per_user_daemon_and_reuses_it(tmp_path: Path) -> None:
         assert server == f"unix:{tmp_path}/runtime/bitshare/bitshared.sock"
         assert mib == "3968"  # a quarter of one simulated 16 GiB GPU, less the reserve
         assert "started a per-user bitshared" in first.stderr and "SIMULATED" in first.stderr
-        second = subprocess.run([sys.executable, "-m", "bitshare", "run", "-p", "0.25", "--", "true"],
-                                capture_output=True, text=True, env=env, timeout=60)
+        second = subprocess.run(
+            [sys.executable, "-m", "bitshare", "run", "-p", "0.25", "--", "true"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert second.returncode == 0 and "started" not in second.stderr
-        health = subprocess.run([sys.executable, "-m", "bitshare", "health"], capture_output=True, text=True,
-                                env=env, timeout=60)
+        health = subprocess.run(
+            [sys.executable, "-m", "bitshare", "health"], capture_output=True, text=True, env=env, timeout=60
+        )
         assert health.returncode == 0 and "simulated" in health.stdout
     finally:
         if lock.exists() and lock.read_text().strip():

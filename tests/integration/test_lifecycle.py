@@ -31,9 +31,10 @@ def test_idle_lease_is_reclaimed_and_a_busy_one_is_not(make_daemon, tmp_path: Pa
     daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", "3", "--idle-timeout", "2")
     idle_err = tmp_path / "idle.err"
     idle = spawn_cli(daemon, "run", "-p", "0.25", "--kill-grace", "2", "--", "sleep", "60", stderr_path=idle_err)
-    busy = spawn_cli(daemon, "run", "-p", "0.25", "--", sys.executable, "-c", BUSY, str(tmp_path / "started"),
-                     str(tmp_path / "stop"))
-    wait_for(lambda: (tmp_path / "started").exists(), 30, "busy command running")
+    busy = spawn_cli(
+        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", BUSY, str(tmp_path / "started"), str(tmp_path / "stop")
+    )
+    wait_for((tmp_path / "started").exists, 30, "busy command running")
     assert idle.wait(timeout=30) == 128 + signal.SIGTERM
     reclaimed = _lease_of(daemon, "sleep 60")
     assert reclaimed.state == pb.LEASE_STATE_REVOKED and reclaimed.end_reason == "idle"
@@ -48,12 +49,14 @@ def test_idle_lease_is_reclaimed_and_a_busy_one_is_not(make_daemon, tmp_path: Pa
 
 
 def test_signals_reach_the_command_and_the_lease_is_released(daemon: Daemon, tmp_path: Path) -> None:
-    trap = ("import pathlib, signal, sys, time\n"
-            "signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n"
-            f"pathlib.Path({str(tmp_path / 'ready')!r}).touch()\n"
-            "time.sleep(60)\n")
+    trap = (
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n"
+        f"pathlib.Path({str(tmp_path / 'ready')!r}).touch()\n"
+        "time.sleep(60)\n"
+    )
     run = spawn_cli(daemon, "run", "-p", "0.25", "--", sys.executable, "-c", trap)
-    wait_for(lambda: (tmp_path / "ready").exists(), 30, "command running")
+    wait_for((tmp_path / "ready").exists, 30, "command running")
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=30) == 42  # the command's own exit code, from its own handler
     lease = _lease_of(daemon, "-c")

@@ -15,8 +15,9 @@ from ..conftest import ROOT, Daemon
 
 
 def test_generated_code_is_current(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_proto.py"), str(tmp_path)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_proto.py"), str(tmp_path)], check=True, capture_output=True
+    )
     generated = sorted(p.name for p in (tmp_path / "bitshare" / "v1").glob("*_pb2*"))
     assert generated == ["bitshare_pb2.py", "bitshare_pb2.pyi", "bitshare_pb2_grpc.py"]
     for name in generated:
@@ -32,7 +33,8 @@ def test_health_and_reflection(daemon: Daemon) -> None:
             reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
         reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
-        replies = reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                                               timeout=5)
+        replies = reflect.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
         names = {s.name for reply in replies for s in reply.list_services_response.service}
     assert {"bitshare.v1.LeaseService", "bitshare.v1.AdminService", "grpc.health.v1.Health"} <= names

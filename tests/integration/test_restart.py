@@ -19,8 +19,8 @@ TTL = 3.0
 def _snapshot(daemon: Daemon) -> dict[str, tuple]:
     with daemon.client() as client:
         return {
-            l.id: (l.state, tuple((a.gpu_index, a.memory_mib) for a in l.allocations), l.queue_position)
-            for l in client.all_leases()
+            lease.id: (lease.state, tuple((a.gpu_index, a.memory_mib) for a in lease.allocations), lease.queue_position)
+            for lease in client.all_leases()
         }
 
 
@@ -32,11 +32,16 @@ def test_kill9_and_restart_keeps_every_lease_and_queued_request(make_daemon, tmp
     ]
     wait_for(lambda: (tmp_path / "m0").exists() and (tmp_path / "m1").exists(), 30, "two holders running")
     waiter_err = tmp_path / "waiter.err"
-    waiter = spawn_cli(daemon, "run", "-p", "0.5", "--", *hold_command(tmp_path / "m2", tmp_path / "stop2"),
-                       stderr_path=waiter_err)
+    waiter = spawn_cli(
+        daemon, "run", "-p", "0.5", "--", *hold_command(tmp_path / "m2", tmp_path / "stop2"), stderr_path=waiter_err
+    )
     wait_for(lambda: "queued at position 1" in waiter_err.read_text(), 15, "third request queued")
     before = _snapshot(daemon)
-    assert sorted(s[0] for s in before.values()) == [pb.LEASE_STATE_QUEUED, pb.LEASE_STATE_ACTIVE, pb.LEASE_STATE_ACTIVE]
+    assert sorted(s[0] for s in before.values()) == [
+        pb.LEASE_STATE_QUEUED,
+        pb.LEASE_STATE_ACTIVE,
+        pb.LEASE_STATE_ACTIVE,
+    ]
 
     daemon.kill9()
     daemon.restart()
@@ -48,13 +53,14 @@ def test_kill9_and_restart_keeps_every_lease_and_queued_request(make_daemon, tmp
     with daemon.client() as client:
         started = client.server_info().started_at.ToNanoseconds() / 1e9
     import time
+
     wait_for(lambda: time.time() > started + 2 * TTL, 3 * TTL, "two TTLs to pass")
     assert _snapshot(daemon) == before
     assert not (tmp_path / "m2").exists()
 
     (tmp_path / "stop0").touch()
     assert holders[0].wait(timeout=30) == 0
-    wait_for(lambda: (tmp_path / "m2").exists(), 15, "queued request to start after a release")
+    wait_for((tmp_path / "m2").exists, 15, "queued request to start after a release")
     for i in (1, 2):
         (tmp_path / f"stop{i}").touch()
     assert holders[1].wait(timeout=30) == 0 and waiter.wait(timeout=30) == 0
@@ -63,7 +69,7 @@ def test_kill9_and_restart_keeps_every_lease_and_queued_request(make_daemon, tmp
 def test_holder_killed_with_sigkill_loses_its_lease_to_the_next_in_queue(make_daemon, tmp_path: Path) -> None:
     daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(TTL))
     holder = spawn_cli(daemon, "run", "-p", "1", "--", *hold_command(tmp_path / "m0", tmp_path / "stop0"))
-    wait_for(lambda: (tmp_path / "m0").exists(), 30, "holder running")
+    wait_for((tmp_path / "m0").exists, 30, "holder running")
     held = (tmp_path / "m0").read_text()
     waiter = spawn_cli(daemon, "run", "-p", "1", "--", *hold_command(tmp_path / "m1", tmp_path / "stop1"))
     wait_for(lambda: any(s[0] == pb.LEASE_STATE_QUEUED for s in _snapshot(daemon).values()), 15, "waiter queued")
@@ -71,8 +77,9 @@ def test_holder_killed_with_sigkill_loses_its_lease_to_the_next_in_queue(make_da
     os.kill(holder.pid, signal.SIGKILL)  # the bitshare process, not its command: no release is sent
     holder.wait()
     import time
+
     killed_at = time.monotonic()
-    wait_for(lambda: (tmp_path / "m1").exists(), 3 * TTL, "the waiter to get the GPU")
+    wait_for((tmp_path / "m1").exists, 3 * TTL, "the waiter to get the GPU")
     assert time.monotonic() - killed_at < TTL + 2.0
     with daemon.client() as client:
         lost = client.get(held)
@@ -115,6 +122,7 @@ def test_session_survives_restart_and_is_released(make_daemon, tmp_path: Path) -
     daemon.kill9()
     daemon.restart()
     import sys
+
     ran = run_cli(daemon, "client", "--", sys.executable, "-c", "import os; print(os.environ['BITSHARE_LEASE_ID'])")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == lease_id
@@ -138,6 +146,7 @@ def test_a_queued_session_request_outlives_the_daemon_ttl(make_daemon, tmp_path:
     with daemon.client() as client:
         queued = client.my_leases()[-1]
         import time
+
         wait_for(lambda: time.time() > queued.created_at.ToNanoseconds() / 1e9 + 3, 10, "three daemon TTLs")
         assert client.get(queued.id).state == pb.LEASE_STATE_QUEUED  # kept alive by the waiting client
         client.release(holder.id)

@@ -9,23 +9,28 @@ from pathlib import Path
 import pytest
 
 from bitshare.client import LeaseRequest, connect
-from bitshare.errors import Denied
+from bitshare.errors import Denied, Unreachable
 from bitshare.v1 import bitshare_pb2 as pb
 
 from ..conftest import Daemon, bitshare_cmd, free_port, run_cli
 
 
 def _make_token(tokens: Path, name: str, role: str) -> str:
-    done = subprocess.run(bitshare_cmd("token", "create", "--name", name, "--role", role, "--file", str(tokens)),
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        bitshare_cmd("token", "create", "--name", name, "--role", role, "--file", str(tokens)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout.strip()
 
 
 @pytest.fixture
 def tokens(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     path = tmp_path / "tokens.toml"
-    made = {name: _make_token(path, name, role) for name, role in
-            (("alice", "client"), ("bob", "client"), ("ops", "admin"))}
+    made = {
+        name: _make_token(path, name, role) for name, role in (("alice", "client"), ("bob", "client"), ("ops", "admin"))
+    }
     assert path.stat().st_mode & 0o777 == 0o640
     assert all(token not in path.read_text() for token in made.values())  # only hashes are stored
     return path, made
@@ -49,15 +54,22 @@ def test_tokens_decide_identity_and_role(make_daemon, tokens) -> None:
             bob.release(lease.id)
         assert ops.all_leases()[0].owner == "token:alice"
 
-    revoke = run_cli(daemon, "lease", "revoke", lease.id, server=tcp,
-                     env={**daemon.env, "BITSHARE_TOKEN": made["bob"]})
+    revoke = run_cli(daemon, "lease", "revoke", lease.id, server=tcp, env={**daemon.env, "BITSHARE_TOKEN": made["bob"]})
     assert revoke.returncode == 77
     assert revoke.stderr.strip() == "bitshare: error: RevokeLease needs the admin role; token:bob is a client"
     listed = run_cli(daemon, "leases", "--all", server=tcp, env={**daemon.env, "BITSHARE_TOKEN": made["alice"]})
     assert listed.returncode == 77
 
-    wrong = run_cli(daemon, "run", "-p", "0.25", "--", "true", server=tcp,
-                    env={**daemon.env, "BITSHARE_TOKEN": "bst_not-a-real-token"})
+    wrong = run_cli(
+        daemon,
+        "run",
+        "-p",
+        "0.25",
+        "--",
+        "true",
+        server=tcp,
+        env={**daemon.env, "BITSHARE_TOKEN": "bst_not-a-real-token"},
+    )
     assert wrong.returncode == 77 and "unknown or invalid token" in wrong.stderr
 
     with connect(tcp, made["ops"]) as ops:
@@ -67,9 +79,20 @@ def test_tokens_decide_identity_and_role(make_daemon, tokens) -> None:
 
 def test_plaintext_tcp_off_loopback_is_refused(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bitshare.daemon", "--simulate", "1x16GiB", "--state-dir", str(tmp_path / "s"),
-         "--listen", f"0.0.0.0:{free_port()}"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "bitshare.daemon",
+            "--simulate",
+            "1x16GiB",
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--listen",
+            f"0.0.0.0:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 78
     assert "refusing plaintext TCP" in done.stderr
@@ -79,15 +102,35 @@ def test_plaintext_tcp_off_loopback_is_refused(tmp_path: Path) -> None:
 def test_tls_listener(make_daemon, tokens, tmp_path: Path) -> None:
     path, made = tokens
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     config = tmp_path / "tls.toml"
     config.write_text(f'[security]\ntls_cert = "{cert}"\ntls_key = "{key}"\n')
     port = free_port()
-    make_daemon("--config", str(config), "--simulate", "1x16GiB", "--listen", f"localhost:{port}",
-                "--tokens-file", str(path))
+    make_daemon(
+        "--config", str(config), "--simulate", "1x16GiB", "--listen", f"localhost:{port}", "--tokens-file", str(path)
+    )
     with connect(f"localhost:{port}", made["alice"], tls_ca=str(cert)) as alice:
         assert alice.server_info().caller == "token:alice"
-    with pytest.raises(Exception):
+    with pytest.raises(Unreachable):
         connect(f"localhost:{port}", made["alice"]).server_info()  # plaintext to a TLS port fails

@@ -11,8 +11,17 @@ from bitshare.daemon.store import EventRecord, Store
 
 
 def _lease(lease_id: str, state: LeaseState, ended_at: float | None) -> Lease:
-    return Lease(lease_id, "user:t", LeaseSpec(Size(fraction=0.5)), state, seq=hash(lease_id) % 1000, created_at=0.0,
-                 priority=0, allocations={0: 100} if state is LeaseState.ACTIVE else {}, ended_at=ended_at)
+    return Lease(
+        lease_id,
+        "user:t",
+        LeaseSpec(Size(fraction=0.5)),
+        state,
+        seq=hash(lease_id) % 1000,
+        created_at=0.0,
+        priority=0,
+        allocations={0: 100} if state is LeaseState.ACTIVE else {},
+        ended_at=ended_at,
+    )
 
 
 def test_concurrent_commits_share_transactions_and_reload(tmp_path: Path) -> None:
@@ -21,7 +30,7 @@ def test_concurrent_commits_share_transactions_and_reload(tmp_path: Path) -> Non
         store.start()
         leases = [_lease(f"l{i}", LeaseState.ACTIVE, None) for i in range(200)]
         now = time.time()
-        await asyncio.gather(*(store.commit([l], [EventRecord(now, "granted", l.id, "")]) for l in leases))
+        await asyncio.gather(*(store.commit([lease], [EventRecord(now, "granted", lease.id, "")]) for lease in leases))
         commits = store.commits
         store.close()
         return commits
@@ -29,7 +38,7 @@ def test_concurrent_commits_share_transactions_and_reload(tmp_path: Path) -> Non
     commits = asyncio.run(write())
     assert 1 <= commits < 200  # group commit: fewer transactions than changes
     store = Store(tmp_path)
-    assert sorted(l.id for l in store.load_leases()) == sorted(f"l{i}" for i in range(200))
+    assert sorted(lease.id for lease in store.load_leases()) == sorted(f"l{i}" for i in range(200))
     assert len(store.load_events(1000)) == 200
     store.close()
 
@@ -41,14 +50,17 @@ def test_history_past_retention_is_deleted_and_live_leases_kept(tmp_path: Path) 
         store = Store(tmp_path, history_s=3600)
         store.start()
         await store.commit(
-            [_lease("old", LeaseState.RELEASED, now - 7200), _lease("recent", LeaseState.RELEASED, now - 60),
-             _lease("live", LeaseState.ACTIVE, None)],
+            [
+                _lease("old", LeaseState.RELEASED, now - 7200),
+                _lease("recent", LeaseState.RELEASED, now - 60),
+                _lease("live", LeaseState.ACTIVE, None),
+            ],
             [EventRecord(now - 7200, "released", "old", ""), EventRecord(now, "granted", "live", "")],
         )
         store.close()
 
     asyncio.run(write())
     store = Store(tmp_path)
-    assert sorted(l.id for l in store.load_leases()) == ["live", "recent"]
+    assert sorted(lease.id for lease in store.load_leases()) == ["live", "recent"]
     assert [e.lease_id for e in store.load_events(10)] == ["live"]
     store.close()

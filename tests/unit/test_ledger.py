@@ -55,10 +55,7 @@ def snapshot(ledger: Ledger) -> tuple:
     """Everything observable about the live leases, by value."""
     return (
         ledger.version,
-        [
-            (x.id, x.state, dict(x.allocations), x.priority, x.expires_at, x.wait_deadline, x.seq)
-            for x in ledger.live()
-        ],
+        [(x.id, x.state, dict(x.allocations), x.priority, x.expires_at, x.wait_deadline, x.seq) for x in ledger.live()],
         {i: (g.drained, ledger.granted_mib(i)) for i, g in ledger.gpus.items()},
     )
 
@@ -1028,7 +1025,7 @@ def test_restore_onto_smaller_capacity_keeps_the_oldest_leases():
     for i, at in enumerate((T0, T0 + 1, T0 + 2)):
         before.submit(f"l{i}", "alice", mib(300), at)
     after = make(gpu(0, 1000, reserved=300))  # lends 700 MiB now: two of the three fit
-    after.restore([l.copy() for l in before.live()], T0 + 10)
+    after.restore([lease.copy() for lease in before.live()], T0 + 10)
     after.check_invariants()
-    assert [l.id for l in after.active()] == ["l0", "l1"]
+    assert [lease.id for lease in after.active()] == ["l0", "l1"]
     assert after.get("l2").state is LeaseState.REVOKED and "now lends 700 MiB" in after.get("l2").end_reason

@@ -379,9 +379,7 @@ class LedgerMachine(RuleBasedStateMachine):
         blocked = head is not None and self._starving(head) and not spec.priority > self._eff(head)
 
         pre = self._pre()
-        result = self._attempt(
-            lambda: self.ledger.submit(lid, owner, spec, self.now, request_id=request_id)
-        )
+        result = self._attempt(lambda: self.ledger.submit(lid, owner, spec, self.now, request_id=request_id))
         if unsatisfiable:
             assert isinstance(result, Unsatisfiable), f"expected Unsatisfiable, got {result!r}"
             return
@@ -649,7 +647,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert new.granted_compute(index) == old.granted_compute(index)
         assert {x.id for x in new.active()} == {x.id for x in old.active()}
         assert [x.id for x in new.queue(self.now)] == [x.id for x in old.queue(self.now)]
-        for lid, ml in self.m.items():
+        for lid in self.m:
             before, after = old.get(lid), new.get(lid)
             assert after.state is before.state
             assert after.allocations == before.allocations

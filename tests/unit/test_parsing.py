@@ -45,11 +45,16 @@ def test_daemon_config_reads_every_section(tmp_path: Path) -> None:
     path.write_text(
         '[daemon]\nlisten = ["unix:/tmp/x.sock", "127.0.0.1:7000"]\nstate_dir = "/tmp/s"\n'
         '[gpus]\nsimulate = "2x8GiB"\nreserve = "1GiB"\n[leases]\nttl_s = 10\nidle_timeout_s = 600\n'
-        '[queue]\naging_s = 30\nstarvation_s = 60\n[security]\nallow_insecure_tcp = true\n'
+        "[queue]\naging_s = 30\nstarvation_s = 60\n[security]\nallow_insecure_tcp = true\n"
     )
     config = load_daemon_config(path)
     assert config.listen == ["unix:/tmp/x.sock", "127.0.0.1:7000"]
-    assert (config.simulate, config.reserve_mib, config.lease_ttl_s, config.idle_timeout_s) == ("2x8GiB", 1024, 10.0, 600.0)
+    assert (config.simulate, config.reserve_mib, config.lease_ttl_s, config.idle_timeout_s) == (
+        "2x8GiB",
+        1024,
+        10.0,
+        600.0,
+    )
     assert (config.aging_s, config.starvation_s, config.allow_insecure_tcp) == (30.0, 60.0, True)
 
 
@@ -57,10 +62,10 @@ def test_daemon_config_reads_every_section(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("listen = []", "must be a [section]"),
-        ("[gpus]\nbackend = \"cuda\"", "expected auto, nvml or simulated"),
-        ("[security]\nallow_insecure_tcp = \"yes\"", "expected true or false"),
+        ('[gpus]\nbackend = "cuda"', "expected auto, nvml or simulated"),
+        ('[security]\nallow_insecure_tcp = "yes"', "expected true or false"),
         ("[leases]\nttl_s = true", "expected seconds > 0"),
-        ("[gpus]\nreserve = \"lots\"", "not a memory size"),
+        ('[gpus]\nreserve = "lots"', "not a memory size"),
         ("[daemon]\nlisten = [1]", "expected a list"),
     ],
 )
@@ -83,14 +88,31 @@ def test_client_config_file_then_environment(tmp_path: Path) -> None:
 
 
 def test_build_request() -> None:
-    request = build_request(gpus=2, fraction=".25", memory=None, compute=30, filters=["name=H100", "index=1,0"],
-                            priority=3, wait=False, timeout=5, command=["python", "a b.py"])
+    request = build_request(
+        gpus=2,
+        fraction=".25",
+        memory=None,
+        compute=30,
+        filters=["name=H100", "index=1,0"],
+        priority=3,
+        wait=False,
+        timeout=5,
+        command=["python", "a b.py"],
+    )
     assert (request.fraction, request.gpu_count, request.compute_pct, request.indices) == (0.25, 2, 30, (0, 1))
     assert request.command == "python 'a b.py'" and request.wait_timeout_s == 5
-    assert build_request(gpus=1, fraction=None, memory=None, compute=None, filters=[], priority=0, wait=True,
-                         timeout=None).fraction == 1.0
-    assert build_request(gpus=1, fraction="25%", memory=None, compute=None, filters=[], priority=0, wait=True,
-                         timeout=None).fraction == 0.25
+    assert (
+        build_request(
+            gpus=1, fraction=None, memory=None, compute=None, filters=[], priority=0, wait=True, timeout=None
+        ).fraction
+        == 1.0
+    )
+    assert (
+        build_request(
+            gpus=1, fraction="25%", memory=None, compute=None, filters=[], priority=0, wait=True, timeout=None
+        ).fraction
+        == 0.25
+    )
     with pytest.raises(UsageError):
         build_request(gpus=1, fraction=None, memory="0", compute=None, filters=[], priority=0, wait=True, timeout=None)
 
