@@ -112,7 +112,8 @@ def run_on_lease(
             stderr.write(f"bitshare: {why}; ending the command\n")
             stderr.flush()
             child.terminate(kill_grace_s)
-    return exit_code(child.proc.returncode)
+    assert child.returncode is not None
+    return exit_code(child.returncode)
 
 
 def run_command(

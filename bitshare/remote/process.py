@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -25,20 +24,23 @@ class Supervised:
     """A command started in a new process group (so the whole tree can be ended)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], on_exit: Callable[[], None] = lambda: None) -> None:
-        kwargs: dict = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+        # posix_spawn puts the child in its own group before it runs, without a Python
+        # pre-exec hook (unsafe in a process with threads, as this one has).
         try:
-            self.proc = subprocess.Popen(argv, env=env, **kwargs)
+            self.pid = os.posix_spawnp(argv[0], argv, env, setpgroup=0)
         except FileNotFoundError:
             raise CommandNotFound(f"command not found: {argv[0]}") from None
         except PermissionError:
             raise CommandNotFound(f"permission denied: {argv[0]}") from None
-        self.pgid = self.proc.pid
+        self.pgid = self.pid
+        self.returncode: int | None = None  # as subprocess reports it: negative for a signal
         self.exited = threading.Event()
         self._on_exit = on_exit
         threading.Thread(target=self._wait, name="bitshare-child", daemon=True).start()
 
     def _wait(self) -> None:
-        self.proc.wait()
+        _, status = os.waitpid(self.pid, 0)
+        self.returncode = os.waitstatus_to_exitcode(status)
         self.exited.set()
         self._on_exit()
 
@@ -46,7 +48,7 @@ class Supervised:
         """CPU time used so far by the command and its descendants that are still running."""
         total = 0.0
         try:
-            leader = psutil.Process(self.proc.pid)
+            leader = psutil.Process(self.pid)
             for proc in [leader, *leader.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     times = proc.cpu_times()
