@@ -6,6 +6,7 @@ socket in the user's runtime directory and reuse it afterwards.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -33,6 +34,29 @@ def system_daemon() -> str | None:
     if _listening(paths.SYSTEM_SOCKET):
         return f"unix:{paths.SYSTEM_SOCKET}"
     return None
+
+
+def _lock_held(state_dir: Path) -> bool:
+    """Whether a daemon holds the state directory's lock (see bitshare.daemon.server)."""
+    try:
+        fd = os.open(state_dir / "bitshared.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _lock_owner(state_dir: Path) -> int | None:
+    """The pid the running daemon wrote into its lock file."""
+    try:
+        return int((state_dir / "bitshared.lock").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def running_embedded() -> str | None:
@@ -66,9 +90,10 @@ def ensure_embedded() -> tuple[str, bool]:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if _listening(sock) and _listening(Path(str(sock) + ".cred")):
-            return f"unix:{sock}", True
-        # A daemon that exits at once may have lost the race to one another client started.
-        if daemon.poll() is not None and not _listening(sock):
+            return f"unix:{sock}", _lock_owner(state_dir) == daemon.pid
+        # Ours may have exited because another client started one at the same moment: that one
+        # holds the state directory's lock, so wait for it to listen.
+        if daemon.poll() is not None and not _lock_held(state_dir):
             raise Unreachable(f"the per-user bitshared did not start (exit {daemon.returncode}); see {log_path}")
         time.sleep(0.05)
     raise Unreachable(f"the per-user bitshared did not start within {START_TIMEOUT_S:g}s; see {log_path}")

@@ -93,6 +93,8 @@ class LeaseKeeper:
         while not self._stop.is_set():
             try:
                 self._call = self.client.attach(self.lease.id, self._heartbeats())
+                if self._stop.is_set():  # stop() ran before the call existed, so it could not cancel it
+                    self._call.cancel()
                 for event in self._call:
                     last_contact = time.monotonic()
                     backoff = 0.05

@@ -58,3 +58,26 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_clients_starting_at_once_share_one_per_user_daemon(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bitshare", "run", "-p", "0.25", "--", "true"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    results = [(run.wait(timeout=60), run.stderr.read()) for run in runs]
+    lock = tmp_path / "state-home" / "bitshare" / "embedded" / "bitshared.lock"
+    try:
+        assert [code for code, _ in results] == [0, 0, 0, 0], results
+        assert sum("started a per-user bitshared" in err for _, err in results) == 1
+    finally:
+        if lock.exists() and lock.read_text().strip():
+            pid = int(lock.read_text())
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not _alive(pid), 15, "the per-user daemon to stop")
