@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from .. import __version__, log, paths
+from ..address import parse_address
 from ..config import ConfigError, finish_daemon_config, load_daemon_config
-from ..units import parse_mib
+from ..units import parse_mib, parse_simulate
 from .backends import BackendUnavailable
 from .server import StartupError, run_daemon
 from .store import StoreError
@@ -46,48 +49,86 @@ def main(
 ) -> None:
     """Run the bitshare GPU-server daemon in the foreground."""
     try:
+        overrides = _flag_overrides(
+            listen,
+            state_dir,
+            simulate,
+            backend,
+            reserve,
+            lease_ttl,
+            idle_timeout,
+            tokens_file,
+            allow_insecure_tcp,
+            log_level,
+        )
+    except ValueError as exc:
+        typer.echo(f"bitshared: error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
         if config is None and paths.SYSTEM_CONFIG.exists():
             config = paths.SYSTEM_CONFIG
-        settings = load_daemon_config(config)
-        overrides = {
-            "listen": list(listen) if listen else None,
-            "state_dir": str(state_dir) if state_dir else None,
-            "simulate": simulate,
-            "backend": backend,
-            "reserve_mib": parse_mib(reserve) if reserve not in (None, "0") else (0 if reserve == "0" else None),
-            "lease_ttl_s": lease_ttl,
-            "idle_timeout_s": idle_timeout,
-            "tokens_file": str(tokens_file) if tokens_file else None,
-            "allow_insecure_tcp": True if allow_insecure_tcp else None,
-            "log_level": log_level,
-        }
-        settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-        _check(settings)
-        settings = finish_daemon_config(settings)
+        settings = finish_daemon_config(dataclasses.replace(load_daemon_config(config), **overrides))
         log.setup(settings.log_level)
         code = run_daemon(settings)
-    except (ConfigError, StartupError, StoreError, BackendUnavailable, ValueError, RuntimeError) as exc:
+    except (ConfigError, StartupError, StoreError, BackendUnavailable, RuntimeError) as exc:
         typer.echo(f"bitshared: error: {exc}", err=True)
         raise typer.Exit(78 if isinstance(exc, ConfigError) else 1) from None
     raise typer.Exit(code)
 
 
-def _check(settings) -> None:
-    if settings.backend not in ("auto", "nvml", "simulated"):
-        raise ConfigError(f"--backend must be auto, nvml or simulated, got {settings.backend!r}")
-    if settings.log_level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"--log-level must be debug, info, warning or error, got {settings.log_level!r}")
-    if settings.lease_ttl_s <= 0:
-        raise ConfigError(f"--lease-ttl must be > 0 seconds, got {settings.lease_ttl_s:g}")
-    if settings.idle_timeout_s < 0:
-        raise ConfigError(f"--idle-timeout must be >= 0 seconds, got {settings.idle_timeout_s:g}")
-    from ..address import parse_address
-    from ..units import parse_simulate
+def _named(flag: str, parse: Callable[[str], Any], value: str) -> Any:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
 
-    for item in settings.listen:
-        parse_address(item)
-    if settings.simulate:
-        parse_simulate(settings.simulate)
+
+def _flag_overrides(
+    listen: list[str] | None,
+    state_dir: Path | None,
+    simulate: str | None,
+    backend: str | None,
+    reserve: str | None,
+    lease_ttl: float | None,
+    idle_timeout: float | None,
+    tokens_file: Path | None,
+    allow_insecure_tcp: bool,
+    log_level: str | None,
+) -> dict[str, Any]:
+    """The settings given as flags, checked; ValueError names the bad flag."""
+    overrides: dict[str, Any] = {}
+    if listen:
+        for item in listen:
+            _named("--listen", parse_address, item)
+        overrides["listen"] = list(listen)
+    if state_dir:
+        overrides["state_dir"] = str(state_dir)
+    if simulate is not None:
+        _named("--simulate", parse_simulate, simulate)
+        overrides["simulate"] = simulate
+    if backend is not None:
+        if backend not in ("auto", "nvml", "simulated"):
+            raise ValueError(f"--backend must be auto, nvml or simulated, got {backend!r}")
+        overrides["backend"] = backend
+    if reserve is not None:
+        overrides["reserve_mib"] = 0 if reserve.strip() == "0" else _named("--reserve", parse_mib, reserve)
+    if lease_ttl is not None:
+        if not lease_ttl > 0:
+            raise ValueError(f"--lease-ttl must be > 0 seconds, got {lease_ttl:g}")
+        overrides["lease_ttl_s"] = lease_ttl
+    if idle_timeout is not None:
+        if not idle_timeout >= 0:
+            raise ValueError(f"--idle-timeout must be >= 0 seconds, got {idle_timeout:g}")
+        overrides["idle_timeout_s"] = idle_timeout
+    if tokens_file:
+        overrides["tokens_file"] = str(tokens_file)
+    if allow_insecure_tcp:
+        overrides["allow_insecure_tcp"] = True
+    if log_level is not None:
+        if log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError(f"--log-level must be debug, info, warning or error, got {log_level!r}")
+        overrides["log_level"] = log_level
+    return overrides
 
 
 def run() -> None:

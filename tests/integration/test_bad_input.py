@@ -157,3 +157,26 @@ def test_second_daemon_on_the_same_state_dir_is_refused(daemon: Daemon) -> None:
     )
     assert done.returncode == 1
     assert "another bitshared is using the state directory" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--simulate", "4y"], "--simulate: not a memory size: '4y'"),
+        (["--reserve", "lots"], "--reserve: not a memory size"),
+        (["--listen", "nowhere"], "--listen: not a server address"),
+        (["--lease-ttl", "0"], "--lease-ttl must be > 0 seconds"),
+        (["--backend", "cuda"], "--backend must be auto, nvml or simulated"),
+    ],
+)
+def test_bad_daemon_flags_exit_2(tmp_path: Path, flags: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bitshare.daemon", "--state-dir", str(tmp_path / "s"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"bitshared: error: {message}")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
