@@ -107,3 +107,30 @@ def test_listings_print_tables_and_json(daemon: Daemon) -> None:
     assert "SIMULATED" in smi.stdout and lease.id in smi.stdout
     health = run_cli(daemon, "health")
     assert health.returncode == 0 and health.stdout.startswith("SERVING")
+
+
+def test_telemetry_stream_sends_a_snapshot_on_every_change(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        stream = client.admin.WatchTelemetry(pb.WatchTelemetryRequest(min_interval_s=0.05), metadata=client.metadata)
+        try:
+            first = next(stream)
+            assert first.server.simulated and len(first.gpus) == 1 and not first.leases
+            lease = client.request(LeaseRequest(fraction=0.25))
+            snapshot = next(stream)
+            while lease.id not in {item.id for item in snapshot.leases}:
+                snapshot = next(stream)
+            assert snapshot.version > first.version
+            assert snapshot.gpus[0].granted_mib == lease.allocations[0].memory_mib
+            assert snapshot.gpus[0].partitions[0].owner == lease.owner  # admins see owners
+        finally:
+            stream.cancel()
+
+
+def test_event_log_and_events_cli(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(fraction=0.25))
+        client.release(lease.id)
+        kinds = [event.kind for event in client.events(lease_id=lease.id)]
+    assert kinds == ["granted", "released"]
+    table = run_cli(daemon, "events", "--limit", "5")
+    assert table.returncode == 0 and lease.id in table.stdout and "released" in table.stdout

@@ -134,3 +134,16 @@ def test_tls_listener(make_daemon, tokens, tmp_path: Path) -> None:
         assert alice.server_info().caller == "token:alice"
     with pytest.raises(Unreachable):
         connect(f"localhost:{port}", made["alice"]).server_info()  # plaintext to a TLS port fails
+
+
+def test_clients_cannot_watch_telemetry(make_daemon, tokens) -> None:
+    import grpc
+
+    path, made = tokens
+    port = free_port()
+    make_daemon("--simulate", "1x16GiB", "--listen", f"127.0.0.1:{port}", "--tokens-file", str(path))
+    with connect(f"127.0.0.1:{port}", made["alice"]) as alice:
+        stream = alice.admin.WatchTelemetry(pb.WatchTelemetryRequest(), metadata=alice.metadata)
+        with pytest.raises(grpc.RpcError) as err:
+            next(stream)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
