@@ -51,7 +51,7 @@ class DaemonConfig:
 
 @dataclass
 class ClientConfig:
-    server: str = ""
+    servers: list[str] = field(default_factory=list)  # the pool, in order of preference
     token: str = ""
     tls_ca: str = ""
 
@@ -103,10 +103,16 @@ _DAEMON_KEYS: dict[tuple[str, str], tuple[str, type, Callable[[Any], bool] | Non
 }
 
 _CLIENT_KEYS: dict[str, tuple[str, type]] = {
-    "server": ("server", str),
+    "server": ("servers", str),
+    "servers": ("servers", list),
     "token": ("token", str),
     "tls_ca": ("tls_ca", str),
 }
+
+
+def split_servers(text: str) -> list[str]:
+    """``BITSHARE_SERVER`` and ``--server`` take one address or a comma-separated pool."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -189,14 +195,17 @@ def load_client_config(path: Path | None = None, environ: dict[str, str] | None 
             if spec is None:
                 raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(_CLIENT_KEYS)})")
             name, kind = spec
-            setattr(config, name, _coerce(value, kind, f"{path}: {key}", f"a {kind.__name__}"))
-    for key in _CLIENT_KEYS:
-        env = environ.get(f"BITSHARE_{key.upper()}")
-        if env:
-            setattr(config, key, env)
-    if config.server:
+            hint = "a list of addresses" if kind is list else f"a {kind.__name__}"
+            checked = _coerce(value, kind, f"{path}: {key}", hint)
+            setattr(config, name, [checked] if key == "server" else checked)
+    if environ.get("BITSHARE_SERVER"):
+        config.servers = split_servers(environ["BITSHARE_SERVER"])
+    for key in ("token", "tls_ca"):
+        if environ.get(f"BITSHARE_{key.upper()}"):
+            setattr(config, key, environ[f"BITSHARE_{key.upper()}"])
+    for server in config.servers:
         try:
-            parse_address(config.server)
+            parse_address(server)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     return config

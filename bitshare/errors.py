@@ -27,6 +27,14 @@ class UsageError(BitshareError):
     exit_code = EXIT_USAGE
 
 
+class Unsatisfiable(UsageError):
+    """No GPU of that daemon can ever hold the request."""
+
+
+class NotFound(BitshareError):
+    """No such lease (on that daemon)."""
+
+
 class Unreachable(BitshareError):
     exit_code = EXIT_UNAVAILABLE
 
@@ -45,7 +53,8 @@ class LeaseLost(BitshareError):
 
 _CODE_TO_ERROR: dict[grpc.StatusCode, type[BitshareError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: UsageError,
-    grpc.StatusCode.OUT_OF_RANGE: UsageError,
+    grpc.StatusCode.OUT_OF_RANGE: Unsatisfiable,
+    grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.RESOURCE_EXHAUSTED: NoLease,
     grpc.StatusCode.PERMISSION_DENIED: Denied,
     grpc.StatusCode.UNAUTHENTICATED: Denied,

@@ -31,7 +31,7 @@ def resize(
         raise UsageError("give exactly one of -p FRACTION or -m MIB")
     fraction = _fraction(partition) if partition is not None else None
     mib = _memory(memory) if memory is not None else None
-    lease = state(ctx).client().resize(lease_id, fraction, mib)
+    lease = state(ctx).holder_of(lease_id).resize(lease_id, fraction, mib)
     sizes = ", ".join(f"GPU {a.gpu_index}: {a.memory_mib} MiB" for a in lease.allocations)
     _print(ctx, lease, f"lease {lease.id} resized to {sizes}")
 
@@ -43,7 +43,7 @@ def revoke(
     reason: str = typer.Option("", "--reason", help="Told to the holder and kept in the event log."),
 ) -> None:
     """End a lease now: its holder is told and its command is ended."""
-    lease = state(ctx).client().revoke(lease_id, reason)
+    lease = state(ctx).holder_of(lease_id).revoke(lease_id, reason)
     _print(ctx, lease, f"lease {lease.id} revoked")
 
 
@@ -54,7 +54,7 @@ def priority(
     value: int = typer.Argument(..., metavar="PRIORITY"),
 ) -> None:
     """Change a queued request's priority."""
-    lease = state(ctx).client().set_priority(lease_id, value)
+    lease = state(ctx).holder_of(lease_id).set_priority(lease_id, value)
     _print(ctx, lease, f"lease {lease.id} priority {lease.spec.priority}, queue position {lease.queue_position}")
 
 
@@ -86,7 +86,8 @@ def events(
     """The daemon's event log (admin)."""
     if limit < 1:
         raise UsageError(f"--limit must be >= 1, got {limit}")
-    items = state(ctx).client().events(limit, lease_id)
+    cli = state(ctx)
+    items = (cli.holder_of(lease_id) if lease_id else cli.client()).events(limit, lease_id)
     if state(ctx).json:
         typer.echo(to_json(items))
         return

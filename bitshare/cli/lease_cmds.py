@@ -51,8 +51,7 @@ def run(
         timeout=timeout,
         command=command,
     )
-    client = state(ctx).client()
-    raise typer.Exit(run_command(client, request, command, kill_grace_s=kill_grace))
+    raise typer.Exit(run_command(state(ctx).pool(), request, command, kill_grace_s=kill_grace))
 
 
 @app.command("request-gpus")
@@ -83,8 +82,7 @@ def request_gpus(
         ttl=session_ttl,
     )
     cli = state(ctx)
-    client = cli.client()
-    lease = wait_for_grant(client, request)
+    client, lease = wait_for_grant(cli.pool(), request)
     save_session(str(client.address), lease.id)
     typer.echo(to_json(lease) if cli.json else lease.id)
 
@@ -97,8 +95,10 @@ def client(
     kill_grace: float = _GRACE,
 ) -> None:
     """Run CMD on a lease held by request-gpus; the lease stays held afterwards."""
-    lease_id = session_lease(lease)
-    raise typer.Exit(run_in_session(state(ctx).client(), lease_id, command, kill_grace_s=kill_grace))
+    cli = state(ctx)
+    lease_id, server = session_lease(lease)
+    client = cli.client_for(server) if server and not cli.server else cli.holder_of(lease_id)
+    raise typer.Exit(run_in_session(client, lease_id, command, kill_grace_s=kill_grace))
 
 
 @app.command("release-gpus")
@@ -107,9 +107,10 @@ def release_gpus(
     lease: str | None = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
 ) -> None:
     """Give back a lease (or withdraw a queued request)."""
-    lease_id = session_lease(lease)
     cli = state(ctx)
-    released = cli.client().release(lease_id)
+    lease_id, server = session_lease(lease)
+    client = cli.client_for(server) if server and not cli.server else cli.holder_of(lease_id)
+    released = client.release(lease_id)
     forget_session(lease_id)
     if cli.json:
         typer.echo(to_json(released))

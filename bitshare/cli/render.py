@@ -13,12 +13,18 @@ from ..units import format_mib
 from ..v1 import bitshare_pb2 as pb
 
 
-def to_json(messages: Sequence[Any] | Any) -> str:
-    def one(message: Any) -> Any:
-        return MessageToDict(message, preserving_proto_field_name=True) if hasattr(message, "DESCRIPTOR") else message
+def message_dict(message: Any) -> Any:
+    return MessageToDict(message, preserving_proto_field_name=True) if hasattr(message, "DESCRIPTOR") else message
 
-    data = [one(m) for m in messages] if isinstance(messages, (list, tuple)) else one(messages)
+
+def to_json(messages: Sequence[Any] | Any) -> str:
+    data = [message_dict(m) for m in messages] if isinstance(messages, (list, tuple)) else message_dict(messages)
     return json.dumps(data, indent=2, sort_keys=False)
+
+
+def tagged_json(items: Sequence[tuple[str, Any]]) -> str:
+    """Messages from several daemons, each with the ``server`` it came from."""
+    return json.dumps([{"server": server, **message_dict(m)} for server, m in items], indent=2)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -48,32 +54,37 @@ def age(stamp: Any, now: float | None = None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def leases_table(leases: Sequence[pb.Lease]) -> str:
-    rows = []
-    for lease in leases:
-        gpus = ",".join(str(a.gpu_index) for a in lease.allocations) or "-"
-        mem = ",".join(str(a.memory_mib) for a in lease.allocations) or "-"
-        pos = str(lease.queue_position) if lease.queue_position else "-"
-        rows.append(
-            [
-                lease.id,
-                lease.owner,
-                state_name(lease.state),
-                pos,
-                gpus,
-                size_text(lease.spec),
-                mem,
-                lease.spec.priority,
-                age(lease.created_at),
-                lease.command[:40],
-            ]
-        )
-    return table(["LEASE", "OWNER", "STATE", "QPOS", "GPUS", "ASKED", "MIB", "PRIO", "AGE", "COMMAND"], rows)
+def _servers_column(items: Sequence[tuple[str, Any]]) -> bool:
+    return len({server for server, _ in items}) > 1
 
 
-def gpus_table(gpus: Sequence[pb.Gpu]) -> str:
+def leases_table(items: Sequence[tuple[str, pb.Lease]]) -> str:
+    """Leases with the daemon each lives on (a SERVER column when there are several)."""
     rows = [
         [
+            server,
+            lease.id,
+            lease.owner,
+            state_name(lease.state),
+            str(lease.queue_position) if lease.queue_position else "-",
+            ",".join(str(a.gpu_index) for a in lease.allocations) or "-",
+            size_text(lease.spec),
+            ",".join(str(a.memory_mib) for a in lease.allocations) or "-",
+            lease.spec.priority,
+            age(lease.created_at),
+            lease.command[:40],
+        ]
+        for server, lease in items
+    ]
+    headers = ["SERVER", "LEASE", "OWNER", "STATE", "QPOS", "GPUS", "ASKED", "MIB", "PRIO", "AGE", "COMMAND"]
+    return _table_with_servers(headers, rows, _servers_column(items))
+
+
+def gpus_table(items: Sequence[tuple[str, pb.Gpu]]) -> str:
+    """GPUs with the daemon each belongs to (a SERVER column when there are several)."""
+    rows = [
+        [
+            server,
             g.index,
             g.name,
             g.uuid,
@@ -84,15 +95,22 @@ def gpus_table(gpus: Sequence[pb.Gpu]) -> str:
             len(g.partitions),
             "drained" if g.drained else "ok",
         ]
-        for g in gpus
+        for server, g in items
     ]
-    return table(["GPU", "NAME", "UUID", "TOTAL", "LENDABLE", "GRANTED", "FREE", "LEASES", "STATE"], rows)
+    headers = ["SERVER", "GPU", "NAME", "UUID", "TOTAL", "LENDABLE", "GRANTED", "FREE", "LEASES", "STATE"]
+    return _table_with_servers(headers, rows, _servers_column(items))
 
 
-def smi(info: pb.ServerInfo, gpus: Sequence[pb.Gpu], width: int = 40) -> str:
-    """An nvidia-smi-like picture of each GPU and the partitions granted on it."""
+def _table_with_servers(headers: list[str], rows: list[list[object]], with_server: bool) -> str:
+    if with_server:
+        return table(headers, rows)
+    return table(headers[1:], [row[1:] for row in rows])
+
+
+def smi(server: str, info: pb.ServerInfo, gpus: Sequence[pb.Gpu], width: int = 40) -> str:
+    """An nvidia-smi-like picture of one daemon's GPUs and the partitions granted on them."""
     kind = "SIMULATED (CPU-backed)" if info.simulated else info.backend
-    out = [f"bitshared {info.version} on {info.hostname}  backend: {kind}  GPUs: {len(gpus)}"]
+    out = [f"{server}: bitshared {info.version} on {info.hostname}  backend: {kind}  GPUs: {len(gpus)}"]
     for gpu in gpus:
         used = round(width * gpu.granted_mib / gpu.total_mib) if gpu.total_mib else 0
         reserved = round(width * gpu.reserved_mib / gpu.total_mib) if gpu.total_mib else 0

@@ -1,4 +1,4 @@
-"""Resolve which daemon a command talks to, and remember the lease a session holds."""
+"""Resolve which daemons a command talks to, and remember the lease a session holds."""
 
 from __future__ import annotations
 
@@ -9,50 +9,97 @@ from pathlib import Path
 
 from .. import paths
 from ..client import Client, connect
-from ..config import ConfigError, load_client_config
-from ..errors import EXIT_CONFIG, BitshareError, UsageError
+from ..config import ConfigError, load_client_config, split_servers
+from ..errors import EXIT_CONFIG, EXIT_UNAVAILABLE, BitshareError, NotFound, Unreachable, UsageError
 from ..remote.embedded import ensure_embedded, running_embedded, system_daemon
 
 
 @dataclass
 class CliState:
-    server: str = ""
+    server: str = ""  # --server / BITSHARE_SERVER: one address, or a comma-separated pool
     token: str = ""
     tls_ca: str = ""
     json: bool = False
-    _client: Client | None = field(default=None, repr=False)
+    _clients: list[Client] = field(default_factory=list, repr=False)
 
-    def client(self, start_embedded: bool = True) -> Client:
-        """A connection to the configured daemon, the system one, or the per-user one (started on demand)."""
-        if self._client is not None:
-            return self._client
+    def _settings(self) -> tuple[list[str], str, str]:
         try:
             config = load_client_config()
         except ConfigError as exc:
             raise BitshareError(str(exc), exit_code=EXIT_CONFIG) from None
-        server = self.server or config.server
-        token = self.token or config.token
-        tls_ca = self.tls_ca or config.tls_ca
-        if not server:
-            server = system_daemon() or running_embedded() or ""
-        if not server:
-            if not start_embedded:
-                raise BitshareError("no bitshared is running (bitshare run starts a per-user one)", exit_code=69)
-            server, started = ensure_embedded()
-            client = connect(server, token, tls_ca)
-            if started:
-                info = client.server_info()
-                what = "SIMULATED GPU (CPU-backed)" if info.simulated else f"{info.backend} GPUs"
-                sys.stderr.write(f"bitshare: started a per-user bitshared on {server} with {info.gpu_count} {what}\n")
-            self._client = client
-            return client
-        self._client = connect(server, token, tls_ca)
-        return self._client
+        servers = split_servers(self.server) or config.servers
+        return servers, self.token or config.token, self.tls_ca or config.tls_ca
+
+    def pool(self, start_embedded: bool = True) -> list[Client]:
+        """Every reachable daemon of the pool, in order; else the system or per-user daemon.
+
+        Unreachable members are skipped with a warning; none reachable is an error (exit 69).
+        """
+        if self._clients:
+            return self._clients
+        servers, token, tls_ca = self._settings()
+        if not servers:
+            self._clients = [self._default(token, tls_ca, start_embedded)]
+            return self._clients
+        failures: list[Unreachable] = []
+        for server in servers:
+            try:
+                self._clients.append(connect(server, token, tls_ca))
+            except Unreachable as exc:
+                failures.append(exc)
+        if not self._clients:
+            raise failures[0] if len(failures) == 1 else Unreachable(f"no daemon of the pool answers: {servers}")
+        for failure in failures:
+            sys.stderr.write(f"bitshare: skipping: {failure}\n")
+        return self._clients
+
+    def client(self, start_embedded: bool = True) -> Client:
+        """The one daemon a command acts on; in a pool of several, --server must name it."""
+        servers, _, _ = self._settings()
+        if len(servers) > 1:
+            raise UsageError(f"this command acts on one daemon and the pool has {len(servers)}: name one with --server")
+        return self.pool(start_embedded)[0]
+
+    def client_for(self, server: str) -> Client:
+        """A connection to one named daemon (the one a session's lease lives on)."""
+        _, token, tls_ca = self._settings()
+        client = connect(server, token, tls_ca)
+        self._clients.append(client)
+        return client
+
+    def holder_of(self, lease_id: str) -> Client:
+        """The daemon of the pool that knows the lease."""
+        pool = self.pool()
+        if len(pool) == 1:
+            return pool[0]
+        for client in pool:
+            try:
+                client.get(lease_id)
+                return client
+            except NotFound:
+                continue
+            except BitshareError:
+                return client  # it knows the lease but will not show it: let the action say why
+        raise NotFound(f"no lease {lease_id!r} on any daemon of the pool")
+
+    def _default(self, token: str, tls_ca: str, start_embedded: bool) -> Client:
+        server = system_daemon() or running_embedded() or ""
+        if server:
+            return connect(server, token, tls_ca)
+        if not start_embedded:
+            raise BitshareError("no bitshared is running (bitshare run starts a per-user one)", EXIT_UNAVAILABLE)
+        server, started = ensure_embedded()
+        client = connect(server, token, tls_ca)
+        if started:
+            info = client.server_info()
+            what = "SIMULATED GPU (CPU-backed)" if info.simulated else f"{info.backend} GPUs"
+            sys.stderr.write(f"bitshare: started a per-user bitshared on {server} with {info.gpu_count} {what}\n")
+        return client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        for client in self._clients:
+            client.close()
+        self._clients = []
 
 
 def _session_file() -> Path:
@@ -64,12 +111,13 @@ def save_session(server: str, lease_id: str) -> None:
     _session_file().write_text(json.dumps({"server": server, "lease_id": lease_id}))
 
 
-def session_lease(explicit: str | None) -> str:
-    """The lease a session command acts on: --lease, else the one request-gpus saved."""
+def session_lease(explicit: str | None) -> tuple[str, str | None]:
+    """The lease a session command acts on, and its daemon when known: --lease, else request-gpus's."""
     if explicit:
-        return explicit
+        return explicit, None
     try:
-        return json.loads(_session_file().read_text())["lease_id"]
+        saved = json.loads(_session_file().read_text())
+        return saved["lease_id"], saved.get("server")
     except (FileNotFoundError, ValueError, KeyError):
         raise UsageError("no session lease: run bitshare request-gpus first, or pass --lease ID") from None
 

@@ -13,6 +13,7 @@ from ..errors import BitshareError, LeaseLost, NoLease, UsageError
 from ..v1 import bitshare_pb2 as pb
 from .environment import lease_environment
 from .keeper import ENDED_STATES, LeaseKeeper
+from .placement import place
 from .process import CommandNotFound, Supervised, exit_code
 
 EXIT_INTERRUPTED = 130
@@ -49,13 +50,15 @@ class QueueProgress:
             self.stream.flush()
 
 
-def obtain(client: Client, request: LeaseRequest, stderr: TextIO = sys.stderr) -> tuple[pb.Lease, LeaseKeeper]:
-    """Request a lease and wait until it is granted, showing the queue position meanwhile.
+def obtain(
+    pool: list[Client], request: LeaseRequest, stderr: TextIO = sys.stderr
+) -> tuple[Client, pb.Lease, LeaseKeeper]:
+    """Request a lease from the pool and wait until it is granted, showing the queue position meanwhile.
 
-    Returns the granted lease and its running keeper. On Ctrl-C or any failure the
-    request is withdrawn, so nothing is left queued or held.
+    Returns the daemon, the granted lease and its running keeper. On Ctrl-C or any failure
+    the request is withdrawn, so nothing is left queued or held.
     """
-    lease = client.request(request)
+    client, lease = place(pool, request)
     keeper = LeaseKeeper(client, lease).start()
     try:
         if lease.state == pb.LEASE_STATE_QUEUED:
@@ -76,7 +79,7 @@ def obtain(client: Client, request: LeaseRequest, stderr: TextIO = sys.stderr) -
             )
         if lease.state in ENDED_STATES:
             raise LeaseLost(_describe_end(lease))
-        return lease, keeper
+        return client, lease, keeper
     except BaseException:
         keeper.stop()
         _withdraw(client, lease.id)
@@ -117,7 +120,7 @@ def run_on_lease(
 
 
 def run_command(
-    client: Client,
+    pool: list[Client],
     request: LeaseRequest,
     argv: list[str],
     kill_grace_s: float = 10.0,
@@ -125,7 +128,7 @@ def run_command(
 ) -> int:
     """``bitshare run``: obtain a lease, run the command on it, release it, return the command's code."""
     try:
-        lease, keeper = obtain(client, request, stderr)
+        client, lease, keeper = obtain(pool, request, stderr)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     try:
@@ -157,8 +160,8 @@ def run_in_session(
         keeper.stop()
 
 
-def wait_for_grant(client: Client, request: LeaseRequest, stderr: TextIO = sys.stderr) -> pb.Lease:
+def wait_for_grant(pool: list[Client], request: LeaseRequest, stderr: TextIO = sys.stderr) -> tuple[Client, pb.Lease]:
     """``bitshare request-gpus``: obtain the lease and leave it held for the session's TTL."""
-    lease, keeper = obtain(client, request, stderr)
+    client, lease, keeper = obtain(pool, request, stderr)
     keeper.stop()
-    return lease
+    return client, lease

@@ -81,7 +81,13 @@ def test_client_config_file_then_environment(tmp_path: Path) -> None:
     path = tmp_path / "client.toml"
     path.write_text('server = "gpu1:7443"\ntoken = "from-file"\n')
     config = load_client_config(path, environ={"BITSHARE_TOKEN": "from-env"})
-    assert (config.server, config.token) == ("gpu1:7443", "from-env")
+    assert (config.servers, config.token) == (["gpu1:7443"], "from-env")
+    path.write_text('servers = ["unix:/run/a.sock", "gpu2:7443"]\n')
+    assert load_client_config(path, environ={}).servers == ["unix:/run/a.sock", "gpu2:7443"]
+    assert load_client_config(path, environ={"BITSHARE_SERVER": "h1:1, h2:2"}).servers == ["h1:1", "h2:2"]
+    path.write_text('servers = ["gpu2"]\n')
+    with pytest.raises(ConfigError, match="not a server address"):
+        load_client_config(path, environ={})
     path.write_text('servr = "x"\n')
     with pytest.raises(ConfigError, match="unknown key 'servr'"):
         load_client_config(path, environ={})

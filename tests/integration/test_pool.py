@@ -1,0 +1,98 @@
+"""A client pool of two daemons: placement, listings across daemons, acting on a lease wherever it is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bitshare.v1 import bitshare_pb2 as pb
+
+from ..conftest import Daemon, run_cli, spawn_cli, wait_for
+from .holders import hold_command
+
+
+def _pool(make_daemon) -> tuple[Daemon, Daemon, str]:
+    first = make_daemon("--simulate", "1x16GiB", name="first")
+    second = make_daemon("--simulate", "1x32GiB", name="second")
+    return first, second, f"{first.server},{second.server}"
+
+
+def _states(daemon: Daemon) -> list[int]:
+    with daemon.client() as client:
+        return [lease.state for lease in client.all_leases()]
+
+
+def test_requests_go_to_the_first_daemon_with_room_then_queue_on_the_first_that_fits(make_daemon, tmp_path) -> None:
+    first, second, pool = _pool(make_daemon)
+    holders = [
+        spawn_cli(first, "run", "-p", "1", "--", *hold_command(tmp_path / f"m{i}", tmp_path / f"stop{i}"), server=pool)
+        for i in range(2)
+    ]
+    wait_for(lambda: (tmp_path / "m0").exists() and (tmp_path / "m1").exists(), 30, "two whole-GPU holders")
+    assert _states(first) == [pb.LEASE_STATE_ACTIVE] and _states(second) == [pb.LEASE_STATE_ACTIVE]
+
+    err = tmp_path / "third.err"
+    third = spawn_cli(
+        first, "run", "-p", "1", "--", *hold_command(tmp_path / "m2", tmp_path / "stop2"), server=pool, stderr_path=err
+    )
+    wait_for(lambda: "queued at position 1" in err.read_text(), 15, "the third request to queue")
+    assert sorted(_states(first)) == [pb.LEASE_STATE_QUEUED, pb.LEASE_STATE_ACTIVE]  # queued on the first daemon
+    busy = run_cli(first, "run", "-p", "1", "--no-wait", "--", "true", server=pool)
+    assert busy.returncode == 75 and "no daemon of the pool has room" in busy.stderr
+    assert sorted(_states(first)) == [pb.LEASE_STATE_QUEUED, pb.LEASE_STATE_ACTIVE]  # the tries left nothing
+
+    listed = json.loads(run_cli(first, "list-gpus", "--json", server=pool).stdout)
+    assert [(g["server"], int(g["total_mib"])) for g in listed] == [(first.server, 16384), (second.server, 32768)]
+    table = run_cli(first, "leases", "--all", server=pool).stdout
+    assert table.startswith("SERVER") and first.server in table and second.server in table
+
+    # An admin verb finds the lease on whichever daemon holds it.
+    second_lease = (tmp_path / "m0").read_text() if _holds(second, tmp_path / "m0") else (tmp_path / "m1").read_text()
+    revoked = run_cli(first, "lease", "revoke", second_lease, server=pool)
+    assert revoked.returncode == 0, revoked.stderr
+    with second.client() as client:
+        assert client.get(second_lease).state == pb.LEASE_STATE_REVOKED
+    drain = run_cli(first, "gpu", "drain", "0", server=pool)
+    assert drain.returncode == 2 and "name one with --server" in drain.stderr
+
+    for i in range(3):
+        (tmp_path / f"stop{i}").touch()
+    for proc in [*holders, third]:
+        proc.wait(timeout=30)
+
+
+def _holds(daemon: Daemon, marker: Path) -> bool:
+    with daemon.client() as client:
+        return any(lease.id == marker.read_text() for lease in client.all_leases())
+
+
+def test_sizes_only_one_daemon_can_hold_go_there(make_daemon) -> None:
+    first, second, pool = _pool(make_daemon)
+    done = run_cli(first, "run", "-m", "20GiB", "--", "sh", "-c", 'echo "$BITSHARE_SERVER"', server=pool)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == second.server
+    too_big = run_cli(first, "run", "-m", "64GiB", "--", "true", server=pool)
+    assert too_big.returncode == 2
+    assert first.server in too_big.stderr and second.server in too_big.stderr
+
+
+def test_an_unreachable_member_is_skipped(make_daemon, tmp_path) -> None:
+    first = make_daemon("--simulate", "1x16GiB", name="first")
+    pool = f"unix:{tmp_path}/gone.sock,{first.server}"
+    done = run_cli(first, "run", "-p", "0.5", "--", "true", server=pool)
+    assert done.returncode == 0, done.stderr
+    assert "skipping" in done.stderr and "gone.sock" in done.stderr
+    nobody = run_cli(first, "run", "-p", "0.5", "--", "true", server=f"unix:{tmp_path}/a.sock,unix:{tmp_path}/b.sock")
+    assert nobody.returncode == 69
+
+
+def test_a_session_lease_is_used_and_released_on_its_own_daemon(make_daemon) -> None:
+    first, second, pool = _pool(make_daemon)
+    requested = run_cli(first, "request-gpus", "-m", "20GiB", server=pool)
+    assert requested.returncode == 0, requested.stderr
+    lease_id = requested.stdout.strip()
+    ran = run_cli(first, "client", "--", "sh", "-c", 'echo "$BITSHARE_LEASE_ID $BITSHARE_SERVER"', server=pool)
+    assert ran.stdout.split() == [lease_id, second.server], ran.stderr
+    assert run_cli(first, "release-gpus", server=pool).returncode == 0
+    with second.client() as client:
+        assert client.get(lease_id).state == pb.LEASE_STATE_RELEASED
