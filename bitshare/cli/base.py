@@ -19,7 +19,11 @@ app = typer.Typer(
 def main(
     ctx: typer.Context,
     server: str | None = typer.Option(
-        None, "--server", "-s", envvar="BITSHARE_SERVER", help="bitshared's address (unix:PATH or HOST:PORT), or a comma-separated pool of them."
+        None,
+        "--server",
+        "-s",
+        envvar="BITSHARE_SERVER",
+        help="bitshared's address (unix:PATH or HOST:PORT), or a comma-separated pool of them.",
     ),
     token: str | None = typer.Option(None, "--token", envvar="BITSHARE_TOKEN", help="Bearer token for TCP servers."),
     tls_ca: str | None = typer.Option(None, "--tls-ca", envvar="BITSHARE_TLS_CA", help="CA file for a TLS server."),
