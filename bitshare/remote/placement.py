@@ -12,7 +12,7 @@ import dataclasses
 import uuid
 
 from ..client import Client, LeaseRequest
-from ..errors import NoLease, Unsatisfiable
+from ..errors import NoLease, Unreachable, Unsatisfiable
 from ..v1 import bitshare_pb2 as pb
 
 
@@ -22,6 +22,7 @@ def place(pool: list[Client], request: LeaseRequest) -> tuple[Client, pb.Lease]:
         return pool[0], pool[0].request(request)
     could_hold: list[Client] = []
     refusals: list[Unsatisfiable] = []
+    lost: list[Unreachable] = []
     for client in pool:
         # A try that fails leaves nothing behind (wait=False); a fresh id keeps tries apart.
         attempt = dataclasses.replace(request, wait=False, request_id=uuid.uuid4().hex)
@@ -31,6 +32,10 @@ def place(pool: list[Client], request: LeaseRequest) -> tuple[Client, pb.Lease]:
             could_hold.append(client)
         except Unsatisfiable as exc:
             refusals.append(Unsatisfiable(f"{client.address}: {exc}"))
+        except Unreachable as exc:
+            lost.append(exc)  # went away since the pool was opened: the others may still do
+    if not could_hold and not refusals:
+        raise lost[0]
     if not could_hold:
         raise refusals[0] if len(refusals) == 1 else Unsatisfiable("; ".join(str(r) for r in refusals))
     if not request.wait:
