@@ -36,4 +36,6 @@ def create(
     with os.fdopen(fd, "a") as handle:
         handle.write(entry)
     typer.echo(token)
-    typer.echo(f"bitshare: token {name!r} ({role}) added to {tokens_file}; restart bitshared to load it", err=True)
+    typer.echo(
+        f"bitshare: token {name!r} ({role}) added to {tokens_file}; reload bitshared (SIGHUP) to use it", err=True
+    )

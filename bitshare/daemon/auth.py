@@ -103,6 +103,11 @@ class Authenticator:
         # token -> (identity, when it was resolved): spares a passwd/group lookup on every call.
         self._cache: dict[tuple[str, bool], tuple[Identity, float]] = {}
 
+    def replace_tokens(self, tokens: list[TokenEntry]) -> None:
+        """Use a new set of bearer tokens from now on (a removed token stops working at once)."""
+        self._tokens = {t.sha256: t for t in tokens}
+        self._cache.clear()
+
     # ----- local users ---------------------------------------------------------
 
     def issue_local(self, uid: int) -> str:

@@ -117,7 +117,7 @@ class Daemon:
             await manager.tick()  # persist what restoring changed (leases on GPUs that are gone)
             running = await self._listen(shared, auth)
             housekeeping = asyncio.ensure_future(self._housekeeping(manager))
-            self._install_signals()
+            self._install_signals(auth)
             gc.freeze()  # start-up objects never become garbage: keep them out of every collection
             systemd.notify("READY=1")
             log.event(
@@ -219,10 +219,24 @@ class Daemon:
             await asyncio.sleep(interval)
             await manager.tick()
 
-    def _install_signals(self) -> None:
+    def _install_signals(self, auth: Authenticator) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_tokens, auth)
+
+    def _reload_tokens(self, auth: Authenticator) -> None:
+        """SIGHUP: read the tokens file again; a bad file keeps the tokens already loaded."""
+        if not self.config.tokens_file:
+            log.event("daemon.reload", tokens=0, detail="no tokens file configured")
+            return
+        try:
+            tokens = load_tokens(Path(self.config.tokens_file))
+        except ConfigError as exc:
+            log.error("daemon.reload_failed", error=exc)
+            return
+        auth.replace_tokens(tokens)
+        log.event("daemon.reload", tokens=len(tokens))
 
 
 def run_daemon(config: DaemonConfig) -> int:

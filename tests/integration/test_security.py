@@ -12,7 +12,7 @@ from bitshare.client import LeaseRequest, connect
 from bitshare.errors import Denied, Unreachable
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, bitshare_cmd, free_port, run_cli
+from ..conftest import Daemon, bitshare_cmd, free_port, run_cli, wait_for
 
 
 def _make_token(tokens: Path, name: str, role: str) -> str:
@@ -147,3 +147,29 @@ def test_clients_cannot_watch_telemetry(make_daemon, tokens) -> None:
         with pytest.raises(grpc.RpcError) as err:
             next(stream)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_sighup_reloads_the_tokens_file(make_daemon, tokens) -> None:
+    import signal
+
+    path, made = tokens
+    port = free_port()
+    daemon: Daemon = make_daemon("--simulate", "1x16GiB", "--listen", f"127.0.0.1:{port}", "--tokens-file", str(path))
+    tcp = f"127.0.0.1:{port}"
+    newcomer = _make_token(path, "carol", "client")
+    with pytest.raises(Denied):
+        connect(tcp, newcomer)
+    with connect(tcp, made["alice"]) as alice:
+        alice.server_info()  # alice is cached as known before the reload
+    path.write_text(path.read_text().replace('name = "alice"', 'name = "alice-old"'))
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "daemon.reload tokens=4" in daemon.log(), 10, "the reload")
+    with connect(tcp, newcomer) as carol:
+        assert carol.server_info().caller == "token:carol"
+    with connect(tcp, made["alice"]) as alice:
+        assert alice.server_info().caller == "token:alice-old"  # the cache was dropped
+    path.write_text("[[token]]\nname = 1\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "daemon.reload_failed" in daemon.log(), 10, "the failed reload")
+    with connect(tcp, newcomer) as carol:  # a bad file keeps the tokens already loaded
+        assert carol.server_info().caller == "token:carol"
