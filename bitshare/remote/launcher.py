@@ -59,7 +59,11 @@ def obtain(
     the request is withdrawn, so nothing is left queued or held.
     """
     client, lease = place(pool, request)
-    keeper = LeaseKeeper(client, lease).start()
+    try:
+        keeper = LeaseKeeper(client, lease).start()
+    except BaseException:
+        _withdraw(client, lease.id)
+        raise
     try:
         if lease.state == pb.LEASE_STATE_QUEUED:
             progress = QueueProgress(stderr)
