@@ -49,8 +49,11 @@ class _Running:
 
 def lock_state_dir(state_dir: Path) -> int:
     """Hold an exclusive lock on the state directory for the daemon's life."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    fd = os.open(state_dir / "bitshared.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        fd = os.open(state_dir / "bitshared.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    except OSError as exc:
+        raise StartupError(f"cannot use the state directory {state_dir}: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -190,9 +193,15 @@ class Daemon:
         for address in self.addresses:
             if address.kind == "unix":
                 path = Path(address.path)
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                except OSError as exc:
+                    raise StartupError(f"cannot listen on {address}: {exc.strerror}") from None
                 remove_stale_socket(path)
-                server.add_insecure_port(address.target)
+                try:
+                    server.add_insecure_port(address.target)
+                except RuntimeError:
+                    raise StartupError(f"cannot listen on {address}: cannot bind the socket there") from None
                 os.chmod(path, 0o666)  # who may do what is decided per call, by identity
                 running.sockets.append(path)
                 cred_path = Path(address.credentials_path)

@@ -180,3 +180,20 @@ def test_bad_daemon_flags_exit_2(tmp_path: Path, flags: list[str], message: str)
     assert done.stderr.startswith(f"bitshared: error: {message}")
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--state-dir", "/etc/passwd/state"], "cannot use the state directory /etc/passwd/state: Not a directory"),
+        (["--listen", "unix:/etc/passwd/bitshared.sock"], "cannot listen on unix:/etc/passwd/bitshared.sock"),
+    ],
+)
+def test_unusable_paths_are_reported_in_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
+    args = ["--state-dir", str(tmp_path / "s"), "--listen", f"unix:{tmp_path}/ok.sock", "--simulate", "1x1GiB"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bitshare.daemon", *args, *flags], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"bitshared: error: {message}")
+    assert "Traceback" not in done.stderr
