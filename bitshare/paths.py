@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+from .errors import Denied
 
 SYSTEM_CONFIG = Path("/etc/bitshare/bitshare.toml")
 SYSTEM_STATE_DIR = Path("/var/lib/bitshare")
@@ -42,5 +45,12 @@ def embedded_socket() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
+    """Create the directory for this user only; refuse one that someone else owns or can write.
+
+    (In /tmp another user could create it first and put a socket of theirs in it.)
+    """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise Denied(f"{path} is not a private directory of this user; remove it or set XDG_RUNTIME_DIR")
     return path

@@ -148,3 +148,16 @@ def test_the_shipped_config_and_tokens_example_load() -> None:
     config = load_daemon_config(root / "etc" / "bitshare.toml")
     assert config.listen == ["unix:/run/bitshare/bitshared.sock"] and config.reserve_mib == 512
     assert [t.role for t in load_tokens(root / "etc" / "tokens.toml.example")] == ["client", "admin"]
+
+
+def test_private_directories_must_be_ours_and_closed(tmp_path: Path) -> None:
+    from bitshare.errors import Denied
+    from bitshare.paths import ensure_private_dir
+
+    mine = ensure_private_dir(tmp_path / "runtime")
+    assert mine.stat().st_mode & 0o777 == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(Denied, match="not a private directory"):
+        ensure_private_dir(shared)
