@@ -44,6 +44,7 @@ def _env(tmp: Path) -> dict[str, str]:
     env.pop("BITSHARE_SERVER", None)
     env.pop("BITSHARE_TOKEN", None)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a process that hangs in a test is ended with SIGABRT: its stacks are printed
     (tmp / "runtime").mkdir(exist_ok=True, mode=0o700)
     return env
 
@@ -149,6 +150,18 @@ def spawn_cli(
         )
     with open(stderr_path, "w") as stderr:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env or daemon.env)
+
+
+def finish(proc: subprocess.Popen, timeout: float, stderr_path: Path | None = None) -> tuple[int, str]:
+    """Wait for a background CLI and return (exit code, stdout); a hang fails with the CLI's stacks."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out or ""
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(timeout=10)  # not communicate(): a leased command it left behind may hold stdout open
+        err = stderr_path.read_text() if stderr_path is not None else "(not captured)"
+        raise AssertionError(f"command hung for {timeout:g}s; its stderr:\n{err}") from None
 
 
 @pytest.fixture

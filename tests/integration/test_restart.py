@@ -10,7 +10,7 @@ from pathlib import Path
 from bitshare.client import LeaseRequest
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, run_cli, spawn_cli, wait_for
+from ..conftest import Daemon, finish, run_cli, spawn_cli, wait_for
 from .holders import hold_command
 
 TTL = 3.0
@@ -150,5 +150,5 @@ def test_a_queued_session_request_outlives_the_daemon_ttl(make_daemon, tmp_path:
         wait_for(lambda: time.time() > queued.created_at.ToNanoseconds() / 1e9 + 3, 10, "three daemon TTLs")
         assert client.get(queued.id).state == pb.LEASE_STATE_QUEUED  # kept alive by the waiting client
         client.release(holder.id)
-    out, _ = waiter.communicate(timeout=30)
-    assert waiter.returncode == 0 and out.strip() == queued.id
+    code, out = finish(waiter, 30, waiter_err)
+    assert code == 0 and out.strip() == queued.id
