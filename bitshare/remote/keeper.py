@@ -7,6 +7,7 @@ for longer than the lease's TTL (by then the daemon has expired the lease).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +71,11 @@ class LeaseKeeper:
         if call is not None:
             call.cancel()
         self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            # Closing a channel under a call that has not finished can block; leave both to the
+            # process's exit and say so, since it should not happen.
+            sys.stderr.write(f"bitshare: warning: the keeper of lease {self.lease.id} did not stop\n")
+            return
         self.client.close()
 
     def notify(self) -> None:
