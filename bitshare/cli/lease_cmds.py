@@ -10,7 +10,7 @@ from ..remote.launcher import run_command, run_in_session, wait_for_grant
 from .base import app, state
 from .options import build_request
 from .render import to_json
-from .session import forget_session, save_session, session_lease
+from .session import forget_session, save_session
 
 RUN_SETTINGS = {"allow_interspersed_args": False}
 
@@ -95,9 +95,7 @@ def client(
     kill_grace: float = _GRACE,
 ) -> None:
     """Run CMD on a lease held by request-gpus; the lease stays held afterwards."""
-    cli = state(ctx)
-    lease_id, server = session_lease(lease)
-    client = cli.client_for(server) if server and not cli.server else cli.holder_of(lease_id)
+    client, lease_id = state(ctx).session(lease)
     raise typer.Exit(run_in_session(client, lease_id, command, kill_grace_s=kill_grace))
 
 
@@ -108,8 +106,7 @@ def release_gpus(
 ) -> None:
     """Give back a lease (or withdraw a queued request)."""
     cli = state(ctx)
-    lease_id, server = session_lease(lease)
-    client = cli.client_for(server) if server and not cli.server else cli.holder_of(lease_id)
+    client, lease_id = cli.session(lease)
     released = client.release(lease_id)
     forget_session(lease_id)
     if cli.json:

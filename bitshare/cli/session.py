@@ -60,12 +60,15 @@ class CliState:
             raise UsageError(f"this command acts on one daemon and the pool has {len(servers)}: name one with --server")
         return self.pool(start_embedded)[0]
 
-    def client_for(self, server: str) -> Client:
-        """A connection to one named daemon (the one a session's lease lives on)."""
-        _, token, tls_ca = self._settings()
-        client = connect(server, token, tls_ca)
-        self._clients.append(client)
-        return client
+    def session(self, lease_id: str | None) -> tuple[Client, str]:
+        """The daemon and lease a session command acts on: --lease in the pool, else request-gpus's."""
+        lease_id, server = session_lease(lease_id)
+        if server and not self.server:
+            _, token, tls_ca = self._settings()
+            client = connect(server, token, tls_ca)
+            self._clients.append(client)
+            return client, lease_id
+        return self.holder_of(lease_id), lease_id
 
     def holder_of(self, lease_id: str) -> Client:
         """The daemon of the pool that knows the lease."""
