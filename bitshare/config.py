@@ -21,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
 
 from . import paths
 from .address import parse_address
-from .units import parse_mib, parse_simulate
+from .units import parse_reserve, parse_simulate
 
 
 class ConfigError(ValueError):
@@ -56,45 +56,59 @@ class ClientConfig:
     tls_ca: str = ""
 
 
-def _positive(value: float) -> bool:
-    return value > 0
+Convert = Callable[[Any], Any]
 
 
-def _non_negative(value: float) -> bool:
-    return value >= 0
+def _must(predicate: Callable[[Any], bool]) -> Convert:
+    """A converter that keeps the value when the predicate holds (else the key's hint is the error)."""
+
+    def convert(value: Any) -> Any:
+        if not predicate(value):
+            raise ValueError
+        return value
+
+    return convert
 
 
-def _check_listen(value: list[str]) -> bool:
+def _listen(value: list[str]) -> list[str]:
     for item in value:
         parse_address(item)
-    return True
+    return value
 
 
-def _check_simulate(value: str) -> bool:
+def _simulate(value: str) -> str:
     if value:
         parse_simulate(value)
-    return True
+    return value
 
 
-# (section, key) -> (field, type, check, what a good value looks like)
-_DAEMON_KEYS: dict[tuple[str, str], tuple[str, type, Callable[[Any], bool] | None, str]] = {
-    ("daemon", "listen"): ("listen", list, _check_listen, 'a list like ["unix:/run/bitshare/bitshared.sock"]'),
+_POSITIVE = _must(lambda v: v > 0)
+_NON_NEGATIVE = _must(lambda v: v >= 0)
+
+# (section, key) -> (field, type(s) accepted, converter raising ValueError, what a good value looks like)
+_DAEMON_KEYS: dict[tuple[str, str], tuple[str, type | tuple[type, ...], Convert | None, str]] = {
+    ("daemon", "listen"): ("listen", list, _listen, 'a list like ["unix:/run/bitshare/bitshared.sock"]'),
     ("daemon", "state_dir"): ("state_dir", str, None, "a directory path"),
-    ("daemon", "history_days"): ("history_days", float, _positive, "days > 0"),
+    ("daemon", "history_days"): ("history_days", float, _POSITIVE, "days > 0"),
     ("daemon", "log_level"): (
         "log_level",
         str,
-        lambda v: v in ("debug", "info", "warning", "error"),
+        _must(lambda v: v in ("debug", "info", "warning", "error")),
         "debug, info, warning or error",
     ),
-    ("gpus", "backend"): ("backend", str, lambda v: v in ("auto", "nvml", "simulated"), "auto, nvml or simulated"),
-    ("gpus", "simulate"): ("simulate", str, _check_simulate, 'a GPU list like "4x16GiB"'),
-    ("gpus", "reserve"): ("reserve_mib", str, None, 'a size like "512MiB"'),
-    ("leases", "ttl_s"): ("lease_ttl_s", float, _positive, "seconds > 0"),
-    ("leases", "max_ttl_s"): ("max_ttl_s", float, _positive, "seconds > 0"),
-    ("leases", "idle_timeout_s"): ("idle_timeout_s", float, _non_negative, "seconds >= 0 (0 turns idle reclaim off)"),
-    ("queue", "aging_s"): ("aging_s", float, _non_negative, "seconds >= 0 (0 turns aging off)"),
-    ("queue", "starvation_s"): ("starvation_s", float, _positive, "seconds > 0"),
+    ("gpus", "backend"): (
+        "backend",
+        str,
+        _must(lambda v: v in ("auto", "nvml", "simulated")),
+        "auto, nvml or simulated",
+    ),
+    ("gpus", "simulate"): ("simulate", str, _simulate, 'a GPU list like "4x16GiB"'),
+    ("gpus", "reserve"): ("reserve_mib", (str, int), parse_reserve, 'a size like "512MiB"'),
+    ("leases", "ttl_s"): ("lease_ttl_s", float, _POSITIVE, "seconds > 0"),
+    ("leases", "max_ttl_s"): ("max_ttl_s", float, _POSITIVE, "seconds > 0"),
+    ("leases", "idle_timeout_s"): ("idle_timeout_s", float, _NON_NEGATIVE, "seconds >= 0 (0 turns idle reclaim off)"),
+    ("queue", "aging_s"): ("aging_s", float, _NON_NEGATIVE, "seconds >= 0 (0 turns aging off)"),
+    ("queue", "starvation_s"): ("starvation_s", float, _POSITIVE, "seconds > 0"),
     ("security", "admin_group"): ("admin_group", str, None, "a Unix group name"),
     ("security", "tokens_file"): ("tokens_file", str, None, "a file path"),
     ("security", "tls_cert"): ("tls_cert", str, None, "a PEM file path"),
@@ -127,11 +141,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-def _coerce(value: Any, kind: type, where: str, hint: str) -> Any:
+def _coerce(value: Any, kind: type | tuple[type, ...], where: str, hint: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind is str and isinstance(value, int) and not isinstance(value, bool) and where.endswith("reserve"):
-        return str(value)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise ConfigError(f"{where}: expected {hint}, got {value!r}")
     if kind is list and not all(isinstance(item, str) for item in value):
@@ -155,21 +167,13 @@ def load_daemon_config(path: Path | None) -> DaemonConfig:
             spec = _DAEMON_KEYS.get((section, key))
             if spec is None:
                 raise ConfigError(f"{path}: unknown key {key!r} in [{section}]")
-            name, kind, check, hint = spec
+            name, kind, convert, hint = spec
             where = f"{path}: [{section}] {key}"
             checked = _coerce(value, kind, where, hint)
             try:
-                ok = check(checked) if check else True
+                updates[name] = convert(checked) if convert else checked
             except ValueError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
-            if not ok:
-                raise ConfigError(f"{where}: expected {hint}, got {checked!r}")
-            if name == "reserve_mib":
-                try:
-                    checked = 0 if str(checked).strip() in ("0", "0MiB") else parse_mib(checked)
-                except ValueError as exc:
-                    raise ConfigError(f"{where}: {exc}") from None
-            updates[name] = checked
+                raise ConfigError(f"{where}: {str(exc) or f'expected {hint}, got {checked!r}'}") from None
     return finish_daemon_config(dataclasses.replace(config, **updates))
 
 

@@ -31,6 +31,11 @@ def parse_mib(text: str) -> int:
     return int(mib)
 
 
+def parse_reserve(text: str | int) -> int:
+    """Parse the memory kept back per GPU: a size like parse_mib's, or 0 for none."""
+    return 0 if str(text).strip() in ("0", "0MiB", "0GiB") else parse_mib(str(text))
+
+
 def parse_simulate(text: str) -> list[int]:
     """Parse a simulated GPU list such as "4x16GiB" or "16GiB,8GiB" into MiB per GPU."""
     sizes: list[int] = []

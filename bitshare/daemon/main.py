@@ -12,7 +12,7 @@ import typer
 from .. import __version__, log, paths
 from ..address import parse_address
 from ..config import ConfigError, finish_daemon_config, load_daemon_config
-from ..units import parse_mib, parse_simulate
+from ..units import parse_reserve, parse_simulate
 from .backends import BackendUnavailable
 from .server import StartupError, run_daemon
 from .store import StoreError
@@ -111,7 +111,7 @@ def _flag_overrides(
             raise ValueError(f"--backend must be auto, nvml or simulated, got {backend!r}")
         overrides["backend"] = backend
     if reserve is not None:
-        overrides["reserve_mib"] = 0 if reserve.strip() == "0" else _named("--reserve", parse_mib, reserve)
+        overrides["reserve_mib"] = _named("--reserve", parse_reserve, reserve)
     if lease_ttl is not None:
         if not lease_ttl > 0:
             raise ValueError(f"--lease-ttl must be > 0 seconds, got {lease_ttl:g}")
