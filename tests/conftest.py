@@ -116,6 +116,11 @@ class Daemon:
         return connect(self.server, token)
 
 
+def refused_start(*args: str) -> subprocess.CompletedProcess:
+    """Run bitshared with arguments it must refuse; it exits at once, so this waits for it."""
+    return subprocess.run([sys.executable, "-m", "bitshare.daemon", *args], capture_output=True, text=True, timeout=30)
+
+
 def bitshare_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "bitshare", *args]
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import typer
 
+from ..config import ConfigError
 from ..daemon.auth import ROLES, hash_token, load_tokens, new_token
-from ..errors import UsageError
+from ..errors import EXIT_CONFIG, BitshareError, UsageError
 from .base import app
 
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for clients and admins on TCP.")
@@ -27,14 +28,21 @@ def create(
         raise UsageError(f"--role must be client or admin, got {role!r}")
     if not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", name):
         raise UsageError(f"--name may use letters, digits and ._@- (1-64 characters), got {name!r}")
-    if tokens_file.exists() and any(t.name == name for t in load_tokens(tokens_file)):
+    try:
+        existing = load_tokens(tokens_file) if tokens_file.exists() else []
+    except ConfigError as exc:
+        raise BitshareError(str(exc), exit_code=EXIT_CONFIG) from None
+    if any(t.name == name for t in existing):
         raise UsageError(f"{tokens_file} already has a token named {name!r}")
     token = new_token()
     entry = f'\n[[token]]\nname = "{name}"\nrole = "{role}"\nsha256 = "{hash_token(token)}"\n'
-    tokens_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(tokens_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    with os.fdopen(fd, "a") as handle:
-        handle.write(entry)
+    try:
+        tokens_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tokens_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        with os.fdopen(fd, "a") as handle:
+            handle.write(entry)
+    except OSError as exc:
+        raise BitshareError(f"cannot write {tokens_file}: {exc.strerror}") from None
     typer.echo(token)
     typer.echo(
         f"bitshare: token {name!r} ({role}) added to {tokens_file}; reload bitshared (SIGHUP) to use it", err=True

@@ -44,11 +44,13 @@ def remove_stale_socket(path: Path) -> None:
     try:
         probe.connect(str(path))
     except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise RuntimeError(f"cannot remove the stale socket {path}: {exc.strerror}") from None
         return
-    except OSError:
-        path.unlink(missing_ok=True)
-        return
+    except OSError as exc:
+        raise RuntimeError(f"cannot use {path}: {exc.strerror}") from None  # not ours to remove
     finally:
         probe.close()
     raise RuntimeError(f"another process is listening on {path}")

@@ -12,7 +12,7 @@ import pytest
 from bitshare.client import LeaseRequest
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, free_port, run_cli
+from ..conftest import Daemon, free_port, refused_start, run_cli
 
 
 def _state(daemon: Daemon) -> tuple:
@@ -98,21 +98,8 @@ def test_bad_rpc_fields_get_invalid_argument(daemon: Daemon) -> None:
 def test_malformed_daemon_config(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "bitshare.toml"
     config.write_text(text)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bitshare.daemon",
-            "--config",
-            str(config),
-            "--state-dir",
-            str(tmp_path / "s"),
-            "--listen",
-            f"127.0.0.1:{free_port()}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    done = refused_start(
+        "--config", str(config), "--state-dir", str(tmp_path / "s"), "--listen", f"127.0.0.1:{free_port()}"
     )
     assert done.returncode == 78, done.stderr
     assert message in done.stderr
@@ -139,21 +126,8 @@ def test_unreachable_server_exits_69(tmp_path: Path) -> None:
 
 
 def test_second_daemon_on_the_same_state_dir_is_refused(daemon: Daemon) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bitshare.daemon",
-            "--state-dir",
-            str(daemon.state_dir),
-            "--simulate",
-            "1x16GiB",
-            "--listen",
-            f"unix:{daemon.tmp}/other.sock",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    done = refused_start(
+        "--state-dir", str(daemon.state_dir), "--simulate", "1x16GiB", "--listen", f"unix:{daemon.tmp}/other.sock"
     )
     assert done.returncode == 1
     assert "another bitshared is using the state directory" in done.stderr
@@ -170,12 +144,7 @@ def test_second_daemon_on_the_same_state_dir_is_refused(daemon: Daemon) -> None:
     ],
 )
 def test_bad_daemon_flags_exit_2(tmp_path: Path, flags: list[str], message: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bitshare.daemon", "--state-dir", str(tmp_path / "s"), *flags],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = refused_start("--state-dir", str(tmp_path / "s"), *flags)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"bitshared: error: {message}")
     assert len(done.stderr.strip().splitlines()) == 1
@@ -191,9 +160,26 @@ def test_bad_daemon_flags_exit_2(tmp_path: Path, flags: list[str], message: str)
 )
 def test_unusable_paths_are_reported_in_one_line(tmp_path: Path, flags: list[str], message: str) -> None:
     args = ["--state-dir", str(tmp_path / "s"), "--listen", f"unix:{tmp_path}/ok.sock", "--simulate", "1x1GiB"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bitshare.daemon", *args, *flags], capture_output=True, text=True, timeout=30
-    )
+    done = refused_start(*args, *flags)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(f"bitshared: error: {message}")
     assert "Traceback" not in done.stderr
+
+
+def test_token_create_reports_unusable_files_in_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "tokens.toml"
+    broken.write_text("x = 1\n")
+    cases = [
+        (broken, 78, "unknown key 'x'"),
+        (Path("/etc/passwd/tokens.toml"), 1, "cannot write /etc/passwd/tokens.toml"),
+    ]
+    for path, code, message in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "bitshare", "token", "create", "--name", "ci", "--file", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == code, done.stderr
+        assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert broken.read_text() == "x = 1\n"

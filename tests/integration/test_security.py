@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from bitshare.client import LeaseRequest, connect
 from bitshare.errors import Denied, Unreachable
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, bitshare_cmd, free_port, run_cli, wait_for
+from ..conftest import Daemon, bitshare_cmd, free_port, refused_start, run_cli, wait_for
 
 
 def _make_token(tokens: Path, name: str, role: str) -> str:
@@ -78,21 +77,8 @@ def test_tokens_decide_identity_and_role(make_daemon, tokens) -> None:
 
 
 def test_plaintext_tcp_off_loopback_is_refused(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bitshare.daemon",
-            "--simulate",
-            "1x16GiB",
-            "--state-dir",
-            str(tmp_path / "s"),
-            "--listen",
-            f"0.0.0.0:{free_port()}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    done = refused_start(
+        "--simulate", "1x16GiB", "--state-dir", str(tmp_path / "s"), "--listen", f"0.0.0.0:{free_port()}"
     )
     assert done.returncode == 78
     assert "refusing plaintext TCP" in done.stderr
