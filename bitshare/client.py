@@ -92,6 +92,7 @@ class Client:
     def __init__(self, address: Address, token: str = "", tls_ca: str = "") -> None:
         self.address = address
         self._credentials = (token, tls_ca)
+        self._info: pb.ServerInfo | None = None
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -137,7 +138,14 @@ class Client:
     # ----- every caller ----------------------------------------------------------
 
     def server_info(self, timeout: float = CONNECT_TIMEOUT_S) -> pb.ServerInfo:
-        return self.call(self.leases.GetServerInfo, pb.GetServerInfoRequest(), timeout)
+        """Ask the daemon now (a health check); :attr:`info` keeps the first answer."""
+        self._info = self.call(self.leases.GetServerInfo, pb.GetServerInfoRequest(), timeout)
+        return self._info
+
+    @property
+    def info(self) -> pb.ServerInfo:
+        """What the daemon said of itself and of the caller when first asked (it does not change)."""
+        return self._info if self._info is not None else self.server_info()
 
     def gpus(self) -> list[pb.Gpu]:
         return list(self.call(self.leases.ListGpus, pb.ListGpusRequest()).gpus)

@@ -41,7 +41,7 @@ def smi(
     """An nvidia-smi-like view of the GPUs and the partitions granted on them."""
     pool = state(ctx).pool()
     while True:
-        views = [(str(c.address), c.server_info(), c.gpus()) for c in pool]
+        views = [(str(c.address), c.info, c.gpus()) for c in pool]
         if _wants_json(ctx, json_output):
             data = [{"server": s, "info": message_dict(i), "gpus": [message_dict(g) for g in gs]} for s, i, gs in views]
             typer.echo(json.dumps(data, indent=2))
@@ -102,7 +102,7 @@ def queue(ctx: typer.Context, json_output: bool = _JSON) -> None:
     """Waiting requests in the order each daemon will grant them (yours only, unless you are an admin)."""
     items: list[tuple[str, pb.Lease]] = []
     for client in state(ctx).pool():
-        if client.server_info().caller_role == pb.ROLE_ADMIN:
+        if client.info.caller_role == pb.ROLE_ADMIN:
             waiting = client.queue()
         else:
             mine = (lease for lease in client.my_leases() if lease.state == pb.LEASE_STATE_QUEUED)
@@ -116,7 +116,7 @@ def version(ctx: typer.Context, json_output: bool = _JSON) -> None:
     """bitshare's version, and each running daemon's."""
     servers: dict[str, str] = {}
     with contextlib.suppress(BitshareError):  # no daemon running: the client's version alone
-        servers = {str(c.address): c.server_info().version for c in state(ctx).pool(start_embedded=False)}
+        servers = {str(c.address): c.info.version for c in state(ctx).pool(start_embedded=False)}
     if _wants_json(ctx, json_output):
         typer.echo(json.dumps({"client": __version__, "servers": servers}, indent=2))
     else:

@@ -94,7 +94,7 @@ class CliState:
         server, started = ensure_embedded()
         client = connect(server, token, tls_ca)
         if started:
-            info = client.server_info()
+            info = client.info
             what = "SIMULATED GPU (CPU-backed)" if info.simulated else f"{info.backend} GPUs"
             sys.stderr.write(f"bitshare: started a per-user bitshared on {server} with {info.gpu_count} {what}\n")
         return client

@@ -93,9 +93,10 @@ class Daemon:
             log.warning(
                 "daemon.no_tokens", detail="TCP listener without a tokens file: no remote caller can authenticate"
             )
-        for address in self.addresses:
-            if address.kind == "tcp":
-                _server_credentials(config, address)  # refuse bad TLS settings before touching state
+        # Checked (and TLS files read) before any state is touched; None means plaintext.
+        self.tcp_credentials = {
+            address: _server_credentials(config, address) for address in self.addresses if address.kind == "tcp"
+        }
         self.stop_event = asyncio.Event()
         self.fatal_event = asyncio.Event()
 
@@ -208,7 +209,7 @@ class Daemon:
                 running.cred_servers.append(await serve_credentials(cred_path, auth))
                 running.sockets.append(cred_path)
             else:
-                credentials = _server_credentials(self.config, address)
+                credentials = self.tcp_credentials[address]
                 try:
                     if credentials is None:
                         server.add_insecure_port(address.target)

@@ -30,17 +30,14 @@ ENDED_STATES = {
 class LeaseKeeper:
     """Runs in a background thread; read :attr:`lease` and wait on :attr:`changed`."""
 
-    def __init__(
-        self, client: Client, lease: pb.Lease, on_event: Callable[[pb.LeaseEvent], None] | None = None
-    ) -> None:
+    def __init__(self, client: Client, lease: pb.Lease) -> None:
         self._source = client
         self.client = client.clone()  # a channel of its own, renewed after a failure
         # Queued requests live by the daemon's TTL, which may be shorter than the lease's own.
-        self.server_ttl_s = client.server_info().lease_ttl_s or 30.0
+        self.server_ttl_s = client.info.lease_ttl_s or 30.0
         self.lease = lease
         self.lost_reason = ""  # set when the lease is gone without a word from the daemon
         self.changed = threading.Condition()
-        self._on_event = on_event
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
         self.usage: Callable[[], float] = lambda: 0.0  # CPU seconds of the lease's processes
@@ -136,8 +133,6 @@ class LeaseKeeper:
         with self.changed:
             self.lease = event.lease
             self.changed.notify_all()
-        if self._on_event is not None:
-            self._on_event(event)
 
     def _lose(self, reason: str) -> None:
         with self.changed:
