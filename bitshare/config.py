@@ -32,6 +32,7 @@ class ConfigError(ValueError):
 class DaemonConfig:
     listen: list[str] = field(default_factory=list)
     state_dir: str = ""
+    runtime_dir: str = ""  # MPS pipes and the simulated-GPU registry; default: the first socket's directory
     log_level: str = "info"
     history_days: float = 30.0  # ended leases and events are kept this long
     backend: str = "auto"  # auto | nvml | simulated
@@ -47,6 +48,11 @@ class DaemonConfig:
     tls_cert: str = ""
     tls_key: str = ""
     allow_insecure_tcp: bool = False
+    mps: str = "auto"  # auto | on | off
+    watchdog: str = "enforce"  # enforce | warn | off
+    grace_s: float = 10.0  # over-limit and ended leases: how long their processes have
+    sample_interval_s: float = 1.0
+    context_mib: int = 1024  # per process, on real GPUs: memory outside the partition (CUDA context)
 
 
 @dataclass
@@ -89,6 +95,7 @@ _NON_NEGATIVE = _must(lambda v: v >= 0)
 _DAEMON_KEYS: dict[tuple[str, str], tuple[str, type | tuple[type, ...], Convert | None, str]] = {
     ("daemon", "listen"): ("listen", list, _listen, 'a list like ["unix:/run/bitshare/bitshared.sock"]'),
     ("daemon", "state_dir"): ("state_dir", str, None, "a directory path"),
+    ("daemon", "runtime_dir"): ("runtime_dir", str, None, "a directory path"),
     ("daemon", "history_days"): ("history_days", float, _POSITIVE, "days > 0"),
     ("daemon", "log_level"): (
         "log_level",
@@ -114,6 +121,16 @@ _DAEMON_KEYS: dict[tuple[str, str], tuple[str, type | tuple[type, ...], Convert 
     ("security", "tls_cert"): ("tls_cert", str, None, "a PEM file path"),
     ("security", "tls_key"): ("tls_key", str, None, "a PEM file path"),
     ("security", "allow_insecure_tcp"): ("allow_insecure_tcp", bool, None, "true or false"),
+    ("enforcement", "mps"): ("mps", str, _must(lambda v: v in ("auto", "on", "off")), "auto, on or off"),
+    ("enforcement", "watchdog"): (
+        "watchdog",
+        str,
+        _must(lambda v: v in ("enforce", "warn", "off")),
+        "enforce, warn or off",
+    ),
+    ("enforcement", "grace_s"): ("grace_s", float, _NON_NEGATIVE, "seconds >= 0"),
+    ("enforcement", "sample_interval_s"): ("sample_interval_s", float, _must(lambda v: v >= 0.05), "seconds >= 0.05"),
+    ("enforcement", "context_allowance"): ("context_mib", (str, int), parse_reserve, 'a size like "1GiB"'),
 }
 
 _CLIENT_KEYS: dict[str, tuple[str, type]] = {
@@ -161,7 +178,8 @@ def load_daemon_config(path: Path | None) -> DaemonConfig:
     for section, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(
-                f"{path}: {section!r} must be a [section]; sections are daemon, gpus, leases, queue, security"
+                f"{path}: {section!r} must be a [section]; sections are daemon, gpus, leases, queue, security, "
+                "enforcement"
             )
         for key, value in table.items():
             spec = _DAEMON_KEYS.get((section, key))
@@ -184,6 +202,9 @@ def finish_daemon_config(config: DaemonConfig) -> DaemonConfig:
     if not config.listen:
         socket = paths.SYSTEM_SOCKET if paths.is_root() else paths.embedded_socket()
         config.listen = [f"unix:{socket}"]
+    if not config.runtime_dir:
+        sockets = [parse_address(a) for a in config.listen if a.startswith("unix:")]
+        config.runtime_dir = str(Path(sockets[0].path).parent) if sockets else str(Path(config.state_dir) / "run")
     return config
 
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -133,15 +134,26 @@ def run_cli(
     server: str | None = None,
     env: dict | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run the real ``bitshare`` CLI against the daemon and wait for it."""
-    return subprocess.run(
-        bitshare_cmd("--server", server or daemon.server, *args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env or daemon.env,
-        input=input,
-    )
+    """Run the real ``bitshare`` CLI against the daemon and wait for it; a hang fails with its stacks."""
+    command = bitshare_cmd("--server", server or daemon.server, *args)
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env or daemon.env,
+        )
+        try:
+            out, _ = proc.communicate(input=input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=10)
+            err.seek(0)
+            raise AssertionError(f"{' '.join(args)} hung for {timeout:g}s; its stderr:\n{err.read()}") from None
+        err.seek(0)
+        return subprocess.CompletedProcess(command, proc.returncode, out, err.read())
 
 
 def spawn_cli(

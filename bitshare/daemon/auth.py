@@ -37,6 +37,7 @@ IDENTITY_CACHE_SIZE = 10_000
 class Identity:
     name: str  # the owner recorded on leases: "user:alice" or "token:ci-runner"
     role: str  # "client" or "admin"
+    uid: int | None = None  # a local caller's Unix user (its processes run on this host)
 
     @property
     def is_admin(self) -> bool:
@@ -154,7 +155,7 @@ class Authenticator:
             if not uid_text.isdigit() or not hmac.compare_digest(mac, self._mac(int(uid_text))):
                 return None
             uid = int(uid_text)
-            return Identity(f"user:{user_name(uid)}", self.local_role(uid))
+            return Identity(f"user:{user_name(uid)}", self.local_role(uid), uid)
         entry = self._tokens.get(hash_token(token))
         if entry is None:
             return None

@@ -8,6 +8,8 @@ import math
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..v1 import bitshare_pb2 as pb
+from .backends.base import GpuSample, ProcessSample
+from .enforcement.enforcer import Measured
 from .ledger import Gpu, GpuFilter, InvalidRequest, Lease, LeaseSpec, LeaseState, Ledger, Size
 
 MAX_PRIORITY = 1_000_000
@@ -121,7 +123,46 @@ def lease_to_pb(lease: Lease, gpus: dict[int, Gpu], simulated: bool, queue_posit
     return message
 
 
-def gpu_to_pb(ledger: Ledger, gpu: Gpu, backend: str, simulated: bool, viewer: str | None) -> pb.Gpu:
+def process_to_pb(process: ProcessSample, labels: dict[int, tuple[str, str]]) -> pb.ProcessUsage:
+    name, user = labels.get(process.pid, ("", ""))
+    return pb.ProcessUsage(
+        pid=process.pid,
+        gpu_index=process.gpu_index,
+        used_mib=process.used_mib,
+        sm_pct=process.sm_pct,
+        name=name,
+        user=user,
+    )
+
+
+def usage_to_pb(
+    measured: Measured,
+    labels: dict[int, tuple[str, str]],
+    over_since: float | None,
+    ends_at: float | None,
+) -> pb.LeaseUsage:
+    usage = pb.LeaseUsage(
+        used_mib=max(measured.used_mib.values(), default=0),
+        sm_pct=max(measured.sm_pct.values(), default=0),
+        processes=[process_to_pb(p, labels) for p in measured.processes],
+        sampled_at=timestamp(measured.at),
+    )
+    if over_since is not None:
+        usage.over_limit_since.CopyFrom(timestamp(over_since))
+    if ends_at is not None:
+        usage.ends_at.CopyFrom(timestamp(ends_at))
+    return usage
+
+
+def gpu_to_pb(
+    ledger: Ledger,
+    gpu: Gpu,
+    backend: str,
+    simulated: bool,
+    viewer: str | None,
+    measured: GpuSample | None = None,
+    unleased: list[pb.ProcessUsage] | None = None,
+) -> pb.Gpu:
     """``viewer``: the caller's owner name, or None for an admin (who sees every owner)."""
     partitions = []
     for lease in ledger.active():
@@ -151,4 +192,10 @@ def gpu_to_pb(ledger: Ledger, gpu: Gpu, backend: str, simulated: bool, viewer: s
         granted_compute_pct=ledger.granted_compute(gpu.index),
         drained=gpu.drained,
         partitions=partitions,
+        mps=gpu.mps,
+        used_mib=measured.used_mib if measured else 0,
+        utilization_pct=measured.utilization_pct if measured else 0,
+        temperature_c=measured.temperature_c if measured else 0,
+        power_w=measured.power_w if measured else 0.0,
+        unleased=unleased if viewer is None else None,
     )

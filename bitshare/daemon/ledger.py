@@ -115,6 +115,9 @@ class Gpu:
     total_mib: int
     reserved_mib: int = 0
     drained: bool = False
+    # Runs MPS: its one MPS server serves one Unix user at a time, so leases whose
+    # processes are MPS clients (Lease.mps_uid) of different users cannot share it.
+    mps: bool = False
 
     @property
     def capacity_mib(self) -> int:
@@ -141,6 +144,7 @@ class Lease:
     wait_deadline: float | None = None
     last_active_at: float = 0.0
     ttl_s: float = 0.0
+    mps_uid: int | None = None  # the Unix user whose processes will be MPS clients on its GPU
 
     def copy(self) -> Lease:
         duplicate = copy.copy(self)
@@ -190,6 +194,7 @@ class Ledger:
         # Running totals of what active leases hold, per GPU (kept in step by _grant/_end/resize).
         self._granted: dict[int, int] = {i: 0 for i in self.gpus}
         self._compute: dict[int, int] = {i: 0 for i in self.gpus}
+        self._mps_users: dict[int, dict[int, int]] = {i: {} for i in self.gpus}  # GPU -> uid -> leases
         self._ended: OrderedDict[str, Lease] = OrderedDict()
         self._by_request: dict[tuple[str, str], str] = {}
         self._seq = 0
@@ -253,6 +258,7 @@ class Ledger:
         request_id: str = "",
         client_host: str = "",
         command: str = "",
+        mps_uid: int | None = None,
     ) -> Lease:
         """Grant the request now if it may go ahead, else queue it (or refuse it)."""
         if lease_id in self._live or lease_id in self._ended:
@@ -272,6 +278,7 @@ class Ledger:
             client_host=client_host,
             command=command,
             ttl_s=spec.ttl_s or self.policy.lease_ttl_s,
+            mps_uid=mps_uid,
         )
         placement = self._place(lease)
         if placement is not None and self._may_go_ahead(lease, now):
@@ -422,6 +429,11 @@ class Ledger:
             while self._granted[index] > gpu.capacity_mib:
                 newest = holders.pop()
                 self._end(newest, LeaseState.REVOKED, f"GPU {index} now lends {gpu.capacity_mib} MiB", now)
+            if gpu.mps and len(self._mps_users[index]) > 1:
+                first = next(lease.mps_uid for lease in holders if lease.mps_uid is not None)
+                for lease in holders:
+                    if lease.mps_uid not in (None, first):
+                        self._end(lease, LeaseState.REVOKED, f"GPU {index} now runs MPS for another user", now)
 
     def check_invariants(self) -> None:
         """Raise AssertionError when the ledger is inconsistent (used by tests)."""
@@ -433,6 +445,9 @@ class Ledger:
             assert self._compute[index] == compute, f"GPU {index} compute total is off"
             assert held <= gpu.capacity_mib, f"GPU {index} over capacity"
             assert compute <= 100, f"GPU {index} over 100% compute"
+            users = {lease.mps_uid for lease in active if index in lease.allocations and lease.mps_uid is not None}
+            assert set(self._mps_users[index]) == users, f"GPU {index} MPS users are off"
+            assert not gpu.mps or len(users) <= 1, f"GPU {index} serves two users under MPS"
         assert set(self._queued) == {lease.id for lease in self._live.values() if lease.state is LeaseState.QUEUED}
         for lease in self._live.values():
             assert not lease.state.ended, f"{lease.id} ended but live"
@@ -489,11 +504,17 @@ class Ledger:
                 continue
             if spec.compute_pct and self.granted_compute(gpu.index) + spec.compute_pct > 100:
                 continue
+            if gpu.mps and self._other_mps_user(gpu.index, lease.mps_uid):
+                continue
             options.append((free - need, gpu.index, need))
         if len(options) < spec.gpu_count:
             return None
         options.sort()
         return {index: need for _, index, need in options[: spec.gpu_count]}
+
+    def _other_mps_user(self, gpu_index: int, uid: int | None) -> bool:
+        """Another user's MPS clients hold the GPU's MPS server."""
+        return uid is not None and any(other != uid for other in self._mps_users[gpu_index])
 
     def _effective_priority(self, lease: Lease, now: float) -> float:
         if self.policy.aging_s <= 0:
@@ -524,6 +545,11 @@ class Ledger:
         for index, mib in lease.allocations.items():
             self._granted[index] = self._granted.get(index, 0) + sign * mib
             self._compute[index] = self._compute.get(index, 0) + sign * lease.spec.compute_pct
+            if lease.mps_uid is not None and index in self._mps_users:
+                users = self._mps_users[index]
+                users[lease.mps_uid] = users.get(lease.mps_uid, 0) + sign
+                if not users[lease.mps_uid]:
+                    del users[lease.mps_uid]
 
     def _grant(self, lease: Lease, placement: dict[int, int], now: float) -> None:
         del self._queued[lease.id]

@@ -23,7 +23,7 @@ from .store import EventRecord, Store
 class LeaseUpdate:
     """What a lease's watchers are told."""
 
-    kind: str  # snapshot, queue_moved, granted, resized, ended
+    kind: str  # snapshot, queue_moved, granted, resized, ended, warning, refused
     lease: Lease
     message: str = ""
     queue_position: int = 0
@@ -49,6 +49,8 @@ class LeaseManager:
         self._positions: dict[str, int] = {}
         self._changed: asyncio.Future[None] | None = None
         self._cpu_seen: dict[str, float] = {}
+        # Called with every batch of committed changes (enforcement acts on ended leases).
+        self.listeners: list[Callable[[list[Change]], None]] = []
 
     # ----- reads ---------------------------------------------------------------
 
@@ -69,8 +71,10 @@ class LeaseManager:
 
     # ----- mutations -----------------------------------------------------------
 
-    async def submit(self, lease_id: str, owner: str, spec: LeaseSpec, **details: str) -> Lease:
-        lease = self.ledger.submit(lease_id, owner, spec, self.now(), **details)
+    async def submit(
+        self, lease_id: str, owner: str, spec: LeaseSpec, mps_uid: int | None = None, **details: str
+    ) -> Lease:
+        lease = self.ledger.submit(lease_id, owner, spec, self.now(), mps_uid=mps_uid, **details)
         await self._persist()
         return lease
 
@@ -101,6 +105,18 @@ class LeaseManager:
         event = EventRecord(self.now(), kind, "", f"GPU {gpu_index}")
         await self._persist(extra_events=[event], drained={gpu.uuid: drained})
         return gpu
+
+    async def warn(self, lease_id: str, kind: str, detail: str) -> None:
+        """Record an enforcement event for the lease and tell its holder (``kind`` names it in the log)."""
+        lease = self.ledger.get(lease_id)
+        log.warning(f"lease.{kind}", lease=lease_id, owner=lease.owner, detail=detail)
+        await self._persist(extra_events=[EventRecord(self.now(), kind, lease_id, detail)])
+        self.tell(lease_id, LeaseUpdate("warning", lease.copy(), detail))
+
+    def tell(self, lease_id: str, update: LeaseUpdate) -> None:
+        """Send an update to the lease's watchers only (nothing is recorded)."""
+        for queue in self._watchers.get(lease_id, ()):
+            queue.put_nowait(update)
 
     def heartbeat(self, lease_id: str, cpu_seconds: float = 0.0) -> Lease:
         """Heartbeats are not written: a restarted daemon gives every holder a fresh TTL.
@@ -161,6 +177,9 @@ class LeaseManager:
     def _publish(self, changes: list[Change]) -> None:
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
+        if changes:
+            for listener in self.listeners:
+                listener(changes)
         for change in changes:
             kind = _WATCH_KIND.get(change.kind)
             if kind is None:

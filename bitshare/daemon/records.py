@@ -65,6 +65,7 @@ def lease_to_json(lease: Lease) -> str:
             "end_reason": lease.end_reason,
             "wait_deadline": lease.wait_deadline,
             "ttl_s": lease.ttl_s,
+            "mps_uid": lease.mps_uid,
         },
         separators=(",", ":"),
     )
@@ -90,4 +91,5 @@ def lease_from_json(text: str) -> Lease:
         end_reason=data.get("end_reason", ""),
         wait_deadline=data.get("wait_deadline"),
         ttl_s=data.get("ttl_s", 0.0),
+        mps_uid=data.get("mps_uid"),
     )

@@ -23,6 +23,9 @@ from ..v1 import bitshare_pb2_grpc as pb_grpc
 from . import systemd
 from .auth import Authenticator, load_or_create_secret, load_tokens
 from .backends import Backend, select_backend
+from .enforcement.enforcer import Enforcer
+from .enforcement.mps import MpsControl, MpsUnavailable, control_binary
+from .enforcement.watchdog import Watchdog, WatchdogPolicy
 from .ledger import Gpu, Ledger, Policy
 from .local_credentials import remove_stale_socket, serve_credentials
 from .manager import LeaseManager
@@ -112,15 +115,35 @@ class Daemon:
             log.event("daemon.gpus", detail=backend.describe())
         store = Store(state_dir, history_s=config.history_days * 86400)
         running: _Running | None = None
+        enforcer: Enforcer | None = None
+        enforcement: asyncio.Future[None] | None = None
+        mps: dict[int, MpsControl] = {}
         try:
-            manager = self._restore(backend, store)
+            runtime_dir = Path(config.runtime_dir)
+            runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+            mps = await asyncio.to_thread(self._start_mps, backend, runtime_dir / "mps")
+            manager = self._restore(backend, store, set(mps))
+            enforcer = Enforcer(
+                manager,
+                backend,
+                Watchdog(WatchdogPolicy(config.watchdog, config.grace_s, backend.context_mib)),
+                config.sample_interval_s,
+                mps,
+            )
+            simgpu = ""
+            if backend.simulated:
+                backend.open_registry(runtime_dir / "simgpu")
+                simgpu = str(runtime_dir / "simgpu")
             tokens = load_tokens(Path(config.tokens_file)) if config.tokens_file else []
             auth = Authenticator(load_or_create_secret(state_dir), tokens, config.admin_group)
-            shared = Shared(manager, auth, backend.name, backend.simulated, time.time(), self.fatal_event)
+            shared = Shared(
+                manager, auth, backend.name, backend.simulated, time.time(), self.fatal_event, enforcer, simgpu
+            )
             store.start()
             await manager.tick()  # persist what restoring changed (leases on GPUs that are gone)
             running = await self._listen(shared, auth)
             housekeeping = asyncio.ensure_future(self._housekeeping(manager))
+            enforcement = asyncio.ensure_future(enforcer.run())
             self._install_signals(auth)
             gc.freeze()  # start-up objects never become garbage: keep them out of every collection
             systemd.notify("READY=1")
@@ -132,12 +155,13 @@ class Daemon:
             )
             stop = asyncio.ensure_future(self.stop_event.wait())
             fatal = asyncio.ensure_future(self.fatal_event.wait())
-            await asyncio.wait([stop, fatal, housekeeping], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([stop, fatal, housekeeping, enforcement], return_when=asyncio.FIRST_COMPLETED)
             systemd.notify("STOPPING=1")
-            for task in (stop, fatal, housekeeping):
+            for task in (stop, fatal, housekeeping, enforcement):
                 task.cancel()
-            failed = self.fatal_event.is_set() or (
-                housekeeping.done() and not housekeeping.cancelled() and housekeeping.exception() is not None
+            failed = self.fatal_event.is_set() or any(
+                task.done() and not task.cancelled() and task.exception() is not None
+                for task in (housekeeping, enforcement)
             )
             log.event("daemon.stopping", reason="fatal error" if failed else "signal")
             return 1 if failed else 0
@@ -148,15 +172,56 @@ class Daemon:
                     cred.close()
                 for path in running.sockets:
                     path.unlink(missing_ok=True)
+            if enforcement is not None:
+                enforcement.cancel()
+            if enforcer is not None:
+                await enforcer.close()
+            else:
+                for control in mps.values():
+                    await asyncio.to_thread(control.stop)
             store.close()
             backend.close()
             os.close(lock_fd)
 
-    def _restore(self, backend: Backend, store: Store) -> LeaseManager:
+    def _start_mps(self, backend: Backend, base_dir: Path) -> dict[int, MpsControl]:
+        """One MPS control daemon per GPU when the config asks for MPS (``auto``: when it can run)."""
+        mode = self.config.mps
+        if mode == "off":
+            return {}
+        if backend.simulated:
+            if mode == "on":
+                raise ConfigError("mps = on needs NVIDIA GPUs; this daemon serves simulated GPUs")
+            return {}
+        started: dict[int, MpsControl] = {}
+        try:
+            binary = control_binary()
+            for gpu in backend.gpus:
+                control = MpsControl(gpu.index, gpu.uuid, base_dir, binary)
+                control.start()
+                started[gpu.index] = control
+                log.event("mps.started", gpu=gpu.index, pid=control.pid, pipe=control.pipe_dir)
+        except MpsUnavailable as exc:
+            for control in started.values():
+                control.stop()
+            if mode == "on":
+                raise StartupError(f"mps = on, but MPS cannot run: {exc}") from None
+            log.warning("mps.off", detail=f"MPS is not used: {exc}")
+            return {}
+        return started
+
+    def _restore(self, backend: Backend, store: Store, mps_gpus: set[int]) -> LeaseManager:
         config = self.config
         drained = store.load_drained()
         gpus = [
-            Gpu(g.index, g.uuid, g.name, g.total_mib, min(config.reserve_mib, g.total_mib), g.uuid in drained)
+            Gpu(
+                g.index,
+                g.uuid,
+                g.name,
+                g.total_mib,
+                min(config.reserve_mib, g.total_mib),
+                g.uuid in drained,
+                mps=g.index in mps_gpus,
+            )
             for g in backend.gpus
         ]
         policy = Policy(

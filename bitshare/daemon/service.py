@@ -15,7 +15,19 @@ from .. import API_VERSION, __version__
 from ..v1 import bitshare_pb2 as pb
 from ..v1 import bitshare_pb2_grpc as pb_grpc
 from .auth import Authenticator, Identity
-from .convert import MAX_PRIORITY, MAX_TEXT, gpu_to_pb, lease_to_pb, size_from_pb, spec_from_pb, timestamp
+from .convert import (
+    MAX_PRIORITY,
+    MAX_TEXT,
+    gpu_to_pb,
+    lease_to_pb,
+    process_to_pb,
+    size_from_pb,
+    spec_from_pb,
+    timestamp,
+    usage_to_pb,
+)
+from .enforcement.enforcer import Enforcer
+from .enforcement.processes import ClaimRefused
 from .ledger import (
     InvalidRequest,
     Lease,
@@ -45,7 +57,9 @@ _UPDATE_KIND = {
     "granted": pb.LeaseEvent.KIND_GRANTED,
     "resized": pb.LeaseEvent.KIND_RESIZED,
     "ended": pb.LeaseEvent.KIND_ENDED,
+    "warning": pb.LeaseEvent.KIND_WARNING,
 }
+MAX_PIDS = 64
 
 
 class Shared:
@@ -59,8 +73,12 @@ class Shared:
         simulated: bool,
         started_at: float,
         on_fatal: asyncio.Event,
+        enforcer: Enforcer,
+        simgpu_directory: str = "",
     ) -> None:
         self.manager = manager
+        self.enforcer = enforcer
+        self.simgpu_directory = simgpu_directory
         self.auth = auth
         self.backend = backend
         self.simulated = simulated
@@ -91,7 +109,32 @@ class Shared:
     def lease_pb(self, lease: Lease, position: int | None = None) -> pb.Lease:
         if position is None:
             position = self.manager.queue_position(lease.id) if lease.state is LeaseState.QUEUED else 0
-        return lease_to_pb(lease, self.manager.ledger.gpus, self.simulated, position)
+        message = lease_to_pb(lease, self.manager.ledger.gpus, self.simulated, position)
+        if lease.state is LeaseState.ACTIVE:
+            enforcer = self.enforcer
+            message.enforcement = enforcer.tier(lease)
+            for allocation in message.allocations:
+                allocation.mps_pipe_directory = enforcer.mps_pipe(lease, allocation.gpu_index)
+            measured = enforcer.measured.get(lease.id)
+            if measured is not None:
+                over_since = enforcer.watchdog.over_since.get(lease.id)
+                ends_at = enforcer.watchdog.deadline(lease.id)
+                message.usage.CopyFrom(usage_to_pb(measured, enforcer.labels, over_since, ends_at))
+        return message
+
+    def gpus_pb(self, viewer: str | None) -> list[pb.Gpu]:
+        """Every GPU with what was measured on it; ``viewer`` as for :func:`gpu_to_pb`."""
+        enforcer = self.enforcer
+        ledger = self.manager.ledger
+        gpus = []
+        for gpu in ledger.gpus.values():
+            unleased = [process_to_pb(p, enforcer.labels) for p in enforcer.unleased if p.gpu_index == gpu.index]
+            message = gpu_to_pb(
+                ledger, gpu, self.backend, self.simulated, viewer, enforcer.gpu_samples.get(gpu.index), unleased
+            )
+            message.mps = enforcer.mps_up.get(gpu.index, False)
+            gpus.append(message)
+        return gpus
 
     def owned_lease(self, identity: Identity, lease_id: str) -> Lease:
         lease = self.manager.ledger.get(lease_id)
@@ -111,11 +154,19 @@ class Shared:
             lease_ttl_s=self.manager.ledger.policy.lease_ttl_s,
             gpu_count=len(self.manager.ledger.gpus),
             started_at=timestamp(self.started_at),
+            mps=any(self.enforcer.mps_up.values()),
+            simgpu_directory=self.simgpu_directory,
+            watchdog=self.enforcer.watchdog.policy.mode,
+            grace_s=self.enforcer.watchdog.policy.grace_s,
         )
 
 
 class _Denied(Exception):
     pass
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc
 
 
 async def guarded(shared: Shared, context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
@@ -151,9 +202,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
     async def ListGpus(self, request: pb.ListGpusRequest, context: grpc.aio.ServicerContext) -> pb.ListGpusResponse:
         identity = await self.shared.identify(context)
         viewer = None if identity.is_admin else identity.name
-        ledger = self.manager.ledger
-        gpus = [gpu_to_pb(ledger, g, self.shared.backend, self.shared.simulated, viewer) for g in ledger.gpus.values()]
-        return pb.ListGpusResponse(gpus=gpus)
+        return pb.ListGpusResponse(gpus=self.shared.gpus_pb(viewer))
 
     async def RequestLease(self, request: pb.RequestLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         identity = await self.shared.identify(context)
@@ -167,13 +216,15 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
                 return self.shared.lease_pb(existing)  # a retry: the lease already granted or queued
         if len(request.command) > MAX_TEXT or len(request.client_host) > 255:
             raise InvalidRequest("command or client host is too long")
+        spec = spec_from_pb(request.spec)
         lease = await self.manager.submit(
             uuid.uuid4().hex[:12],
             identity.name,
-            spec_from_pb(request.spec),
+            spec,
             request_id=request.request_id,
             client_host=request.client_host,
             command=request.command,
+            mps_uid=self.shared.enforcer.mps_uid(identity.uid, spec.gpu_count),
         )
         return self.shared.lease_pb(lease)
 
@@ -228,27 +279,57 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
         async def find() -> Lease:
             _check_id(lease_id, "lease id")
-            return self.shared.owned_lease(identity, lease_id)
+            lease = self.shared.owned_lease(identity, lease_id)
+            self._report(identity, lease, first)
+            return lease
 
         lease = await guarded(self.shared, context, find())
         updates = self.manager.watch(lease_id)
-        heartbeats = asyncio.ensure_future(self._read_heartbeats(lease_id, request_iterator))
+        refused: list[Exception] = []
+        heartbeats = asyncio.ensure_future(self._read_heartbeats(identity, lease_id, request_iterator, refused))
         try:
             if not lease.state.ended:
                 self.manager.heartbeat(lease_id)
             yield self._event(LeaseUpdate("snapshot", lease))
             while not lease.state.ended:
                 update = await updates.get()
+                if update.kind == "refused":
+                    await guarded(self.shared, context, _raise(refused[0]))
                 lease = update.lease
                 yield self._event(update)
         finally:
             heartbeats.cancel()
             self.manager.unwatch(lease_id, updates)
 
-    async def _read_heartbeats(self, lease_id: str, request_iterator: AsyncIterator[pb.AttachRequest]) -> None:
+    def _report(self, identity: Identity, lease: Lease, beat: pb.AttachRequest) -> None:
+        """Hand the holder's report (its processes, its agent) to enforcement; refuse bad pids."""
+        if lease.state is not LeaseState.ACTIVE or not (beat.pids or beat.agent):
+            return
+        if beat.pids and identity.uid is None:
+            raise InvalidRequest("processes can be named only over the daemon's local Unix socket")
+        if len(beat.pids) > MAX_PIDS:
+            raise InvalidRequest(f"at most {MAX_PIDS} processes can be named per lease")
+        try:
+            self.shared.enforcer.report(lease.id, identity.uid or 0, list(beat.pids), beat.agent)
+        except ClaimRefused as exc:
+            raise _Denied(str(exc)) from None
+
+    async def _read_heartbeats(
+        self,
+        identity: Identity,
+        lease_id: str,
+        request_iterator: AsyncIterator[pb.AttachRequest],
+        refused: list[Exception],
+    ) -> None:
         async for beat in request_iterator:
             with contextlib.suppress(LedgerError):
-                self.manager.heartbeat(lease_id, beat.cpu_seconds)
+                lease = self.manager.heartbeat(lease_id, beat.cpu_seconds)
+                try:
+                    self._report(identity, lease, beat)
+                except (LedgerError, _Denied) as exc:
+                    refused.append(exc)
+                    self.manager.tell(lease_id, LeaseUpdate("refused", lease, str(exc)))
+                    return
 
     def _event(self, update: LeaseUpdate) -> pb.LeaseEvent:
         position = update.queue_position if update.kind == "queue_moved" else None
@@ -265,11 +346,8 @@ def _list_leases(shared: Shared, request: pb.ListLeasesRequest, owner: str | Non
     leases = ledger.live()
     if request.include_ended:
         leases = ledger.recently_ended(1000) + leases
-    out = [
-        lease_to_pb(lease, ledger.gpus, shared.simulated, positions.get(lease.id, 0))
-        for lease in leases
-        if owner is None or lease.owner == owner
-    ]
+    mine = [lease for lease in leases if owner is None or lease.owner == owner]
+    out = [shared.lease_pb(lease, positions.get(lease.id, 0)) for lease in mine]
     return pb.ListLeasesResponse(leases=out)
 
 
@@ -332,7 +410,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
     async def _drain(self, request: pb.GpuRef, context: grpc.aio.ServicerContext, drained: bool) -> pb.Gpu:
         await self.shared.require_admin(context, "DrainGpu" if drained else "UndrainGpu")
         gpu = await guarded(self.shared, context, self.manager.drain(request.index, drained))
-        return gpu_to_pb(self.manager.ledger, gpu, self.shared.backend, self.shared.simulated, None)
+        return next(g for g in self.shared.gpus_pb(None) if g.index == gpu.index)
 
     async def ListEvents(
         self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext
@@ -360,10 +438,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
         positions = ledger.queue_positions(self.manager.now())
         return pb.TelemetrySnapshot(
             server=self.shared.server_info(identity),
-            gpus=[gpu_to_pb(ledger, g, self.shared.backend, self.shared.simulated, None) for g in ledger.gpus.values()],
-            leases=[
-                lease_to_pb(lease, ledger.gpus, self.shared.simulated, positions.get(lease.id, 0))
-                for lease in ledger.live()
-            ],
+            gpus=self.shared.gpus_pb(None),
+            leases=[self.shared.lease_pb(lease, positions.get(lease.id, 0)) for lease in ledger.live()],
             version=ledger.version,
         )

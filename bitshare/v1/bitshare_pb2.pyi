@@ -68,21 +68,23 @@ class LeaseSpec(_message.Message):
     def __init__(self, gpu_count: _Optional[int] = ..., fraction: _Optional[float] = ..., memory_mib: _Optional[int] = ..., compute_pct: _Optional[int] = ..., filter: _Optional[_Union[GpuFilter, _Mapping]] = ..., priority: _Optional[int] = ..., wait: bool = ..., wait_timeout_s: _Optional[float] = ..., ttl_s: _Optional[float] = ...) -> None: ...
 
 class Allocation(_message.Message):
-    __slots__ = ("gpu_index", "gpu_uuid", "gpu_name", "memory_mib", "compute_pct")
+    __slots__ = ("gpu_index", "gpu_uuid", "gpu_name", "memory_mib", "compute_pct", "mps_pipe_directory")
     GPU_INDEX_FIELD_NUMBER: _ClassVar[int]
     GPU_UUID_FIELD_NUMBER: _ClassVar[int]
     GPU_NAME_FIELD_NUMBER: _ClassVar[int]
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_PCT_FIELD_NUMBER: _ClassVar[int]
+    MPS_PIPE_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
     gpu_index: int
     gpu_uuid: str
     gpu_name: str
     memory_mib: int
     compute_pct: int
-    def __init__(self, gpu_index: _Optional[int] = ..., gpu_uuid: _Optional[str] = ..., gpu_name: _Optional[str] = ..., memory_mib: _Optional[int] = ..., compute_pct: _Optional[int] = ...) -> None: ...
+    mps_pipe_directory: str
+    def __init__(self, gpu_index: _Optional[int] = ..., gpu_uuid: _Optional[str] = ..., gpu_name: _Optional[str] = ..., memory_mib: _Optional[int] = ..., compute_pct: _Optional[int] = ..., mps_pipe_directory: _Optional[str] = ...) -> None: ...
 
 class Lease(_message.Message):
-    __slots__ = ("id", "owner", "state", "spec", "allocations", "created_at", "granted_at", "ended_at", "end_reason", "queue_position", "expires_at", "client_host", "command", "request_id", "simulated", "ttl_s")
+    __slots__ = ("id", "owner", "state", "spec", "allocations", "created_at", "granted_at", "ended_at", "end_reason", "queue_position", "expires_at", "client_host", "command", "request_id", "simulated", "ttl_s", "enforcement", "usage")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +101,8 @@ class Lease(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
     TTL_S_FIELD_NUMBER: _ClassVar[int]
+    ENFORCEMENT_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner: str
     state: LeaseState
@@ -115,7 +119,41 @@ class Lease(_message.Message):
     request_id: str
     simulated: bool
     ttl_s: float
-    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[LeaseState, str]] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., allocations: _Optional[_Iterable[_Union[Allocation, _Mapping]]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., granted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., expires_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ..., request_id: _Optional[str] = ..., simulated: bool = ..., ttl_s: _Optional[float] = ...) -> None: ...
+    enforcement: str
+    usage: LeaseUsage
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[LeaseState, str]] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., allocations: _Optional[_Iterable[_Union[Allocation, _Mapping]]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., granted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., expires_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ..., request_id: _Optional[str] = ..., simulated: bool = ..., ttl_s: _Optional[float] = ..., enforcement: _Optional[str] = ..., usage: _Optional[_Union[LeaseUsage, _Mapping]] = ...) -> None: ...
+
+class ProcessUsage(_message.Message):
+    __slots__ = ("pid", "gpu_index", "used_mib", "sm_pct", "name", "user")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    GPU_INDEX_FIELD_NUMBER: _ClassVar[int]
+    USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    SM_PCT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    gpu_index: int
+    used_mib: int
+    sm_pct: int
+    name: str
+    user: str
+    def __init__(self, pid: _Optional[int] = ..., gpu_index: _Optional[int] = ..., used_mib: _Optional[int] = ..., sm_pct: _Optional[int] = ..., name: _Optional[str] = ..., user: _Optional[str] = ...) -> None: ...
+
+class LeaseUsage(_message.Message):
+    __slots__ = ("used_mib", "sm_pct", "processes", "sampled_at", "over_limit_since", "ends_at")
+    USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    SM_PCT_FIELD_NUMBER: _ClassVar[int]
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_AT_FIELD_NUMBER: _ClassVar[int]
+    OVER_LIMIT_SINCE_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    used_mib: int
+    sm_pct: int
+    processes: _containers.RepeatedCompositeFieldContainer[ProcessUsage]
+    sampled_at: _timestamp_pb2.Timestamp
+    over_limit_since: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    def __init__(self, used_mib: _Optional[int] = ..., sm_pct: _Optional[int] = ..., processes: _Optional[_Iterable[_Union[ProcessUsage, _Mapping]]] = ..., sampled_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., over_limit_since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Partition(_message.Message):
     __slots__ = ("lease_id", "owner", "memory_mib", "compute_pct")
@@ -130,7 +168,7 @@ class Partition(_message.Message):
     def __init__(self, lease_id: _Optional[str] = ..., owner: _Optional[str] = ..., memory_mib: _Optional[int] = ..., compute_pct: _Optional[int] = ...) -> None: ...
 
 class Gpu(_message.Message):
-    __slots__ = ("index", "uuid", "name", "backend", "simulated", "total_mib", "reserved_mib", "capacity_mib", "granted_mib", "free_mib", "granted_compute_pct", "drained", "partitions")
+    __slots__ = ("index", "uuid", "name", "backend", "simulated", "total_mib", "reserved_mib", "capacity_mib", "granted_mib", "free_mib", "granted_compute_pct", "drained", "partitions", "used_mib", "utilization_pct", "temperature_c", "power_w", "mps", "unleased")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +182,12 @@ class Gpu(_message.Message):
     GRANTED_COMPUTE_PCT_FIELD_NUMBER: _ClassVar[int]
     DRAINED_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    UTILIZATION_PCT_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_C_FIELD_NUMBER: _ClassVar[int]
+    POWER_W_FIELD_NUMBER: _ClassVar[int]
+    MPS_FIELD_NUMBER: _ClassVar[int]
+    UNLEASED_FIELD_NUMBER: _ClassVar[int]
     index: int
     uuid: str
     name: str
@@ -157,10 +201,16 @@ class Gpu(_message.Message):
     granted_compute_pct: int
     drained: bool
     partitions: _containers.RepeatedCompositeFieldContainer[Partition]
-    def __init__(self, index: _Optional[int] = ..., uuid: _Optional[str] = ..., name: _Optional[str] = ..., backend: _Optional[str] = ..., simulated: bool = ..., total_mib: _Optional[int] = ..., reserved_mib: _Optional[int] = ..., capacity_mib: _Optional[int] = ..., granted_mib: _Optional[int] = ..., free_mib: _Optional[int] = ..., granted_compute_pct: _Optional[int] = ..., drained: bool = ..., partitions: _Optional[_Iterable[_Union[Partition, _Mapping]]] = ...) -> None: ...
+    used_mib: int
+    utilization_pct: int
+    temperature_c: int
+    power_w: float
+    mps: bool
+    unleased: _containers.RepeatedCompositeFieldContainer[ProcessUsage]
+    def __init__(self, index: _Optional[int] = ..., uuid: _Optional[str] = ..., name: _Optional[str] = ..., backend: _Optional[str] = ..., simulated: bool = ..., total_mib: _Optional[int] = ..., reserved_mib: _Optional[int] = ..., capacity_mib: _Optional[int] = ..., granted_mib: _Optional[int] = ..., free_mib: _Optional[int] = ..., granted_compute_pct: _Optional[int] = ..., drained: bool = ..., partitions: _Optional[_Iterable[_Union[Partition, _Mapping]]] = ..., used_mib: _Optional[int] = ..., utilization_pct: _Optional[int] = ..., temperature_c: _Optional[int] = ..., power_w: _Optional[float] = ..., mps: bool = ..., unleased: _Optional[_Iterable[_Union[ProcessUsage, _Mapping]]] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "api_version", "backend", "simulated", "hostname", "caller", "caller_role", "lease_ttl_s", "gpu_count", "started_at")
+    __slots__ = ("version", "api_version", "backend", "simulated", "hostname", "caller", "caller_role", "lease_ttl_s", "gpu_count", "started_at", "mps", "simgpu_directory", "watchdog", "grace_s")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +221,10 @@ class ServerInfo(_message.Message):
     LEASE_TTL_S_FIELD_NUMBER: _ClassVar[int]
     GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    MPS_FIELD_NUMBER: _ClassVar[int]
+    SIMGPU_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    WATCHDOG_FIELD_NUMBER: _ClassVar[int]
+    GRACE_S_FIELD_NUMBER: _ClassVar[int]
     version: str
     api_version: str
     backend: str
@@ -181,7 +235,11 @@ class ServerInfo(_message.Message):
     lease_ttl_s: float
     gpu_count: int
     started_at: _timestamp_pb2.Timestamp
-    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., backend: _Optional[str] = ..., simulated: bool = ..., hostname: _Optional[str] = ..., caller: _Optional[str] = ..., caller_role: _Optional[_Union[Role, str]] = ..., lease_ttl_s: _Optional[float] = ..., gpu_count: _Optional[int] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    mps: bool
+    simgpu_directory: str
+    watchdog: str
+    grace_s: float
+    def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., backend: _Optional[str] = ..., simulated: bool = ..., hostname: _Optional[str] = ..., caller: _Optional[str] = ..., caller_role: _Optional[_Union[Role, str]] = ..., lease_ttl_s: _Optional[float] = ..., gpu_count: _Optional[int] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., mps: bool = ..., simgpu_directory: _Optional[str] = ..., watchdog: _Optional[str] = ..., grace_s: _Optional[float] = ...) -> None: ...
 
 class RequestLeaseRequest(_message.Message):
     __slots__ = ("request_id", "spec", "client_host", "command")
@@ -220,12 +278,16 @@ class KeepAliveResponse(_message.Message):
     def __init__(self, leases: _Optional[_Iterable[_Union[Lease, _Mapping]]] = ...) -> None: ...
 
 class AttachRequest(_message.Message):
-    __slots__ = ("lease_id", "cpu_seconds")
+    __slots__ = ("lease_id", "cpu_seconds", "pids", "agent")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PIDS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
     lease_id: str
     cpu_seconds: float
-    def __init__(self, lease_id: _Optional[str] = ..., cpu_seconds: _Optional[float] = ...) -> None: ...
+    pids: _containers.RepeatedScalarFieldContainer[int]
+    agent: bool
+    def __init__(self, lease_id: _Optional[str] = ..., cpu_seconds: _Optional[float] = ..., pids: _Optional[_Iterable[int]] = ..., agent: bool = ...) -> None: ...
 
 class LeaseEvent(_message.Message):
     __slots__ = ("kind", "lease", "message")
@@ -237,12 +299,14 @@ class LeaseEvent(_message.Message):
         KIND_GRANTED: _ClassVar[LeaseEvent.Kind]
         KIND_RESIZED: _ClassVar[LeaseEvent.Kind]
         KIND_ENDED: _ClassVar[LeaseEvent.Kind]
+        KIND_WARNING: _ClassVar[LeaseEvent.Kind]
     KIND_UNSPECIFIED: LeaseEvent.Kind
     KIND_SNAPSHOT: LeaseEvent.Kind
     KIND_QUEUE_MOVED: LeaseEvent.Kind
     KIND_GRANTED: LeaseEvent.Kind
     KIND_RESIZED: LeaseEvent.Kind
     KIND_ENDED: LeaseEvent.Kind
+    KIND_WARNING: LeaseEvent.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]

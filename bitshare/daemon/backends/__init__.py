@@ -21,7 +21,7 @@ def select_backend(config: DaemonConfig) -> Backend:
         except ValueError as exc:
             raise ConfigError(f"simulate: {exc}") from None
     try:
-        return NvmlBackend()
+        return NvmlBackend(config.context_mib)
     except BackendUnavailable as exc:
         if config.backend == "nvml":
             raise ConfigError(f"backend nvml: {exc}") from None

@@ -1,0 +1,1 @@
+"""Holding leases to their partitions: MPS, the measured watchdog, and ending processes."""

@@ -1,0 +1,243 @@
+"""Enforcement, wired into the daemon: measure, map processes to leases, judge, and act.
+
+Every ``sample_interval_s`` the backend measures the GPUs and their processes (off
+the event loop), processes are mapped to leases through the trees their holders
+started, the watchdog judges, and its verdicts become lease warnings and revokes.
+When a lease ends for any reason its processes still running get SIGTERM, then
+SIGKILL after the grace period; the holder does the same on its side, and the
+daemon's signals cover a holder that is frozen or gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+
+from ... import log
+from ..backends.base import Backend, GpuSample, ProcessSample, Sample
+from ..ledger import Change, Lease
+from ..manager import LeaseManager
+from .mps import MpsControl
+from .processes import ProcessTracker, process_label
+from .watchdog import LeaseUse, Verdict, Watchdog
+
+MPS_CHECK_EVERY_S = 5.0
+
+
+@dataclass
+class Measured:
+    """A lease's use as last measured."""
+
+    at: float
+    used_mib: dict[int, int] = field(default_factory=dict)  # per GPU index
+    sm_pct: dict[int, int] = field(default_factory=dict)
+    processes: list[ProcessSample] = field(default_factory=list)
+
+
+@dataclass
+class _Holder:
+    agent: bool = False
+
+
+class Enforcer:
+    def __init__(
+        self,
+        manager: LeaseManager,
+        backend: Backend,
+        watchdog: Watchdog,
+        sample_interval_s: float,
+        mps: dict[int, MpsControl] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.backend = backend
+        self.watchdog = watchdog
+        self.sample_interval_s = sample_interval_s
+        self.mps = mps or {}
+        self.mps_up: dict[int, bool] = {index: True for index in self.mps}
+        self.tracker = ProcessTracker()
+        self._tracker_lock = threading.Lock()  # claims on the loop, mapping in a worker thread
+        self._holders: dict[str, _Holder] = {}
+        self.measured: dict[str, Measured] = {}
+        self.gpu_samples: dict[int, GpuSample] = {}
+        self.unleased: list[ProcessSample] = []
+        self.labels: dict[int, tuple[str, str]] = {}  # pid -> (command name, user) of measured processes
+        self._kills: set[asyncio.Task[None]] = set()
+        manager.listeners.append(self._on_changes)
+
+    # ----- what holders report --------------------------------------------------
+
+    def report(self, lease_id: str, uid: int, pids: list[int], agent: bool) -> None:
+        """A local holder names its processes; ClaimRefused when it may not claim them."""
+        if pids:
+            with self._tracker_lock:
+                self.tracker.claim(lease_id, pids, uid)
+        self._holders.setdefault(lease_id, _Holder()).agent = agent
+
+    # ----- what the API shows ---------------------------------------------------
+
+    def mps_uid(self, uid: int | None, gpu_count: int) -> int | None:
+        """The MPS user a new lease's processes will run as, or None when they will not use MPS:
+        MPS serves single-GPU leases of local callers, and a control daemon that is not root
+        can start MPS servers only for its own user."""
+        if not self.mps or uid is None or gpu_count != 1:
+            return None
+        return uid if os.geteuid() in (0, uid) else None
+
+    def mps_pipe(self, lease: Lease, gpu_index: int) -> str:
+        """The pipe directory a lease's processes use on that GPU, when they run under MPS."""
+        control = self.mps.get(gpu_index)
+        if control is None or lease.mps_uid is None or not self.mps_up.get(gpu_index):
+            return ""
+        return str(control.pipe_dir)
+
+    def tier(self, lease: Lease) -> str:
+        """The strongest tier protecting the lease: mps, agent, watchdog or none."""
+        if lease.mps_uid is not None and lease.allocations and all(self.mps_pipe(lease, i) for i in lease.allocations):
+            return "mps"
+        holder = self._holders.get(lease.id)
+        if holder is not None and holder.agent:
+            return "agent"
+        if self.watchdog.policy.mode != "off" and lease.id in self.tracker.leases():
+            return "watchdog"
+        return "none"
+
+    # ----- the loop ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sample, judge and act until cancelled; MPS control daemons are checked as it goes."""
+        loop = asyncio.get_running_loop()
+        next_mps_check = loop.time() + MPS_CHECK_EVERY_S
+        while True:
+            try:
+                sample, owners = await asyncio.to_thread(self._measure)
+                await self._judge(sample, owners)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failed measurement must not stop the daemon; say so and go on
+                log.error("enforcement.sample_failed", error=exc)
+            if self.mps and loop.time() >= next_mps_check:
+                next_mps_check = loop.time() + MPS_CHECK_EVERY_S
+                await self._check_mps()
+            await asyncio.sleep(self.sample_interval_s)
+
+    def _measure(self) -> tuple[Sample, dict[int, str]]:
+        sample = self.backend.sample()
+        with self._tracker_lock:
+            owners = self.tracker.owners()
+        labels = {pid: self.labels.get(pid) or process_label(pid) for pid in {p.pid for p in sample.processes}}
+        self.labels = labels
+        return sample, owners
+
+    async def _judge(self, sample: Sample, owners: dict[int, str]) -> None:
+        ledger = self.manager.ledger
+        self.gpu_samples = {g.index: g for g in sample.gpus}
+        measured: dict[str, Measured] = {}
+        use: dict[str, LeaseUse] = {}
+        unleased: list[ProcessSample] = []
+        for process in sample.processes:
+            lease_id = owners.get(process.pid)
+            if lease_id is None:
+                unleased.append(process)
+                continue
+            entry = measured.setdefault(lease_id, Measured(sample.at))
+            entry.processes.append(process)
+            entry.used_mib[process.gpu_index] = entry.used_mib.get(process.gpu_index, 0) + process.used_mib
+            entry.sm_pct[process.gpu_index] = min(100, entry.sm_pct.get(process.gpu_index, 0) + process.sm_pct)
+            use.setdefault(lease_id, LeaseUse()).add(process.gpu_index, process.used_mib)
+        self.measured = measured
+        self.unleased = unleased
+        for lease_id, entry in measured.items():
+            if any(entry.sm_pct.values()):
+                ledger.note_activity(lease_id, sample.at)
+        partitions = {lease.id: dict(lease.allocations) for lease in ledger.active()}
+        for verdict in self.watchdog.judge(sample.at, partitions, use):
+            await self._act(verdict)
+
+    async def _act(self, verdict: Verdict) -> None:
+        lease = self.manager.ledger.get(verdict.lease_id)
+        if lease.state.ended:
+            return
+        if verdict.kind == "warn":
+            await self.manager.warn(lease.id, "over_limit", verdict.detail)
+        elif verdict.kind == "clear":
+            await self.manager.warn(lease.id, "within_limit", verdict.detail)
+        elif verdict.kind == "end":
+            await self.manager.revoke(lease.id, f"over its partition: {verdict.detail}")
+
+    # ----- ending processes -------------------------------------------------------
+
+    def _on_changes(self, changes: list[Change]) -> None:
+        for change in changes:
+            lease = change.lease
+            if lease.state.ended and lease.id in self.tracker.leases():
+                task = asyncio.ensure_future(self._end_processes(lease.id, change.detail))
+                self._kills.add(task)
+                task.add_done_callback(self._kills.discard)
+            if lease.state.ended:
+                self._holders.pop(lease.id, None)
+                self.measured.pop(lease.id, None)
+
+    async def _end_processes(self, lease_id: str, why: str) -> None:
+        """SIGTERM the lease's processes now, SIGKILL what is left after the grace period."""
+        try:
+            with self._tracker_lock:
+                sent, problems = self.tracker.signal(lease_id, signal.SIGTERM)
+            if sent:
+                log.event("enforcement.terminate", lease=lease_id, processes=sent, detail=why)
+            deadline = asyncio.get_running_loop().time() + self.watchdog.policy.grace_s
+            while asyncio.get_running_loop().time() < deadline:
+                with self._tracker_lock:
+                    left = self.tracker.processes(lease_id)
+                if not left:
+                    return
+                await asyncio.sleep(min(0.1, self.sample_interval_s))
+            with self._tracker_lock:
+                killed, more = self.tracker.signal(lease_id, signal.SIGKILL)
+            if killed:
+                log.warning("enforcement.kill", lease=lease_id, processes=killed, detail="still running after grace")
+            for problem in problems + more:
+                log.error("enforcement.cannot_signal", lease=lease_id, detail=problem)
+        finally:
+            with self._tracker_lock:
+                if not self.tracker.processes(lease_id):
+                    self.tracker.forget(lease_id)
+
+    # ----- MPS --------------------------------------------------------------------
+
+    async def _check_mps(self) -> None:
+        """A control daemon that died is restarted; the leases running under it are told."""
+        for index, control in self.mps.items():
+            if await asyncio.to_thread(control.alive):
+                continue
+            self.mps_up[index] = False
+            holders = [lease for lease in self.manager.ledger.active() if index in lease.allocations]
+            log.error("mps.died", gpu=index, detail="the MPS control daemon is gone; restarting it")
+            for lease in holders:
+                if lease.mps_uid is not None:
+                    await self.manager.warn(
+                        lease.id,
+                        "mps_failed",
+                        f"the MPS control daemon of GPU {index} died; CUDA work of this lease may have failed "
+                        "and must be restarted",
+                    )
+            try:
+                await asyncio.to_thread(control.start)
+            except Exception as exc:
+                log.error("mps.restart_failed", gpu=index, error=exc)
+                continue
+            control.restarts += 1
+            self.mps_up[index] = True
+            log.event("mps.restarted", gpu=index, pid=control.pid)
+
+    async def close(self) -> None:
+        for task in list(self._kills):
+            task.cancel()
+        for task in list(self._kills):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for control in self.mps.values():
+            await asyncio.to_thread(control.stop)

@@ -1,0 +1,199 @@
+"""Device memory of a simulated GPU, for processes on a simulated lease.
+
+A simulated GPU is backed by the CPU, so its device memory is NumPy buffers. A
+process allocates them from :func:`device`; the pool refuses an allocation past
+its limit (as CuPy's pool limit does on a real GPU) and publishes the bytes it
+holds and its busy time in a small file under ``BITSHARE_SIMGPU_DIR``, where the
+daemon's watchdog reads them (as NVML reports per-process memory on a real GPU).
+
+The limit starts at the lease's partition; the in-process agent changes it live
+when the lease is resized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import struct
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+_RECORD = struct.Struct("<QQd")  # bytes held, limit in bytes (0: none), busy seconds
+
+
+class OutOfMemoryError(MemoryError):
+    """An allocation past the pool's limit (the lease's partition)."""
+
+
+class DevicePool:
+    """The device memory of one simulated GPU in this process."""
+
+    def __init__(self, index: int, uuid: str, limit_bytes: int = 0, registry: Path | None = None) -> None:
+        self.index = index
+        self.uuid = uuid
+        self._limit = limit_bytes
+        self._used = 0
+        self._busy_s = 0.0
+        self._lock = threading.Lock()
+        self._map: mmap.mmap | None = None
+        if registry is not None:
+            self._map = _open_record(registry / f"{uuid}.{os.getpid()}")
+        self._publish()
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used
+
+    @property
+    def limit_bytes(self) -> int:
+        """0 means no limit."""
+        return self._limit
+
+    def set_limit(self, size: int) -> None:
+        """Change the limit (bytes, 0 for none); buffers already held are kept."""
+        if size < 0:
+            raise ValueError(f"a pool limit is a size in bytes >= 0, got {size}")
+        with self._lock:
+            self._limit = size
+            self._publish()
+
+    def empty(self, shape: int | tuple[int, ...], dtype: Any = "float32") -> Any:
+        """An uninitialised array in device memory, held until it is garbage-collected."""
+        import numpy as np
+
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64)) if not isinstance(shape, int) else shape
+        nbytes = max(0, count) * dtype.itemsize
+        with self._lock:
+            if self._limit and self._used + nbytes > self._limit:
+                raise OutOfMemoryError(
+                    f"out of memory allocating {nbytes:,} bytes on simulated GPU {self.index} "
+                    f"(holding {self._used:,} of a {self._limit:,}-byte limit)"
+                )
+            self._used += nbytes
+            self._publish()
+        array = np.empty(shape, dtype)
+        weakref.finalize(array, self._free, nbytes)
+        return array
+
+    def zeros(self, shape: int | tuple[int, ...], dtype: Any = "float32") -> Any:
+        array = self.empty(shape, dtype)
+        array.fill(0)
+        return array
+
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Count the time inside as the device's busy time (its utilisation)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy_s += time.perf_counter() - started
+                self._publish()
+
+    def _free(self, nbytes: int) -> None:
+        with self._lock:
+            self._used -= nbytes
+            self._publish()
+
+    def _publish(self) -> None:
+        if self._map is not None:
+            _RECORD.pack_into(self._map, 0, self._used, self._limit, self._busy_s)
+
+
+def _open_record(path: Path) -> mmap.mmap:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.ftruncate(fd, _RECORD.size)
+        return mmap.mmap(fd, _RECORD.size)
+    finally:
+        os.close(fd)
+
+
+_pools: dict[int, DevicePool] = {}
+_pools_lock = threading.Lock()
+
+
+def _lease_list(name: str) -> list[str]:
+    return [item for item in os.environ.get(name, "").split(",") if item]
+
+
+def device(index: int = 0) -> DevicePool:
+    """The pool of the lease's GPU ``index`` (0-based within the lease), limited to its partition."""
+    with _pools_lock:
+        pool = _pools.get(index)
+        if pool is not None:
+            return pool
+        uuids = _lease_list("BITSHARE_GPU_UUIDS")
+        if not uuids or os.environ.get("BITSHARE_SIMULATED") != "1":
+            raise RuntimeError("bitshare.simgpu needs a simulated lease: run the program with `bitshare run`")
+        if not 0 <= index < len(uuids):
+            raise ValueError(f"the lease has {len(uuids)} GPU(s); there is no GPU {index}")
+        sizes = _lease_list("BITSHARE_GPU_MEMORY_MIB")
+        limit_mib = int(sizes[index] if len(sizes) > 1 else sizes[0]) if sizes else 0
+        registry = os.environ.get("BITSHARE_SIMGPU_DIR")
+        pool = DevicePool(index, uuids[index], limit_mib * MIB, Path(registry) if registry else None)
+        _pools[index] = pool
+        return pool
+
+
+def pools() -> list[DevicePool]:
+    """The pools this process has opened so far."""
+    with _pools_lock:
+        return list(_pools.values())
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One process's use of one simulated GPU, as published in the registry."""
+
+    pid: int
+    gpu_uuid: str
+    used_bytes: int
+    limit_bytes: int
+    busy_s: float
+
+
+def read_registry(directory: Path) -> list[Holding]:
+    """What every live process publishes; records of processes that are gone are removed."""
+    found: list[Holding] = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        uuid, _, pid_text = entry.name.rpartition(".")
+        if not uuid or not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        if not _alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+            continue
+        try:
+            with open(entry.path, "rb") as handle:
+                data = handle.read(_RECORD.size)
+        except OSError:
+            continue
+        if len(data) == _RECORD.size:
+            used, limit, busy = _RECORD.unpack(data)
+            found.append(Holding(pid, uuid, used, limit, busy))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
