@@ -166,13 +166,12 @@ class Client:
     def keep_alive(self, lease_ids: list[str]) -> list[pb.Lease]:
         return list(self.call(self.leases.KeepAlive, pb.KeepAliveRequest(lease_ids=lease_ids)).leases)
 
-    def attach(self, lease_id: str, heartbeats: Iterator[float]) -> Iterator[pb.LeaseEvent]:
-        """Stream the lease's events; each item of ``heartbeats`` (CPU seconds used so far) is sent."""
+    def attach(self, lease_id: str, heartbeats: Iterator[pb.AttachRequest]) -> Iterator[pb.LeaseEvent]:
+        """Stream the lease's events; every item of ``heartbeats`` is sent after the first message."""
 
         def requests() -> Iterator[pb.AttachRequest]:
             yield pb.AttachRequest(lease_id=lease_id)
-            for cpu_seconds in heartbeats:
-                yield pb.AttachRequest(cpu_seconds=cpu_seconds)
+            yield from heartbeats
 
         return self.leases.AttachLease(requests(), metadata=self.metadata)
 

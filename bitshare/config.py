@@ -54,6 +54,13 @@ class DaemonConfig:
     sample_interval_s: float = 1.0
     context_mib: int = 1024  # per process, on real GPUs: memory outside the partition (CUDA context)
 
+    def runtime_path(self) -> Path:
+        """``runtime_dir``, else the directory of the first Unix socket, else ``<state_dir>/run``."""
+        if self.runtime_dir:
+            return Path(self.runtime_dir)
+        sockets = [parse_address(a) for a in self.listen if a.startswith("unix:")]
+        return Path(sockets[0].path).parent if sockets else Path(self.state_dir) / "run"
+
 
 @dataclass
 class ClientConfig:
@@ -202,9 +209,6 @@ def finish_daemon_config(config: DaemonConfig) -> DaemonConfig:
     if not config.listen:
         socket = paths.SYSTEM_SOCKET if paths.is_root() else paths.embedded_socket()
         config.listen = [f"unix:{socket}"]
-    if not config.runtime_dir:
-        sockets = [parse_address(a) for a in config.listen if a.startswith("unix:")]
-        config.runtime_dir = str(Path(sockets[0].path).parent) if sockets else str(Path(config.state_dir) / "run")
     return config
 
 

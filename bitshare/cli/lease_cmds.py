@@ -23,6 +23,9 @@ _PRIORITY = typer.Option(0, "--priority", help="Higher goes first in the queue."
 _WAIT = typer.Option(True, "--wait/--no-wait", help="Wait in the queue, or fail at once (exit 75).")
 _TIMEOUT = typer.Option(None, "--timeout", help="Give up waiting after SECONDS (exit 75).")
 _GRACE = typer.Option(10.0, "--kill-grace", help="Seconds between SIGTERM and SIGKILL when the lease ends.")
+_AGENT = typer.Option(
+    True, "--agent/--no-agent", help="Load the in-process agent into CMD's Python processes (live limits)."
+)
 
 
 @app.command(context_settings=RUN_SETTINGS)
@@ -38,6 +41,7 @@ def run(
     wait: bool = _WAIT,
     timeout: float | None = _TIMEOUT,
     kill_grace: float = _GRACE,
+    agent: bool = _AGENT,
 ) -> None:
     """Lease GPU partitions, run CMD on them, give them back when CMD ends; exit with CMD's code."""
     request = build_request(
@@ -51,7 +55,7 @@ def run(
         timeout=timeout,
         command=command,
     )
-    raise typer.Exit(run_command(state(ctx).pool(), request, command, kill_grace_s=kill_grace))
+    raise typer.Exit(run_command(state(ctx).pool(), request, command, kill_grace_s=kill_grace, agent=agent))
 
 
 @app.command("request-gpus")
@@ -93,10 +97,11 @@ def client(
     command: list[str] = typer.Argument(..., metavar="-- CMD [ARGS]...", help="The command to run on the lease."),
     lease: str | None = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
     kill_grace: float = _GRACE,
+    agent: bool = _AGENT,
 ) -> None:
     """Run CMD on a lease held by request-gpus; the lease stays held afterwards."""
     client, lease_id = state(ctx).session(lease)
-    raise typer.Exit(run_in_session(client, lease_id, command, kill_grace_s=kill_grace))
+    raise typer.Exit(run_in_session(client, lease_id, command, kill_grace_s=kill_grace, agent=agent))
 
 
 @app.command("release-gpus")

@@ -70,13 +70,31 @@ def leases_table(items: Sequence[tuple[str, pb.Lease]]) -> str:
             ",".join(str(a.gpu_index) for a in lease.allocations) or "-",
             size_text(lease.spec),
             ",".join(str(a.memory_mib) for a in lease.allocations) or "-",
+            lease.usage.used_mib if lease.usage.HasField("sampled_at") else "-",
+            lease.usage.sm_pct if lease.usage.HasField("sampled_at") else "-",
+            lease.enforcement or "-",
             lease.spec.priority,
             age(lease.created_at),
             lease.command[:40],
         ]
         for server, lease in items
     ]
-    headers = ["SERVER", "LEASE", "OWNER", "STATE", "QPOS", "GPUS", "ASKED", "MIB", "PRIO", "AGE", "COMMAND"]
+    headers = [
+        "SERVER",
+        "LEASE",
+        "OWNER",
+        "STATE",
+        "QPOS",
+        "GPUS",
+        "ASKED",
+        "MIB",
+        "USED",
+        "SM%",
+        "TIER",
+        "PRIO",
+        "AGE",
+        "COMMAND",
+    ]
     return _table_with_servers(headers, rows, _servers_column(items))
 
 
@@ -92,12 +110,27 @@ def gpus_table(items: Sequence[tuple[str, pb.Gpu]]) -> str:
             g.capacity_mib,
             g.granted_mib,
             g.free_mib,
+            g.used_mib,
+            g.utilization_pct,
             len(g.partitions),
-            "drained" if g.drained else "ok",
+            ("drained" if g.drained else "ok") + (",mps" if g.mps else ""),
         ]
         for server, g in items
     ]
-    headers = ["SERVER", "GPU", "NAME", "UUID", "TOTAL", "LENDABLE", "GRANTED", "FREE", "LEASES", "STATE"]
+    headers = [
+        "SERVER",
+        "GPU",
+        "NAME",
+        "UUID",
+        "TOTAL",
+        "LENDABLE",
+        "GRANTED",
+        "FREE",
+        "USED",
+        "UTIL%",
+        "LEASES",
+        "STATE",
+    ]
     return _table_with_servers(headers, rows, _servers_column(items))
 
 
@@ -115,17 +148,21 @@ def smi(server: str, info: pb.ServerInfo, gpus: Sequence[pb.Gpu], width: int = 4
         used = round(width * gpu.granted_mib / gpu.total_mib) if gpu.total_mib else 0
         reserved = round(width * gpu.reserved_mib / gpu.total_mib) if gpu.total_mib else 0
         bar = "#" * used + "." * max(0, width - used - reserved) + "r" * reserved
-        flags = " DRAINED" if gpu.drained else ""
+        flags = (" DRAINED" if gpu.drained else "") + (" MPS" if gpu.mps else "")
         out.append("")
         out.append(f"GPU {gpu.index}  {gpu.name}{flags}")
         out.append(
             f"  [{bar}] {format_mib(gpu.granted_mib)} / {format_mib(gpu.capacity_mib)} lent"
             f" ({format_mib(gpu.reserved_mib)} reserved)"
         )
+        out.append(f"  measured: {format_mib(gpu.used_mib)} in use, {gpu.utilization_pct}% busy")
         for part in gpu.partitions:
             who = f"{part.lease_id}  {part.owner}" if part.lease_id else "(another user's lease)"
             compute = f"  compute {part.compute_pct}%" if part.compute_pct else ""
             out.append(f"    {format_mib(part.memory_mib):>9}  {who}{compute}")
+        for proc in gpu.unleased:
+            who = f"pid {proc.pid} {proc.name} ({proc.user})"
+            out.append(f"    {format_mib(proc.used_mib):>9}  {who}: NOT UNDER A LEASE")
         if not gpu.partitions:
             out.append("    no leases")
     return "\n".join(out)

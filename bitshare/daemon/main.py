@@ -42,6 +42,16 @@ def main(
     idle_timeout: float | None = typer.Option(
         None, "--idle-timeout", help="Seconds without GPU activity before a lease is reclaimed (0: off)."
     ),
+    mps: str | None = typer.Option(None, "--mps", help="Run NVIDIA MPS per GPU: auto, on or off."),
+    watchdog: str | None = typer.Option(
+        None, "--watchdog", help="Leases over their partition: enforce (warn, then end), warn, or off."
+    ),
+    grace: float | None = typer.Option(
+        None, "--grace", help="Seconds an over-limit or ended lease's processes have before they are ended."
+    ),
+    sample_interval: float | None = typer.Option(
+        None, "--sample-interval", help="Seconds between measurements of GPU use."
+    ),
     tokens_file: Path | None = typer.Option(None, "--tokens-file", help="Bearer tokens for TCP callers."),
     allow_insecure_tcp: bool = typer.Option(False, "--allow-insecure-tcp", help="Allow plaintext TCP off loopback."),
     log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning or error."),
@@ -61,6 +71,7 @@ def main(
             allow_insecure_tcp,
             log_level,
         )
+        overrides.update(_enforcement_overrides(mps, watchdog, grace, sample_interval))
     except ValueError as exc:
         typer.echo(f"bitshared: error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -128,6 +139,29 @@ def _flag_overrides(
         if log_level not in ("debug", "info", "warning", "error"):
             raise ValueError(f"--log-level must be debug, info, warning or error, got {log_level!r}")
         overrides["log_level"] = log_level
+    return overrides
+
+
+def _enforcement_overrides(
+    mps: str | None, watchdog: str | None, grace: float | None, sample_interval: float | None
+) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if mps is not None:
+        if mps not in ("auto", "on", "off"):
+            raise ValueError(f"--mps must be auto, on or off, got {mps!r}")
+        overrides["mps"] = mps
+    if watchdog is not None:
+        if watchdog not in ("enforce", "warn", "off"):
+            raise ValueError(f"--watchdog must be enforce, warn or off, got {watchdog!r}")
+        overrides["watchdog"] = watchdog
+    if grace is not None:
+        if not grace >= 0:
+            raise ValueError(f"--grace must be >= 0 seconds, got {grace:g}")
+        overrides["grace_s"] = grace
+    if sample_interval is not None:
+        if not sample_interval >= 0.05:
+            raise ValueError(f"--sample-interval must be >= 0.05 seconds, got {sample_interval:g}")
+        overrides["sample_interval_s"] = sample_interval
     return overrides
 
 

@@ -108,6 +108,10 @@ class Daemon:
         state_dir = Path(config.state_dir)
         lock_fd = lock_state_dir(state_dir)
         backend = select_backend(config)
+        if config.mps == "on" and backend.simulated:
+            backend.close()
+            os.close(lock_fd)
+            raise ConfigError("mps = on needs NVIDIA GPUs; this daemon serves simulated GPUs")
         log.event("daemon.starting", version=__version__, pid=os.getpid(), state_dir=state_dir)
         if backend.simulated:
             log.warning("daemon.simulated", detail=backend.describe())
@@ -119,7 +123,7 @@ class Daemon:
         enforcement: asyncio.Future[None] | None = None
         mps: dict[int, MpsControl] = {}
         try:
-            runtime_dir = Path(config.runtime_dir)
+            runtime_dir = config.runtime_path()
             runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
             mps = await asyncio.to_thread(self._start_mps, backend, runtime_dir / "mps")
             manager = self._restore(backend, store, set(mps))
@@ -189,8 +193,6 @@ class Daemon:
         if mode == "off":
             return {}
         if backend.simulated:
-            if mode == "on":
-                raise ConfigError("mps = on needs NVIDIA GPUs; this daemon serves simulated GPUs")
             return {}
         started: dict[int, MpsControl] = {}
         try:

@@ -7,10 +7,11 @@ from ..v1 import bitshare_pb2 as pb
 MIB = 1024 * 1024
 
 
-def lease_environment(lease: pb.Lease, server: str, local_gpus: bool) -> dict[str, str]:
+def lease_environment(lease: pb.Lease, server: str, local_gpus: bool, simgpu_directory: str = "") -> dict[str, str]:
     """Variables that tell the command (and CUDA libraries) what it was lent.
 
     ``local_gpus``: the leased GPUs are on this host, so CUDA may address them directly.
+    ``simgpu_directory``: where a simulated GPU's processes publish what they hold.
     """
     sizes = [a.memory_mib for a in lease.allocations]
     env = {
@@ -18,10 +19,34 @@ def lease_environment(lease: pb.Lease, server: str, local_gpus: bool) -> dict[st
         "BITSHARE_SERVER": server,
         "BITSHARE_GPU_MEMORY_MIB": ",".join(str(s) for s in sizes) if len(set(sizes)) > 1 else str(sizes[0]),
         "BITSHARE_GPU_INDICES": ",".join(str(a.gpu_index) for a in lease.allocations),
+        "BITSHARE_GPU_UUIDS": ",".join(a.gpu_uuid for a in lease.allocations),
+        "BITSHARE_ENFORCEMENT": lease.enforcement or "none",
     }
     if lease.simulated:
         env["BITSHARE_SIMULATED"] = "1"
+        if local_gpus and simgpu_directory:
+            env["BITSHARE_SIMGPU_DIR"] = simgpu_directory
     elif local_gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(a.gpu_uuid for a in lease.allocations)
         env["CUPY_GPU_MEMORY_LIMIT"] = str(min(sizes) * MIB)
+        env.update(mps_environment(lease))
+    return env
+
+
+def mps_environment(lease: pb.Lease) -> dict[str, str]:
+    """Make the command an MPS client of its GPU's control daemon, held to the partition.
+
+    Limits are given by device ordinal as the command sees its GPUs (they are listed in
+    lease order in CUDA_VISIBLE_DEVICES); limits given by UUID have been seen ignored.
+    """
+    pipes = {a.mps_pipe_directory for a in lease.allocations}
+    if len(pipes) != 1 or "" in pipes:
+        return {}
+    env = {
+        "CUDA_MPS_PIPE_DIRECTORY": pipes.pop(),
+        "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT": ",".join(f"{i}={a.memory_mib}M" for i, a in enumerate(lease.allocations)),
+    }
+    compute = lease.allocations[0].compute_pct
+    if compute:
+        env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(compute)
     return env

@@ -41,6 +41,11 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
         self.usage: Callable[[], float] = lambda: 0.0  # CPU seconds of the lease's processes
+        # What the holder tells the daemon with each heartbeat: its processes and whether an agent runs.
+        self.pids: list[int] = []
+        self.agent = False
+        self._wake = threading.Event()  # send a heartbeat now (the report changed)
+        self.listeners: list[Callable[[pb.LeaseEvent], None]] = []  # called in the keeper thread
         self._thread = threading.Thread(target=self._run, name=f"bitshare-keeper-{lease.id}", daemon=True)
 
     @property
@@ -64,6 +69,7 @@ class LeaseKeeper:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         call = self._call
         if call is not None:
             call.cancel()
@@ -74,6 +80,14 @@ class LeaseKeeper:
             sys.stderr.write(f"bitshare: warning: the keeper of lease {self.lease.id} did not stop\n")
             return
         self.client.close()
+
+    def report(self, pids: list[int] | None = None, agent: bool | None = None) -> None:
+        """Change what the heartbeats report, and send one now."""
+        if pids is not None:
+            self.pids = list(pids)
+        if agent is not None:
+            self.agent = agent
+        self._wake.set()
 
     def notify(self) -> None:
         """Wake whoever waits on this keeper (for changes made outside it, such as a command ending)."""
@@ -86,9 +100,13 @@ class LeaseKeeper:
 
     # ----- the thread --------------------------------------------------------------
 
-    def _heartbeats(self) -> Iterator[float]:
-        while not self._stop.wait(self.heartbeat_s):
-            yield self.usage()
+    def _heartbeats(self) -> Iterator[pb.AttachRequest]:
+        while True:
+            self._wake.wait(self.heartbeat_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            yield pb.AttachRequest(cpu_seconds=self.usage(), pids=self.pids, agent=self.agent)
 
     def _run(self) -> None:
         last_contact = time.monotonic()
@@ -133,6 +151,8 @@ class LeaseKeeper:
         with self.changed:
             self.lease = event.lease
             self.changed.notify_all()
+        for listener in self.listeners:
+            listener(event)
 
     def _lose(self, reason: str) -> None:
         with self.changed:

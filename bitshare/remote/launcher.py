@@ -11,6 +11,7 @@ from typing import TextIO
 from ..client import Client, LeaseRequest
 from ..errors import BitshareError, LeaseLost, NoLease, UsageError
 from ..v1 import bitshare_pb2 as pb
+from .agent_hub import AgentHub
 from .environment import lease_environment
 from .keeper import ENDED_STATES, LeaseKeeper
 from .placement import place
@@ -102,25 +103,68 @@ def run_on_lease(
     argv: list[str],
     kill_grace_s: float,
     stderr: TextIO = sys.stderr,
+    agent: bool = True,
 ) -> int:
-    """Run ``argv`` with the lease in its environment; end it if the lease ends first."""
+    """Run ``argv`` with the lease in its environment; end it if the lease ends first.
+
+    On the daemon's own host the command's processes are named to the daemon (which
+    measures them and ends them with the lease), and ``agent`` starts the in-process
+    agent in its Python processes.
+    """
+    local = client.address.kind == "unix"
     env = dict(os.environ)
-    env.update(lease_environment(lease, str(client.address), local_gpus=client.address.is_loopback))
+    simgpu = client.info.simgpu_directory if local else ""
+    env.update(lease_environment(lease, str(client.address), client.address.is_loopback, simgpu))
+    hub = AgentHub([a.memory_mib for a in lease.allocations]) if agent else None
+    if hub is not None:
+        env.update(hub.environment(env))
+        hub.on_change = lambda: keeper.report(agent=hub.active)
+    relay = _EventRelay(hub, stderr)
+    keeper.listeners.append(relay)
     try:
-        child = Supervised(argv, env, on_exit=keeper.notify)
-    except CommandNotFound as exc:
-        raise UsageError(str(exc), exit_code=127) from None
-    keeper.usage = child.cpu_seconds
-    with child.foreground():
-        while not keeper.wait(lambda: keeper.ended or child.exited.is_set(), 1.0):
-            pass  # a timeout only lets forwarded signals be handled promptly
-        if not child.exited.is_set():
-            why = keeper.lost_reason or _describe_end(keeper.lease)
-            stderr.write(f"bitshare: {why}; ending the command\n")
-            stderr.flush()
-            child.terminate(kill_grace_s)
+        try:
+            child = Supervised(argv, env, on_exit=keeper.notify)
+        except CommandNotFound as exc:
+            raise UsageError(str(exc), exit_code=127) from None
+        keeper.usage = child.cpu_seconds
+        if local:
+            keeper.report(pids=[child.pid])
+        with child.foreground():
+            while not keeper.wait(lambda: keeper.ended or child.exited.is_set(), 1.0):
+                pass  # a timeout only lets forwarded signals be handled promptly
+            if not child.exited.is_set():
+                why = keeper.lost_reason or _describe_end(keeper.lease)
+                stderr.write(f"bitshare: {why}; ending the command\n")
+                stderr.flush()
+                child.terminate(kill_grace_s)
+    finally:
+        keeper.listeners.remove(relay)
+        if hub is not None:
+            hub.close()
     assert child.returncode is not None
     return exit_code(child.returncode)
+
+
+class _EventRelay:
+    """Lease events the command should know of: resizes go to its agents, warnings to stderr."""
+
+    def __init__(self, hub: AgentHub | None, stderr: TextIO) -> None:
+        self.hub = hub
+        self.stderr = stderr
+
+    def __call__(self, event: pb.LeaseEvent) -> None:
+        if event.kind == pb.LeaseEvent.KIND_RESIZED:
+            sizes = [a.memory_mib for a in event.lease.allocations]
+            if self.hub is not None:
+                self.hub.resize(sizes)
+            self._say(f"lease {event.lease.id} resized to {', '.join(f'{s} MiB' for s in sizes)}")
+        elif event.kind == pb.LeaseEvent.KIND_WARNING:
+            self._say(f"warning: lease {event.lease.id}: {event.message}")
+
+    def _say(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stderr.write(f"bitshare: {text}\n")
+            self.stderr.flush()
 
 
 def run_command(
@@ -129,6 +173,7 @@ def run_command(
     argv: list[str],
     kill_grace_s: float = 10.0,
     stderr: TextIO = sys.stderr,
+    agent: bool = True,
 ) -> int:
     """``bitshare run``: obtain a lease, run the command on it, release it, return the command's code."""
     try:
@@ -136,7 +181,7 @@ def run_command(
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     try:
-        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr)
+        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr, agent)
     finally:
         keeper.stop()
         if not keeper.ended:
@@ -152,6 +197,7 @@ def run_in_session(
     argv: list[str],
     kill_grace_s: float = 10.0,
     stderr: TextIO = sys.stderr,
+    agent: bool = True,
 ) -> int:
     """``bitshare client``: run a command on a lease held by a session; the lease stays afterwards."""
     lease = client.get(lease_id)
@@ -159,7 +205,7 @@ def run_in_session(
         raise LeaseLost(_describe_end(lease) if lease.state in ENDED_STATES else f"lease {lease_id} is still queued")
     keeper = LeaseKeeper(client, lease).start()
     try:
-        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr)
+        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr, agent)
     finally:
         keeper.stop()
 

@@ -82,6 +82,7 @@ class ModelLease:
     deadline: float = 0.0  # when the ledger should consider the holder gone
     wait_deadline: float | None = None
     last_active: float = 0.0
+    mps_uid: int | None = None
 
 
 @dataclass
@@ -119,6 +120,7 @@ requests = st.fixed_dictionaries(
         "ttl_s": st.sampled_from([0.0, 50.0]),
         "owner": st.sampled_from(["alice", "bob"]),
         "with_request_id": st.booleans(),
+        "local": st.booleans(),  # its processes run on this host (as MPS clients where MPS runs)
     }
 )
 
@@ -130,6 +132,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.m: dict[str, ModelLease] = {}
         self.caps: dict[int, int] = {}
         self.drained: set[int] = set()
+        self.mps: set[int] = set()  # GPUs that run MPS
         self.now = 1000.0
         self.n = 0
         self.max_seq = 0
@@ -145,16 +148,18 @@ class LedgerMachine(RuleBasedStateMachine):
             min_size=1,
             max_size=3,
         ),
+        mps=st.lists(st.booleans(), min_size=3, max_size=3),
         ttl=st.sampled_from([30.0, 100.0, 1000.0]),
         aging=st.sampled_from([0.0, 20.0]),
         starvation=st.sampled_from([0.0, 60.0, 120.0]),
         idle=st.sampled_from([0.0, 50.0]),
     )
-    def setup(self, gpus, ttl, aging, starvation, idle):
+    def setup(self, gpus, mps, ttl, aging, starvation, idle):
         self.policy = Policy(lease_ttl_s=ttl, aging_s=aging, starvation_s=starvation, idle_timeout_s=idle)
+        self.mps = {i for i in range(len(gpus)) if mps[i]}
         self.ledger = Ledger(
             [
-                Gpu(index=i, uuid=f"GPU-{i}", name="Test GPU", total_mib=t, reserved_mib=r)
+                Gpu(index=i, uuid=f"GPU-{i}", name="Test GPU", total_mib=t, reserved_mib=r, mps=i in self.mps)
                 for i, (t, r) in enumerate(gpus)
             ],
             self.policy,
@@ -172,11 +177,19 @@ class LedgerMachine(RuleBasedStateMachine):
     def _compute(self, index: int) -> int:
         return sum(ml.spec.compute_pct for ml in self.m.values() if ml.state is ACTIVE and index in ml.alloc)
 
-    def _place(self, spec: LeaseSpec) -> dict[int, int] | None:
-        """Best fit: the GPUs with the least left over after the grant, lowest index first."""
+    def _mps_users(self, index: int) -> set[int]:
+        return {
+            ml.mps_uid for ml in self.m.values() if ml.state is ACTIVE and index in ml.alloc and ml.mps_uid is not None
+        }
+
+    def _place(self, spec: LeaseSpec, mps_uid: int | None = None) -> dict[int, int] | None:
+        """Best fit: the GPUs with the least left over after the grant, lowest index first;
+        an MPS GPU serving another user's MPS clients is not an option."""
         options = []
         for index, cap in sorted(self.caps.items()):
             if index in self.drained:
+                continue
+            if index in self.mps and mps_uid is not None and self._mps_users(index) - {mps_uid}:
                 continue
             need = need_mib(spec.size, cap)
             free = cap - self._granted(index)
@@ -346,10 +359,11 @@ class LedgerMachine(RuleBasedStateMachine):
         queue = self._queue()
         if queue:
             head = queue[0]
-            assert self._place(head.spec) is None, f"head {head.id} fits but was left queued"
+            assert self._place(head.spec, head.mps_uid) is None, f"head {head.id} fits but was left queued"
             if not self._starving(head):
                 for ml in queue[1:]:
-                    assert self._place(ml.spec) is None, f"{ml.id} fits, head {head.id} is not starving, yet it waits"
+                    fits = self._place(ml.spec, ml.mps_uid) is not None
+                    assert not fits, f"{ml.id} fits, head {head.id} is not starving, yet it waits"
 
     # ----- rules ---------------------------------------------------------------
 
@@ -369,17 +383,21 @@ class LedgerMachine(RuleBasedStateMachine):
         request = dict(request)  # (the generated value is shown on failure: leave it whole)
         owner = request.pop("owner")
         request_id = f"req-{lid}" if request.pop("with_request_id") else ""
+        local = request.pop("local")
         spec = LeaseSpec(**request)
+        mps_uid = {"alice": 1001, "bob": 1002}[owner] if local and spec.gpu_count == 1 else None
 
         fitting = sum(1 for cap in self.caps.values() if need_mib(spec.size, cap) <= cap)
         unsatisfiable = fitting < spec.gpu_count
-        placement = self._place(spec)
+        placement = self._place(spec, mps_uid)
         queue = self._queue()
         head = queue[0] if queue else None
         blocked = head is not None and self._starving(head) and not spec.priority > self._eff(head)
 
         pre = self._pre()
-        result = self._attempt(lambda: self.ledger.submit(lid, owner, spec, self.now, request_id=request_id))
+        result = self._attempt(
+            lambda: self.ledger.submit(lid, owner, spec, self.now, request_id=request_id, mps_uid=mps_uid)
+        )
         if unsatisfiable:
             assert isinstance(result, Unsatisfiable), f"expected Unsatisfiable, got {result!r}"
             return
@@ -405,6 +423,7 @@ class LedgerMachine(RuleBasedStateMachine):
             seq=result.seq,
             created=self.now,
             priority=spec.priority,
+            mps_uid=mps_uid,
         )
         self._post(pre, scheduled=False)
 

@@ -26,6 +26,7 @@ from .processes import ProcessTracker, process_label
 from .watchdog import LeaseUse, Verdict, Watchdog
 
 MPS_CHECK_EVERY_S = 5.0
+HOLDER_TURN_S = 1.0  # after a lease ends, its holder ends the processes before the daemon does
 
 
 @dataclass
@@ -182,24 +183,30 @@ class Enforcer:
                 self.measured.pop(lease.id, None)
 
     async def _end_processes(self, lease_id: str, why: str) -> None:
-        """SIGTERM the lease's processes now, SIGKILL what is left after the grace period."""
+        """Make sure the ended lease's processes are gone by the end of the grace period.
+
+        The holder is told first and ends them itself; what is left after a short
+        holder's turn gets SIGTERM from here, and what is left at the grace period SIGKILL.
+        """
+        loop = asyncio.get_running_loop()
+        grace = self.watchdog.policy.grace_s
+        started = loop.time()
+        problems: list[str] = []
         try:
-            with self._tracker_lock:
-                sent, problems = self.tracker.signal(lease_id, signal.SIGTERM)
-            if sent:
-                log.event("enforcement.terminate", lease=lease_id, processes=sent, detail=why)
-            deadline = asyncio.get_running_loop().time() + self.watchdog.policy.grace_s
-            while asyncio.get_running_loop().time() < deadline:
+            for sig, at in ((signal.SIGTERM, min(HOLDER_TURN_S, grace / 4)), (signal.SIGKILL, grace)):
+                while loop.time() < started + at:
+                    with self._tracker_lock:
+                        if not self.tracker.processes(lease_id):
+                            return
+                    await asyncio.sleep(min(0.1, self.sample_interval_s))
                 with self._tracker_lock:
-                    left = self.tracker.processes(lease_id)
-                if not left:
-                    return
-                await asyncio.sleep(min(0.1, self.sample_interval_s))
-            with self._tracker_lock:
-                killed, more = self.tracker.signal(lease_id, signal.SIGKILL)
-            if killed:
-                log.warning("enforcement.kill", lease=lease_id, processes=killed, detail="still running after grace")
-            for problem in problems + more:
+                    sent, refused = self.tracker.signal(lease_id, sig)
+                problems += refused
+                if sent:
+                    log.warning(
+                        "enforcement.signal", lease=lease_id, signal=sig.name, processes=sent, detail=f"lease {why}"
+                    )
+            for problem in dict.fromkeys(problems):
                 log.error("enforcement.cannot_signal", lease=lease_id, detail=problem)
         finally:
             with self._tracker_lock:
