@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# GPU checks for a host with an NVIDIA GPU: the NVML backend and CuPy under real leases.
+# The GPU checks of bitshare, for a host with an NVIDIA GPU: the gpu-marked tests (NVML backend,
+# MPS, the in-process agent with CuPy and PyTorch, the watchdog, live resize and revoke), then
+# the seed benchmark (benchmarks/seed_gpu.py). Under 8 minutes; a short table comes last.
 # Usage (from the repository root): bash tests/gpu/run.sh   [results go to $OUT, default ./gpu-results]
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu-results}"
@@ -8,15 +10,45 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi --query-gpu=index,name,uuid,memory.total,driver_version --format=csv | tee "$OUT/nvidia-smi.csv"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=index,name,uuid,memory.total,driver_version,compute_mode --format=csv | tee "$OUT/nvidia-smi.csv"
 python3 - <<'PY' | tee "$OUT/versions.txt"
-import grpc, google.protobuf, sys
+import sys
+import google.protobuf, grpc
 print("python", sys.version.split()[0], "grpcio", grpc.__version__, "protobuf", google.protobuf.__version__)
-try:
-    import cupy; print("cupy", cupy.__version__)
-except ImportError as exc:
-    print("cupy missing:", exc)
+for name in ("cupy", "torch", "torchvision"):
+    try:
+        print(name, __import__(name).__version__)
+    except ImportError as exc:
+        print(name, "missing:", exc)
 PY
-python3 -m pytest -m gpu tests/gpu -v -p no:cacheprovider --junitxml="$OUT/gpu-junit.xml" 2>&1 | tee "$OUT/gpu-pytest.txt"
-exit "${PIPESTATUS[0]}"
+timeout 300 python3 -m pytest -m gpu tests/gpu -v -p no:cacheprovider --junitxml="$OUT/gpu-junit.xml" 2>&1 \
+    | tee "$OUT/gpu-pytest.txt"
+tests_rc=${PIPESTATUS[0]}
+timeout 210 python3 benchmarks/seed_gpu.py --seconds 12 --warmup 4 --out "$OUT/seed_gpu.json" 2>&1 \
+    | tee "$OUT/seed_gpu.txt"
+bench_rc=${PIPESTATUS[0]}
+python3 - "$OUT" <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+from pathlib import Path
+out = Path(sys.argv[1])
+rows = []
+try:
+    suite = ET.parse(out / "gpu-junit.xml").getroot().find("testsuite")
+    failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    rows.append(("gpu tests", f"{int(suite.get('tests', 0)) - failed - int(suite.get('skipped', 0))} passed, {failed} failed"))
+except (OSError, ET.ParseError, AttributeError) as exc:
+    rows.append(("gpu tests", f"no result ({exc})"))
+try:
+    seed = json.loads((out / "seed_gpu.json").read_text())
+    rows.append(("card", str(seed["machine"].get("gpu"))))
+    for phase, value in seed["sum_relative_to_alone"].items():
+        rows.append((f"seed sum, {phase}", f"{value:.2f}" if isinstance(value, (int, float)) else str(value)))
+except (OSError, ValueError, KeyError) as exc:
+    rows.append(("seed benchmark", f"no result ({exc})"))
+width = max(len(k) for k, _ in rows)
+print()
+for key, value in rows:
+    print(f"{key:<{width}}  {value}")
+PY
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

@@ -31,7 +31,7 @@ print(json.dumps({"visible": os.environ["CUDA_VISIBLE_DEVICES"], "limit": limit,
 
 @pytest.fixture
 def nvml_daemon(make_daemon) -> Daemon:
-    return make_daemon("--backend", "nvml", "--lease-ttl", "10")
+    return make_daemon("--backend", "nvml", "--lease-ttl", "10", "--mps", "off")
 
 
 def test_nvml_inventory_matches_the_driver(nvml_daemon: Daemon) -> None:

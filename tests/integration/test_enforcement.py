@@ -7,11 +7,7 @@ holding simulated device memory (tests/apps/simgpu_app.py), driven line by line.
 from __future__ import annotations
 
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,61 +19,12 @@ from bitshare import simgpu
 from bitshare.client import LeaseRequest
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, bitshare_cmd, refused_start, run_cli, wait_for
+from ..conftest import Daemon, refused_start, run_cli, wait_for
+from ..leased_app import LeasedApp
 
 APP = Path(__file__).resolve().parent.parent / "apps" / "simgpu_app.py"
 GRACE_S = 2.0
 FAST = ("--simulate", "1x16GiB", "--grace", str(GRACE_S), "--sample-interval", "0.1")
-
-
-class LeasedApp:
-    """``bitshare run ... -- python simgpu_app.py``, answering one line per command."""
-
-    def __init__(self, daemon: Daemon, tmp_path: Path, *run_args: str) -> None:
-        self.stderr_path = tmp_path / f"run-{id(self)}.err"
-        with open(self.stderr_path, "w") as err:
-            self.proc = subprocess.Popen(
-                bitshare_cmd("--server", daemon.server, "run", *run_args, "--", sys.executable, str(APP)),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                env=daemon.env,
-            )
-        self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line.strip())
-        self._lines.put("")  # end of output
-
-    def ask(self, command: str, timeout: float = 30.0) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        try:
-            return self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no answer to {command!r} in {timeout:g}s; stderr:\n{self.stderr()}") from None
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def pid(self) -> int:
-        return int(self.ask("pid").split()[1])
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            with_stdin = self.proc.stdin
-            if with_stdin is not None:
-                with_stdin.close()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
@@ -85,7 +32,7 @@ def apps(daemon_fast: Daemon, tmp_path: Path) -> Iterator[Callable[..., LeasedAp
     started: list[LeasedApp] = []
 
     def start(*run_args: str) -> LeasedApp:
-        app = LeasedApp(daemon_fast, tmp_path, *run_args)
+        app = LeasedApp(daemon_fast, tmp_path, APP, *run_args)
         started.append(app)
         return app
 

@@ -46,6 +46,8 @@ def test_daemon_config_reads_every_section(tmp_path: Path) -> None:
         '[daemon]\nlisten = ["unix:/tmp/x.sock", "127.0.0.1:7000"]\nstate_dir = "/tmp/s"\n'
         '[gpus]\nsimulate = "2x8GiB"\nreserve = "1GiB"\n[leases]\nttl_s = 10\nidle_timeout_s = 600\n'
         "[queue]\naging_s = 30\nstarvation_s = 60\n[security]\nallow_insecure_tcp = true\n"
+        '[enforcement]\nmps = "off"\nwatchdog = "warn"\ngrace_s = 3\nsample_interval_s = 0.5\n'
+        'context_allowance = "256MiB"\n'
     )
     config = load_daemon_config(path)
     assert config.listen == ["unix:/tmp/x.sock", "127.0.0.1:7000"]
@@ -56,6 +58,14 @@ def test_daemon_config_reads_every_section(tmp_path: Path) -> None:
         600.0,
     )
     assert (config.aging_s, config.starvation_s, config.allow_insecure_tcp) == (30.0, 60.0, True)
+    assert (config.mps, config.watchdog, config.grace_s, config.sample_interval_s, config.context_mib) == (
+        "off",
+        "warn",
+        3.0,
+        0.5,
+        256,
+    )
+    assert config.runtime_path() == Path("/tmp")  # the first socket's directory
 
 
 @pytest.mark.parametrize(
@@ -67,6 +77,9 @@ def test_daemon_config_reads_every_section(tmp_path: Path) -> None:
         ("[leases]\nttl_s = true", "expected seconds > 0"),
         ('[gpus]\nreserve = "lots"', "not a memory size"),
         ("[daemon]\nlisten = [1]", "expected a list"),
+        ('[enforcement]\nmps = "yes"', "expected auto, on or off"),
+        ('[enforcement]\nwatchdog = "kill"', "expected enforce, warn or off"),
+        ("[enforcement]\nsample_interval_s = 0", "expected seconds >= 0.05"),
     ],
 )
 def test_daemon_config_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -147,6 +160,7 @@ def test_the_shipped_config_and_tokens_example_load() -> None:
     root = Path(__file__).resolve().parents[2]
     config = load_daemon_config(root / "etc" / "bitshare.toml")
     assert config.listen == ["unix:/run/bitshare/bitshared.sock"] and config.reserve_mib == 512
+    assert (config.mps, config.watchdog, config.grace_s, config.context_mib) == ("auto", "enforce", 10.0, 1024)
     assert [t.role for t in load_tokens(root / "etc" / "tokens.toml.example")] == ["client", "admin"]
 
 
