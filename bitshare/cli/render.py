@@ -75,7 +75,7 @@ def leases_table(items: Sequence[tuple[str, pb.Lease]]) -> str:
             lease.enforcement or "-",
             lease.spec.priority,
             age(lease.created_at),
-            lease.command[:40],
+            " ".join(lease.command.split())[:40],
         ]
         for server, lease in items
     ]

@@ -20,7 +20,6 @@ def lease_environment(lease: pb.Lease, server: str, local_gpus: bool, simgpu_dir
         "BITSHARE_GPU_MEMORY_MIB": ",".join(str(s) for s in sizes) if len(set(sizes)) > 1 else str(sizes[0]),
         "BITSHARE_GPU_INDICES": ",".join(str(a.gpu_index) for a in lease.allocations),
         "BITSHARE_GPU_UUIDS": ",".join(a.gpu_uuid for a in lease.allocations),
-        "BITSHARE_ENFORCEMENT": lease.enforcement or "none",
     }
     if lease.simulated:
         env["BITSHARE_SIMULATED"] = "1"

@@ -147,11 +147,11 @@ def test_a_dead_mps_control_daemon_is_restarted(mps_daemon: Daemon) -> None:
         "--",
         sys.executable,
         "-c",
-        "import cupy, os; x = cupy.ones(1 << 20); print(os.environ['BITSHARE_ENFORCEMENT'], float(x.sum()))",
+        "import cupy, os; x = cupy.ones(1 << 20); print(os.environ['CUDA_MPS_PIPE_DIRECTORY'], float(x.sum()))",
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["mps", "1048576.0"]
+    assert done.stdout.split() == [str(pid_file.parent), "1048576.0"]
 
 
 # ----- the in-process agent: CuPy's pool and PyTorch's fraction, live -----------------

@@ -102,7 +102,7 @@ class Enforcer:
         holder = self._holders.get(lease.id)
         if holder is not None and holder.agent:
             return "agent"
-        if self.watchdog.policy.mode != "off" and lease.id in self.tracker.leases():
+        if self.watchdog.policy.mode != "off" and self.tracker.has(lease.id):
             return "watchdog"
         return "none"
 
@@ -174,7 +174,7 @@ class Enforcer:
     def _on_changes(self, changes: list[Change]) -> None:
         for change in changes:
             lease = change.lease
-            if lease.state.ended and lease.id in self.tracker.leases():
+            if lease.state.ended and self.tracker.has(lease.id):
                 task = asyncio.ensure_future(self._end_processes(lease.id, change.detail))
                 self._kills.add(task)
                 task.add_done_callback(self._kills.discard)
@@ -216,22 +216,24 @@ class Enforcer:
     # ----- MPS --------------------------------------------------------------------
 
     async def _check_mps(self) -> None:
-        """A control daemon that died is restarted; the leases running under it are told."""
+        """A control daemon that died is restarted, and an MPS server that vanished while its
+        clients were running is reported; the leases running under either are told."""
         for index, control in self.mps.items():
             if await asyncio.to_thread(control.alive):
+                servers = await asyncio.to_thread(control.server_pids)
+                if servers is None:
+                    continue
+                gone = control.servers - servers
+                control.servers = servers
+                if gone and self._mps_holders(index):
+                    log.error("mps.server_exited", gpu=index, pids=",".join(map(str, sorted(gone))))
+                    await self._tell_mps_holders(index, f"the MPS server of GPU {index} exited")
                 continue
             self.mps_up[index] = False
-            holders = [lease for lease in self.manager.ledger.active() if index in lease.allocations]
             log.error("mps.died", gpu=index, detail="the MPS control daemon is gone; restarting it")
-            for lease in holders:
-                if lease.mps_uid is not None:
-                    await self.manager.warn(
-                        lease.id,
-                        "mps_failed",
-                        f"the MPS control daemon of GPU {index} died; CUDA work of this lease may have failed "
-                        "and must be restarted",
-                    )
+            await self._tell_mps_holders(index, f"the MPS control daemon of GPU {index} died")
             try:
+                await asyncio.to_thread(control.end_orphan_servers)
                 await asyncio.to_thread(control.start)
             except Exception as exc:
                 log.error("mps.restart_failed", gpu=index, error=exc)
@@ -239,6 +241,20 @@ class Enforcer:
             control.restarts += 1
             self.mps_up[index] = True
             log.event("mps.restarted", gpu=index, pid=control.pid)
+
+    def _mps_holders(self, gpu_index: int) -> list[Lease]:
+        """Active MPS leases on the GPU whose processes run now."""
+        return [
+            lease
+            for lease in self.manager.ledger.active()
+            if gpu_index in lease.allocations and lease.mps_uid is not None and self.tracker.has(lease.id)
+        ]
+
+    async def _tell_mps_holders(self, gpu_index: int, what: str) -> None:
+        for lease in self._mps_holders(gpu_index):
+            await self.manager.warn(
+                lease.id, "mps_failed", f"{what}; CUDA work of this lease may have failed and must be restarted"
+            )
 
     async def close(self) -> None:
         for task in list(self._kills):

@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
+
 CONTROL = "nvidia-cuda-mps-control"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -46,6 +48,7 @@ class MpsControl:
         self.log_dir = base_dir / f"gpu{gpu_index}" / "log"
         self.pid: int | None = None
         self.restarts = 0
+        self.servers: set[int] = set()  # MPS server pids last seen
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -94,6 +97,13 @@ class MpsControl:
         """The control daemon replies to a query on its pipe."""
         return self.query("get_server_list") is not None
 
+    def server_pids(self) -> set[int] | None:
+        """The MPS servers running now (one per user with clients), or None when the control daemon is silent."""
+        listing = self.query("get_server_list")
+        if listing is None:
+            return None
+        return {int(word) for word in listing.split() if word.isdigit()}
+
     def query(self, command: str) -> str | None:
         try:
             result = subprocess.run(
@@ -107,6 +117,15 @@ class MpsControl:
         except (OSError, subprocess.TimeoutExpired):
             return None
         return result.stdout if result.returncode == 0 else None
+
+    def end_orphan_servers(self) -> None:
+        """Kill the MPS servers a dead control daemon left behind: no new client can reach them."""
+        for pid in self.servers:
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(pid)
+                if "mps-server" in process.name():
+                    process.kill()
+        self.servers = set()
 
     def stop(self) -> None:
         """Ask the control daemon to quit (it stops its server); kill it if it does not."""

@@ -52,8 +52,9 @@ class ProcessTracker:
     def forget(self, lease_id: str) -> None:
         self._trees.pop(lease_id, None)
 
-    def leases(self) -> list[str]:
-        return list(self._trees)
+    def has(self, lease_id: str) -> bool:
+        """Its holder has named processes for the lease (some may have ended since)."""
+        return lease_id in self._trees
 
     def processes(self, lease_id: str) -> list[psutil.Process]:
         """The lease's live processes now: its roots, their descendants, and any seen before."""
