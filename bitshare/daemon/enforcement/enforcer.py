@@ -222,6 +222,7 @@ class Enforcer:
             if await asyncio.to_thread(control.alive):
                 servers = await asyncio.to_thread(control.server_pids)
                 if servers is None:
+                    log.warning("mps.silent", gpu=index, detail="the MPS control daemon runs but does not answer")
                     continue
                 gone = control.servers - servers
                 control.servers = servers
