@@ -165,7 +165,8 @@ class _Denied(Exception):
     pass
 
 
-async def _raise(exc: Exception) -> None:
+async def _reraise(exc: Exception) -> None:
+    """An awaitable that raises ``exc``, for :func:`guarded` to turn into the stream's status."""
     raise exc
 
 
@@ -294,7 +295,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             while not lease.state.ended:
                 update = await updates.get()
                 if update.kind == "refused":
-                    await guarded(self.shared, context, _raise(refused[0]))
+                    await guarded(self.shared, context, _reraise(refused[0]))
                 lease = update.lease
                 yield self._event(update)
         finally:
@@ -303,7 +304,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
     def _report(self, identity: Identity, lease: Lease, beat: pb.AttachRequest) -> None:
         """Hand the holder's report (its processes, its agent) to enforcement; refuse bad pids."""
-        if lease.state is not LeaseState.ACTIVE or not (beat.pids or beat.agent):
+        if lease.state is not LeaseState.ACTIVE:
             return
         if beat.pids and identity.uid is None:
             raise InvalidRequest("processes can be named only over the daemon's local Unix socket")

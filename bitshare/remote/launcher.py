@@ -115,7 +115,8 @@ def run_on_lease(
     env = dict(os.environ)
     simgpu = client.info.simgpu_directory if local else ""
     env.update(lease_environment(lease, str(client.address), client.address.is_loopback, simgpu))
-    hub = AgentHub([a.memory_mib for a in lease.allocations]) if agent else None
+    # The agent limits libraries on this host's GPUs: only useful when the leased GPUs are here.
+    hub = AgentHub([a.memory_mib for a in lease.allocations]) if agent and client.address.is_loopback else None
     if hub is not None:
         env.update(hub.environment(env))
         hub.on_change = lambda: keeper.report(agent=hub.active)
