@@ -31,13 +31,13 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import grpc
+from tables import cell, print_table
 
 from bitshare.address import parse_address
 from bitshare.client import local_token
@@ -512,23 +512,6 @@ def targets(levels: list[dict]) -> list[dict[str, Any]]:
 # ----- output --------------------------------------------------------------------------------
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def print_table(headers: list[str], rows: Iterable[list[object]]) -> None:
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    print(" | ".join(h.rjust(w) for h, w in zip(headers, widths, strict=False)))
-    print("-+-".join("-" * w for w in widths))
-    for row in cells:
-        print(" | ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)))
-
-
 def filesystem_of(path: Path) -> str | None:
     """The type of the filesystem holding ``path`` (fsync cost depends on it), if psutil can tell."""
     if psutil is None:
@@ -607,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
                 errors = {**figures["noop_errors"], **figures["lease_errors"]}
                 print(
                     f"  {clients} clients: {figures['pairs_per_s']:,.0f} grant+release/s, "
-                    f"grant p50 {_cell(figures['grant']['p50_ms'])} ms" + (f", errors {errors}" if errors else ""),
+                    f"grant p50 {cell(figures['grant']['p50_ms'])} ms" + (f", errors {errors}" if errors else ""),
                     flush=True,
                 )
         finally:
@@ -680,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     goals = targets(levels)
     for goal in goals:
         verdict = {True: "MET", False: "NOT MET", None: "NOT MEASURED"}[goal["met"]]
-        print(f"target {goal['target']}: {verdict} (measured {_cell(goal['measured'])})")
+        print(f"target {goal['target']}: {verdict} (measured {cell(goal['measured'])})")
 
     report = {
         "benchmark": "lease_bench",
