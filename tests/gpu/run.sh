@@ -36,7 +36,9 @@ rows = []
 try:
     suite = ET.parse(out / "gpu-junit.xml").getroot().find("testsuite")
     failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-    rows.append(("gpu tests", f"{int(suite.get('tests', 0)) - failed - int(suite.get('skipped', 0))} passed, {failed} failed"))
+    skipped = int(suite.get("skipped", 0))
+    passed = int(suite.get("tests", 0)) - failed - skipped
+    rows.append(("gpu tests", f"{passed} passed, {failed} failed, {skipped} skipped"))
 except (OSError, ET.ParseError, AttributeError) as exc:
     rows.append(("gpu tests", f"no result ({exc})"))
 try:
