@@ -119,6 +119,11 @@ class Client:
     def close(self) -> None:
         self.channel.close()
 
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """(token, TLS CA path) this client was made with; a Unix-socket client's token is fetched anew."""
+        return self._credentials
+
     def clone(self) -> Client:
         """A new connection to the same daemon with the same credentials."""
         return Client(self.address, *self._credentials)

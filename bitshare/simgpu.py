@@ -43,6 +43,7 @@ class DevicePool:
         self._busy_s = 0.0
         self._lock = threading.Lock()
         self._map: mmap.mmap | None = None
+        self._adopted: set[int] = set()  # ids of buffers counted by adopt()
         if registry is not None:
             self._map = _open_record(registry / f"{uuid}.{os.getpid()}")
         self._publish()
@@ -70,18 +71,44 @@ class DevicePool:
 
         dtype = np.dtype(dtype)
         count = int(np.prod(shape, dtype=np.int64)) if not isinstance(shape, int) else shape
-        nbytes = max(0, count) * dtype.itemsize
+        self.check_room(max(0, count) * dtype.itemsize)  # refuse before allocating anything
+        return self.adopt(np.empty(shape, dtype))
+
+    def adopt(self, array: Any) -> Any:
+        """Count an array made elsewhere (by a NumPy function) as device memory, once per buffer;
+        OutOfMemoryError, and nothing counted, when it does not fit under the limit."""
+        root = array
+        while getattr(root, "base", None) is not None and hasattr(root.base, "nbytes"):
+            root = root.base
+        key = id(root)
         with self._lock:
+            if key in self._adopted:
+                return array
+            nbytes = root.nbytes
             if self._limit and self._used + nbytes > self._limit:
                 raise OutOfMemoryError(
                     f"out of memory allocating {nbytes:,} bytes on simulated GPU {self.index} "
                     f"(holding {self._used:,} of a {self._limit:,}-byte limit)"
                 )
             self._used += nbytes
+            self._adopted.add(key)
             self._publish()
-        array = np.empty(shape, dtype)
-        weakref.finalize(array, self._free, nbytes)
+        weakref.finalize(root, self._release, key, nbytes)
         return array
+
+    def check_room(self, nbytes: int) -> None:
+        """OutOfMemoryError when ``nbytes`` more would not fit under the limit (nothing is allocated)."""
+        if self._limit and self._used + nbytes > self._limit:
+            raise OutOfMemoryError(
+                f"out of memory allocating {nbytes:,} bytes on simulated GPU {self.index} "
+                f"(holding {self._used:,} of a {self._limit:,}-byte limit)"
+            )
+
+    def _release(self, key: int, nbytes: int) -> None:
+        with self._lock:
+            self._adopted.discard(key)
+            self._used -= nbytes
+            self._publish()
 
     def zeros(self, shape: int | tuple[int, ...], dtype: Any = "float32") -> Any:
         array = self.empty(shape, dtype)
@@ -98,11 +125,6 @@ class DevicePool:
             with self._lock:
                 self._busy_s += time.perf_counter() - started
                 self._publish()
-
-    def _free(self, nbytes: int) -> None:
-        with self._lock:
-            self._used -= nbytes
-            self._publish()
 
     def _publish(self) -> None:
         if self._map is not None:

@@ -23,6 +23,12 @@ _PRIORITY = typer.Option(0, "--priority", help="Higher goes first in the queue."
 _WAIT = typer.Option(True, "--wait/--no-wait", help="Wait in the queue, or fail at once (exit 75).")
 _TIMEOUT = typer.Option(None, "--timeout", help="Give up waiting after SECONDS (exit 75).")
 _GRACE = typer.Option(10.0, "--kill-grace", help="Seconds between SIGTERM and SIGKILL when the lease ends.")
+_REMOTE = typer.Option(
+    None,
+    "--remote/--local",
+    help="Run CMD's CuPy arrays on the lease's GPU server (default: when its GPUs are not usable from here).",
+    show_default=False,
+)
 _AGENT = typer.Option(
     True, "--agent/--no-agent", help="Load the in-process agent into CMD's Python processes (live limits)."
 )
@@ -42,6 +48,7 @@ def run(
     timeout: float | None = _TIMEOUT,
     kill_grace: float = _GRACE,
     agent: bool = _AGENT,
+    remote: bool | None = _REMOTE,
 ) -> None:
     """Lease GPU partitions, run CMD on them, give them back when CMD ends; exit with CMD's code."""
     request = build_request(
@@ -55,7 +62,9 @@ def run(
         timeout=timeout,
         command=command,
     )
-    raise typer.Exit(run_command(state(ctx).pool(), request, command, kill_grace_s=kill_grace, agent=agent))
+    raise typer.Exit(
+        run_command(state(ctx).pool(), request, command, kill_grace_s=kill_grace, agent=agent, remote=remote)
+    )
 
 
 @app.command("request-gpus")
@@ -98,10 +107,11 @@ def client(
     lease: str | None = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
     kill_grace: float = _GRACE,
     agent: bool = _AGENT,
+    remote: bool | None = _REMOTE,
 ) -> None:
     """Run CMD on a lease held by request-gpus; the lease stays held afterwards."""
     client, lease_id = state(ctx).session(lease)
-    raise typer.Exit(run_in_session(client, lease_id, command, kill_grace_s=kill_grace, agent=agent))
+    raise typer.Exit(run_in_session(client, lease_id, command, kill_grace_s=kill_grace, agent=agent, remote=remote))
 
 
 @app.command("release-gpus")

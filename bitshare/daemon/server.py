@@ -29,6 +29,7 @@ from .enforcement.watchdog import Watchdog, WatchdogPolicy
 from .ledger import Gpu, Ledger, Policy
 from .local_credentials import remove_stale_socket, serve_credentials
 from .manager import LeaseManager
+from .remote.relay import RemoteRelay
 from .service import AdminService, LeaseService, Shared
 from .store import Store
 
@@ -36,6 +37,7 @@ MAX_MESSAGE = 64 * 1024 * 1024
 SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["LeaseService"].full_name,
     pb.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    pb.DESCRIPTOR.services_by_name["RemoteService"].full_name,
 )
 
 
@@ -254,6 +256,7 @@ class Daemon:
         )
         pb_grpc.add_LeaseServiceServicer_to_server(LeaseService(shared), server)
         pb_grpc.add_AdminServiceServicer_to_server(AdminService(shared), server)
+        server.add_generic_rpc_handlers((RemoteRelay(shared).handler(),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

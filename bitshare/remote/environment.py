@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..v1 import bitshare_pb2 as pb
 
 MIB = 1024 * 1024
+CUPY_SHIM = Path(__file__).resolve().parent / "cupy_shim"
 
 
-def lease_environment(lease: pb.Lease, server: str, local_gpus: bool, simgpu_directory: str = "") -> dict[str, str]:
+def lease_environment(
+    lease: pb.Lease, server: str, local_gpus: bool, simgpu_directory: str = "", remote: bool = False
+) -> dict[str, str]:
     """Variables that tell the command (and CUDA libraries) what it was lent.
 
-    ``local_gpus``: the leased GPUs are on this host, so CUDA may address them directly.
+    ``local_gpus``: the leased GPUs are on this host, so CUDA may address them directly
+    (unless ``remote``: then its CuPy works through the lease's worker instead).
     ``simgpu_directory``: where a simulated GPU's processes publish what they hold.
     """
     sizes = [a.memory_mib for a in lease.allocations]
@@ -25,7 +31,7 @@ def lease_environment(lease: pb.Lease, server: str, local_gpus: bool, simgpu_dir
         env["BITSHARE_SIMULATED"] = "1"
         if local_gpus and simgpu_directory:
             env["BITSHARE_SIMGPU_DIR"] = simgpu_directory
-    elif local_gpus:
+    elif local_gpus and not remote:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(a.gpu_uuid for a in lease.allocations)
         env["CUPY_GPU_MEMORY_LIMIT"] = str(min(sizes) * MIB)
         env.update(mps_environment(lease))
@@ -49,3 +55,34 @@ def mps_environment(lease: pb.Lease) -> dict[str, str]:
     if compute:
         env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(compute)
     return env
+
+
+def remote_environment(env: dict[str, str], token: str, tls_ca: str) -> dict[str, str]:
+    """Make the command's ``import cupy`` give bitshare's remote CuPy, reaching the lease's worker
+    with the launcher's own credentials."""
+    python_path = env.get("PYTHONPATH", "")
+    out = {
+        "BITSHARE_REMOTE": "1",
+        "PYTHONPATH": str(CUPY_SHIM) + (":" + python_path if python_path else ""),
+    }
+    if token:
+        out["BITSHARE_TOKEN"] = token
+    if tls_ca:
+        out["BITSHARE_TLS_CA"] = tls_ca
+    return out
+
+
+def has_local_gpu() -> bool:
+    """NVML finds an NVIDIA GPU on this host."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no bindings, no driver: no GPU here
+        return False
+    try:
+        return pynvml.nvmlDeviceGetCount() > 0
+    except Exception:
+        return False
+    finally:
+        pynvml.nvmlShutdown()

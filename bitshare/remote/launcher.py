@@ -12,7 +12,7 @@ from ..client import Client, LeaseRequest
 from ..errors import BitshareError, LeaseLost, NoLease, UsageError
 from ..v1 import bitshare_pb2 as pb
 from .agent_hub import AgentHub
-from .environment import lease_environment
+from .environment import has_local_gpu, lease_environment, remote_environment
 from .keeper import ENDED_STATES, LeaseKeeper
 from .placement import place
 from .process import CommandNotFound, Supervised, exit_code
@@ -104,17 +104,23 @@ def run_on_lease(
     kill_grace_s: float,
     stderr: TextIO = sys.stderr,
     agent: bool = True,
+    remote: bool | None = None,
 ) -> int:
     """Run ``argv`` with the lease in its environment; end it if the lease ends first.
 
     On the daemon's own host the command's processes are named to the daemon (which
     measures them and ends them with the lease), and ``agent`` starts the in-process
-    agent in its Python processes.
+    agent in its Python processes. ``remote`` (default: when the leased GPUs are not
+    usable from here) makes the command's ``import cupy`` run arrays on the lease's worker.
     """
     local = client.address.kind == "unix"
+    if remote is None:
+        remote = lease.simulated or not client.address.is_loopback or not has_local_gpu()
     env = dict(os.environ)
     simgpu = client.info.simgpu_directory if local else ""
-    env.update(lease_environment(lease, str(client.address), client.address.is_loopback, simgpu))
+    env.update(lease_environment(lease, str(client.address), client.address.is_loopback, simgpu, remote))
+    if remote:
+        env.update(remote_environment(env, *client.credentials))
     # The agent limits libraries on this host's GPUs: only useful when the leased GPUs are here.
     hub = AgentHub([a.memory_mib for a in lease.allocations]) if agent and client.address.is_loopback else None
     if hub is not None:
@@ -175,6 +181,7 @@ def run_command(
     kill_grace_s: float = 10.0,
     stderr: TextIO = sys.stderr,
     agent: bool = True,
+    remote: bool | None = None,
 ) -> int:
     """``bitshare run``: obtain a lease, run the command on it, release it, return the command's code."""
     try:
@@ -182,7 +189,7 @@ def run_command(
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     try:
-        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr, agent)
+        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr, agent, remote)
     finally:
         keeper.stop()
         if not keeper.ended:
@@ -199,6 +206,7 @@ def run_in_session(
     kill_grace_s: float = 10.0,
     stderr: TextIO = sys.stderr,
     agent: bool = True,
+    remote: bool | None = None,
 ) -> int:
     """``bitshare client``: run a command on a lease held by a session; the lease stays afterwards."""
     lease = client.get(lease_id)
@@ -206,7 +214,7 @@ def run_in_session(
         raise LeaseLost(_describe_end(lease) if lease.state in ENDED_STATES else f"lease {lease_id} is still queued")
     keeper = LeaseKeeper(client, lease).start()
     try:
-        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr, agent)
+        return run_on_lease(client, lease, keeper, argv, kill_grace_s, stderr, agent, remote)
     finally:
         keeper.stop()
 

@@ -416,3 +416,209 @@ class TelemetrySnapshot(_message.Message):
     leases: _containers.RepeatedCompositeFieldContainer[Lease]
     version: int
     def __init__(self, server: _Optional[_Union[ServerInfo, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., leases: _Optional[_Iterable[_Union[Lease, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class RemoteOpen(_message.Message):
+    __slots__ = ("lease_id",)
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    def __init__(self, lease_id: _Optional[str] = ...) -> None: ...
+
+class RNone(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RSlice(_message.Message):
+    __slots__ = ("start", "stop", "step")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    start: RValue
+    stop: RValue
+    step: RValue
+    def __init__(self, start: _Optional[_Union[RValue, _Mapping]] = ..., stop: _Optional[_Union[RValue, _Mapping]] = ..., step: _Optional[_Union[RValue, _Mapping]] = ...) -> None: ...
+
+class RList(_message.Message):
+    __slots__ = ("items", "tuple")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    TUPLE_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[RValue]
+    tuple: bool
+    def __init__(self, items: _Optional[_Iterable[_Union[RValue, _Mapping]]] = ..., tuple: bool = ...) -> None: ...
+
+class RComplex(_message.Message):
+    __slots__ = ("real", "imag")
+    REAL_FIELD_NUMBER: _ClassVar[int]
+    IMAG_FIELD_NUMBER: _ClassVar[int]
+    real: float
+    imag: float
+    def __init__(self, real: _Optional[float] = ..., imag: _Optional[float] = ...) -> None: ...
+
+class RHostArray(_message.Message):
+    __slots__ = ("dtype", "shape", "data")
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class RValue(_message.Message):
+    __slots__ = ("handle", "float", "int", "bool", "complex", "str", "none", "list", "slice", "ellipsis", "dtype", "array", "newaxis")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_FIELD_NUMBER: _ClassVar[int]
+    INT_FIELD_NUMBER: _ClassVar[int]
+    BOOL_FIELD_NUMBER: _ClassVar[int]
+    COMPLEX_FIELD_NUMBER: _ClassVar[int]
+    STR_FIELD_NUMBER: _ClassVar[int]
+    NONE_FIELD_NUMBER: _ClassVar[int]
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    ELLIPSIS_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_FIELD_NUMBER: _ClassVar[int]
+    NEWAXIS_FIELD_NUMBER: _ClassVar[int]
+    handle: int
+    float: float
+    int: int
+    bool: bool
+    complex: RComplex
+    str: str
+    none: RNone
+    list: RList
+    slice: RSlice
+    ellipsis: RNone
+    dtype: str
+    array: RHostArray
+    newaxis: RNone
+    def __init__(self, handle: _Optional[int] = ..., float: _Optional[float] = ..., int: _Optional[int] = ..., bool: bool = ..., complex: _Optional[_Union[RComplex, _Mapping]] = ..., str: _Optional[str] = ..., none: _Optional[_Union[RNone, _Mapping]] = ..., list: _Optional[_Union[RList, _Mapping]] = ..., slice: _Optional[_Union[RSlice, _Mapping]] = ..., ellipsis: _Optional[_Union[RNone, _Mapping]] = ..., dtype: _Optional[str] = ..., array: _Optional[_Union[RHostArray, _Mapping]] = ..., newaxis: _Optional[_Union[RNone, _Mapping]] = ...) -> None: ...
+
+class RMeta(_message.Message):
+    __slots__ = ("shape", "dtype")
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    dtype: str
+    def __init__(self, shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ...) -> None: ...
+
+class ROp(_message.Message):
+    __slots__ = ("kind", "name", "args", "kwargs", "out", "expect", "meta")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[ROp.Kind]
+        KIND_CALL: _ClassVar[ROp.Kind]
+        KIND_METHOD: _ClassVar[ROp.Kind]
+        KIND_GETITEM: _ClassVar[ROp.Kind]
+        KIND_SETITEM: _ClassVar[ROp.Kind]
+        KIND_UPLOAD: _ClassVar[ROp.Kind]
+        KIND_DOWNLOAD: _ClassVar[ROp.Kind]
+        KIND_FREE: _ClassVar[ROp.Kind]
+        KIND_KERNEL: _ClassVar[ROp.Kind]
+        KIND_LAUNCH: _ClassVar[ROp.Kind]
+        KIND_QUERY: _ClassVar[ROp.Kind]
+    KIND_UNSPECIFIED: ROp.Kind
+    KIND_CALL: ROp.Kind
+    KIND_METHOD: ROp.Kind
+    KIND_GETITEM: ROp.Kind
+    KIND_SETITEM: ROp.Kind
+    KIND_UPLOAD: ROp.Kind
+    KIND_DOWNLOAD: ROp.Kind
+    KIND_FREE: ROp.Kind
+    KIND_KERNEL: ROp.Kind
+    KIND_LAUNCH: ROp.Kind
+    KIND_QUERY: ROp.Kind
+    class KwargsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: RValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[RValue, _Mapping]] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    KWARGS_FIELD_NUMBER: _ClassVar[int]
+    OUT_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    kind: ROp.Kind
+    name: str
+    args: _containers.RepeatedCompositeFieldContainer[RValue]
+    kwargs: _containers.MessageMap[str, RValue]
+    out: _containers.RepeatedScalarFieldContainer[int]
+    expect: _containers.RepeatedCompositeFieldContainer[RMeta]
+    meta: RMeta
+    def __init__(self, kind: _Optional[_Union[ROp.Kind, str]] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[RValue, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, RValue]] = ..., out: _Optional[_Iterable[int]] = ..., expect: _Optional[_Iterable[_Union[RMeta, _Mapping]]] = ..., meta: _Optional[_Union[RMeta, _Mapping]] = ...) -> None: ...
+
+class RBatch(_message.Message):
+    __slots__ = ("ops", "sync", "seq")
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    SYNC_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    ops: _containers.RepeatedCompositeFieldContainer[ROp]
+    sync: bool
+    seq: int
+    def __init__(self, ops: _Optional[_Iterable[_Union[ROp, _Mapping]]] = ..., sync: bool = ..., seq: _Optional[int] = ...) -> None: ...
+
+class RChunk(_message.Message):
+    __slots__ = ("handle", "offset", "data")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    handle: int
+    offset: int
+    data: bytes
+    def __init__(self, handle: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class RemoteRequest(_message.Message):
+    __slots__ = ("open", "batch", "chunk")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    open: RemoteOpen
+    batch: RBatch
+    chunk: RChunk
+    def __init__(self, open: _Optional[_Union[RemoteOpen, _Mapping]] = ..., batch: _Optional[_Union[RBatch, _Mapping]] = ..., chunk: _Optional[_Union[RChunk, _Mapping]] = ...) -> None: ...
+
+class RError(_message.Message):
+    __slots__ = ("type", "message", "op_index", "op_name")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    OP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    OP_NAME_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    message: str
+    op_index: int
+    op_name: str
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., op_index: _Optional[int] = ..., op_name: _Optional[str] = ...) -> None: ...
+
+class RResult(_message.Message):
+    __slots__ = ("seq", "values", "metas", "error", "device_used_bytes", "device_limit_bytes")
+    class MetasEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: RMeta
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[_Union[RMeta, _Mapping]] = ...) -> None: ...
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    METAS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    values: _containers.RepeatedCompositeFieldContainer[RValue]
+    metas: _containers.MessageMap[int, RMeta]
+    error: RError
+    device_used_bytes: int
+    device_limit_bytes: int
+    def __init__(self, seq: _Optional[int] = ..., values: _Optional[_Iterable[_Union[RValue, _Mapping]]] = ..., metas: _Optional[_Mapping[int, RMeta]] = ..., error: _Optional[_Union[RError, _Mapping]] = ..., device_used_bytes: _Optional[int] = ..., device_limit_bytes: _Optional[int] = ...) -> None: ...
+
+class RemoteReply(_message.Message):
+    __slots__ = ("result", "chunk")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    result: RResult
+    chunk: RChunk
+    def __init__(self, result: _Optional[_Union[RResult, _Mapping]] = ..., chunk: _Optional[_Union[RChunk, _Mapping]] = ...) -> None: ...

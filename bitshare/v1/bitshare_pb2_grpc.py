@@ -819,3 +819,78 @@ class AdminService(object):
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RemoteServiceStub(object):
+    """The lease's worker on the daemon's host; the daemon relays the stream to it unparsed.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Session = channel.stream_stream(
+                '/bitshare.v1.RemoteService/Session',
+                request_serializer=bitshare_dot_v1_dot_bitshare__pb2.RemoteRequest.SerializeToString,
+                response_deserializer=bitshare_dot_v1_dot_bitshare__pb2.RemoteReply.FromString,
+                _registered_method=True)
+
+
+class RemoteServiceServicer(object):
+    """The lease's worker on the daemon's host; the daemon relays the stream to it unparsed.
+    """
+
+    def Session(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RemoteServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Session': grpc.stream_stream_rpc_method_handler(
+                    servicer.Session,
+                    request_deserializer=bitshare_dot_v1_dot_bitshare__pb2.RemoteRequest.FromString,
+                    response_serializer=bitshare_dot_v1_dot_bitshare__pb2.RemoteReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'bitshare.v1.RemoteService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('bitshare.v1.RemoteService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RemoteService(object):
+    """The lease's worker on the daemon's host; the daemon relays the stream to it unparsed.
+    """
+
+    @staticmethod
+    def Session(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/bitshare.v1.RemoteService/Session',
+            bitshare_dot_v1_dot_bitshare__pb2.RemoteRequest.SerializeToString,
+            bitshare_dot_v1_dot_bitshare__pb2.RemoteReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

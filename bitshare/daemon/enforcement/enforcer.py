@@ -78,14 +78,21 @@ class Enforcer:
                 self.tracker.claim(lease_id, pids, uid)
         self._holders.setdefault(lease_id, _Holder()).agent = agent
 
+    def adopt_worker(self, lease_id: str, pid: int) -> None:
+        """A remote lease's worker, started by the daemon itself, is one of the lease's processes."""
+        with self._tracker_lock:
+            self.tracker.claim(lease_id, [pid], os.getuid())
+
     # ----- what the API shows ---------------------------------------------------
 
     def mps_uid(self, uid: int | None, gpu_count: int) -> int | None:
         """The MPS user a new lease's processes will run as, or None when they will not use MPS:
-        MPS serves single-GPU leases of local callers, and a control daemon that is not root
-        can start MPS servers only for its own user."""
-        if not self.mps or uid is None or gpu_count != 1:
+        MPS serves single-GPU leases; a remote caller's processes here are the daemon's workers;
+        and a control daemon that is not root can start MPS servers only for its own user."""
+        if not self.mps or gpu_count != 1:
             return None
+        if uid is None:
+            return os.geteuid()  # a remote caller's processes here are the daemon's workers
         return uid if os.geteuid() in (0, uid) else None
 
     def mps_pipe(self, lease: Lease, gpu_index: int) -> str:

@@ -167,6 +167,8 @@ class Agent:
 
 
 def _cupy_loaded(agent: Agent, cupy: ModuleType) -> bool:
+    if os.environ.get("BITSHARE_REMOTE") == "1":
+        return False  # bitshare's remote CuPy: the lease's worker holds the memory, not this process
     os.environ.setdefault("CUPY_GPU_MEMORY_LIMIT", str(min(agent.sizes_mib) * MIB))
     return True
 
