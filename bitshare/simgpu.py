@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 import struct
+import sys
 import threading
 import time
 import weakref
@@ -23,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 MIB = 1024 * 1024
 _RECORD = struct.Struct("<QQd")  # bytes held, limit in bytes (0: none), busy seconds
@@ -45,7 +49,10 @@ class DevicePool:
         self._map: mmap.mmap | None = None
         self._adopted: set[int] = set()  # ids of buffers counted by adopt()
         if registry is not None:
-            self._map = _open_record(registry / f"{uuid}.{os.getpid()}")
+            try:
+                self._map = _open_record(registry / f"{uuid}.{os.getpid()}")
+            except OSError as exc:  # the memory is still limited, just not measured by the daemon
+                sys.stderr.write(f"bitshare: warning: cannot publish simulated GPU memory in {registry}: {exc}\n")
         self._publish()
 
     @property
@@ -132,7 +139,10 @@ class DevicePool:
 
 
 def _open_record(path: Path) -> mmap.mmap:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    """A fresh record of this process's own (a stale one of an earlier process with this pid goes)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
         os.ftruncate(fd, _RECORD.size)
         return mmap.mmap(fd, _RECORD.size)
@@ -142,6 +152,14 @@ def _open_record(path: Path) -> mmap.mmap:
 
 _pools: dict[int, DevicePool] = {}
 _pools_lock = threading.Lock()
+
+
+def _forget_pools_after_fork() -> None:
+    """A forked child opens pools (and registry records) of its own, under its own pid."""
+    _pools.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
 def _lease_list(name: str) -> list[str]:
@@ -185,7 +203,11 @@ class Holding:
 
 
 def read_registry(directory: Path) -> list[Holding]:
-    """What every live process publishes; records of processes that are gone are removed."""
+    """What every live process publishes; records of processes that are gone are removed.
+
+    A record counts only if it is a regular file owned by the process it names and made
+    after that process started: nobody can charge memory to someone else's process.
+    """
     found: list[Holding] = []
     try:
         entries = list(os.scandir(directory))
@@ -196,26 +218,42 @@ def read_registry(directory: Path) -> list[Holding]:
         if not uuid or not pid_text.isdigit():
             continue
         pid = int(pid_text)
-        if not _alive(pid):
+        started = _started(pid)
+        if started is None:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
             continue
-        try:
-            with open(entry.path, "rb") as handle:
-                data = handle.read(_RECORD.size)
-        except OSError:
-            continue
-        if len(data) == _RECORD.size:
+        data = _read_record(entry.path, pid, started)
+        if data is not None:
             used, limit, busy = _RECORD.unpack(data)
             found.append(Holding(pid, uuid, used, limit, busy))
     return found
 
 
-def _alive(pid: int) -> bool:
+def _read_record(path: str, pid: int, started: tuple[int, float]) -> bytes | None:
+    uid, start_time = started
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # never a FIFO that blocks
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != _RECORD.size or info.st_uid != uid:
+            return None
+        if info.st_ctime < start_time - 1.0:  # left by an earlier process that had this pid
+            return None
+        data = os.read(fd, _RECORD.size)
+    finally:
+        os.close(fd)
+    return data if len(data) == _RECORD.size else None
+
+
+def _started(pid: int) -> tuple[int, float] | None:
+    """(effective uid, start time) of a running process, None when there is none."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process.uids().effective, process.create_time()
+    except psutil.Error:
+        return None

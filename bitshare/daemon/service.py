@@ -280,30 +280,35 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
         async def find() -> Lease:
             _check_id(lease_id, "lease id")
-            lease = self.shared.owned_lease(identity, lease_id)
-            self._report(identity, lease, first)
-            return lease
+            return self.shared.owned_lease(identity, lease_id)
 
         lease = await guarded(self.shared, context, find())
         updates = self.manager.watch(lease_id)
-        refused: list[Exception] = []
-        heartbeats = asyncio.ensure_future(self._read_heartbeats(identity, lease_id, request_iterator, refused))
+        # This stream's own refusals of a holder's report end this stream only.
+        refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+        heartbeats = asyncio.ensure_future(
+            self._read_heartbeats(identity, lease_id, request_iterator, updates, refused)
+        )
         try:
+            await guarded(self.shared, context, self._report(identity, lease, first, updates))
             if not lease.state.ended:
                 self.manager.heartbeat(lease_id)
             yield self._event(LeaseUpdate("snapshot", lease))
             while not lease.state.ended:
                 update = await updates.get()
                 if update.kind == "refused":
-                    await guarded(self.shared, context, _reraise(refused[0]))
+                    await guarded(self.shared, context, _reraise(refused.result()))
                 lease = update.lease
                 yield self._event(update)
         finally:
             heartbeats.cancel()
             self.manager.unwatch(lease_id, updates)
 
-    def _report(self, identity: Identity, lease: Lease, beat: pb.AttachRequest) -> None:
-        """Hand the holder's report (its processes, its agent) to enforcement; refuse bad pids."""
+    async def _report(
+        self, identity: Identity, lease: Lease, beat: pb.AttachRequest, updates: asyncio.Queue[LeaseUpdate]
+    ) -> None:
+        """Hand the holder's report (its processes, its agent) to enforcement. A malformed report
+        ends the stream; processes the caller may not name are left out, and the holder is told."""
         if lease.state is not LeaseState.ACTIVE:
             return
         if beat.pids and identity.uid is None:
@@ -313,23 +318,24 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         try:
             self.shared.enforcer.report(lease.id, identity.uid or 0, list(beat.pids), beat.agent)
         except ClaimRefused as exc:
-            raise _Denied(str(exc)) from None
+            updates.put_nowait(LeaseUpdate("warning", lease.copy(), f"processes not measured: {exc}"))
 
     async def _read_heartbeats(
         self,
         identity: Identity,
         lease_id: str,
         request_iterator: AsyncIterator[pb.AttachRequest],
-        refused: list[Exception],
+        updates: asyncio.Queue[LeaseUpdate],
+        refused: asyncio.Future[Exception],
     ) -> None:
         async for beat in request_iterator:
             with contextlib.suppress(LedgerError):
                 lease = self.manager.heartbeat(lease_id, beat.cpu_seconds)
                 try:
-                    self._report(identity, lease, beat)
-                except (LedgerError, _Denied) as exc:
-                    refused.append(exc)
-                    self.manager.tell(lease_id, LeaseUpdate("refused", lease, str(exc)))
+                    await self._report(identity, lease, beat, updates)
+                except LedgerError as exc:
+                    refused.set_result(exc)
+                    updates.put_nowait(LeaseUpdate("refused", lease, str(exc)))
                     return
 
     def _event(self, update: LeaseUpdate) -> pb.LeaseEvent:

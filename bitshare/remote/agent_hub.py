@@ -41,8 +41,13 @@ class AgentHub:
         self._dir = Path(tempfile.mkdtemp(prefix="bitshare-agent-"))  # mode 0700: this user's processes only
         self.path = self._dir / "agent.sock"
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._server.bind(str(self.path))
-        self._server.listen(64)
+        try:
+            self._server.bind(str(self.path))
+            self._server.listen(64)
+        except OSError:
+            self._server.close()
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
         self._closed = False
         threading.Thread(target=self._accept, name="bitshare-agent-hub", daemon=True).start()
 

@@ -122,7 +122,7 @@ def run_on_lease(
     if remote:
         env.update(remote_environment(env, *client.credentials))
     # The agent limits libraries on this host's GPUs: only useful when the leased GPUs are here.
-    hub = AgentHub([a.memory_mib for a in lease.allocations]) if agent and client.address.is_loopback else None
+    hub = _agent_hub(lease, stderr) if agent and client.address.is_loopback else None
     if hub is not None:
         env.update(hub.environment(env))
         hub.on_change = lambda: keeper.report(agent=hub.active)
@@ -150,6 +150,14 @@ def run_on_lease(
             hub.close()
     assert child.returncode is not None
     return exit_code(child.returncode)
+
+
+def _agent_hub(lease: pb.Lease, stderr: TextIO) -> AgentHub | None:
+    try:
+        return AgentHub([a.memory_mib for a in lease.allocations])
+    except OSError as exc:  # the command still runs, held by the other tiers
+        stderr.write(f"bitshare: warning: running without the in-process agent: {exc}\n")
+        return None
 
 
 class _EventRelay:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +33,14 @@ MATCH_MIB = 64  # the watchdog's figure against nvidia-smi's
 
 @pytest.fixture
 def mps_daemon(make_daemon: Callable[..., Daemon]) -> Daemon:
-    return make_daemon(*ENFORCEMENT, "--mps", "on", name="mps")
+    if shutil.which("nvidia-cuda-mps-control") is None:
+        pytest.skip("nvidia-cuda-mps-control is not installed here")
+    try:
+        return make_daemon(*ENFORCEMENT, "--mps", "on", name="mps")
+    except AssertionError as exc:
+        if "MPS cannot run" in str(exc):  # a container without what MPS needs: say so, do not fail
+            pytest.skip(f"MPS cannot run on this host: {exc}")
+        raise
 
 
 @pytest.fixture
@@ -188,6 +196,7 @@ def test_a_running_cupy_application_is_resized_live(plain_daemon: Daemon, apps) 
 
 def test_revoke_ends_the_application_within_the_grace_period(plain_daemon: Daemon, apps) -> None:
     app = apps(plain_daemon, "-p", "0.25")
+    assert app.ask("alloc 64", 120).startswith("ok")  # NVML lists a process once it has a CUDA context
     pid = app.pid()
     lease = wait_for(lambda: lease_of(plain_daemon, pid), 60, "the daemon to see the process")
     app.send("spin 600")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import grpc
 import pytest
 
 from bitshare.client import LeaseRequest, connect
@@ -159,3 +160,19 @@ def test_sighup_reloads_the_tokens_file(make_daemon, tokens) -> None:
     wait_for(lambda: "daemon.reload_failed" in daemon.log(), 10, "the failed reload")
     with connect(tcp, newcomer) as carol:  # a bad file keeps the tokens already loaded
         assert carol.server_info().caller == "token:carol"
+
+
+def test_processes_are_named_only_over_the_local_socket(make_daemon, tokens) -> None:
+    path, made = tokens
+    port = free_port()
+    make_daemon("--simulate", "1x16GiB", "--listen", f"127.0.0.1:{port}", "--tokens-file", str(path))
+    with connect(f"127.0.0.1:{port}", made["alice"]) as alice:
+        lease = alice.request(LeaseRequest(fraction=0.25))
+        call = alice.leases.AttachLease(
+            iter([pb.AttachRequest(lease_id=lease.id, pids=[1])]), metadata=alice.metadata, timeout=10
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            list(call)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.details() == "processes can be named only over the daemon's local Unix socket"
+        assert alice.get(lease.id).enforcement == "none"

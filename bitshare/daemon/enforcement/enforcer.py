@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import threading
 from dataclasses import dataclass, field
 
 from ... import log
@@ -22,10 +21,11 @@ from ..backends.base import Backend, GpuSample, ProcessSample, Sample
 from ..ledger import Change, Lease
 from ..manager import LeaseManager
 from .mps import MpsControl
-from .processes import ProcessTracker, process_label
+from .processes import ClaimRefused, ProcessTracker, process_label
 from .watchdog import LeaseUse, Verdict, Watchdog
 
 MPS_CHECK_EVERY_S = 5.0
+MPS_SILENT_LIMIT = 3  # checks without an answer before a control daemon is restarted
 HOLDER_TURN_S = 1.0  # after a lease ends, its holder ends the processes before the daemon does
 
 
@@ -42,6 +42,7 @@ class Measured:
 @dataclass
 class _Holder:
     agent: bool = False
+    refused: set[int] = field(default_factory=set)  # pids it named that the daemon would not take
 
 
 class Enforcer:
@@ -60,7 +61,6 @@ class Enforcer:
         self.mps = mps or {}
         self.mps_up: dict[int, bool] = {index: True for index in self.mps}
         self.tracker = ProcessTracker()
-        self._tracker_lock = threading.Lock()  # claims on the loop, mapping in a worker thread
         self._holders: dict[str, _Holder] = {}
         self.measured: dict[str, Measured] = {}
         self.gpu_samples: dict[int, GpuSample] = {}
@@ -72,16 +72,20 @@ class Enforcer:
     # ----- what holders report --------------------------------------------------
 
     def report(self, lease_id: str, uid: int, pids: list[int], agent: bool) -> None:
-        """A local holder names its processes; ClaimRefused when it may not claim them."""
-        if pids:
-            with self._tracker_lock:
-                self.tracker.claim(lease_id, pids, uid)
-        self._holders.setdefault(lease_id, _Holder()).agent = agent
+        """A local holder names its processes; ClaimRefused (once per process) when it may not."""
+        holder = self._holders.setdefault(lease_id, _Holder())
+        holder.agent = agent
+        fresh = [pid for pid in pids if pid not in holder.refused]
+        if fresh:
+            try:
+                self.tracker.claim(lease_id, fresh, uid)
+            except ClaimRefused:
+                holder.refused.update(fresh)
+                raise
 
     def adopt_worker(self, lease_id: str, pid: int) -> None:
         """A remote lease's worker, started by the daemon itself, is one of the lease's processes."""
-        with self._tracker_lock:
-            self.tracker.claim(lease_id, [pid], os.getuid())
+        self.tracker.claim(lease_id, [pid], os.getuid())
 
     # ----- what the API shows ---------------------------------------------------
 
@@ -134,8 +138,7 @@ class Enforcer:
 
     def _measure(self) -> tuple[Sample, dict[int, str]]:
         sample = self.backend.sample()
-        with self._tracker_lock:
-            owners = self.tracker.owners()
+        owners = self.tracker.owners()
         labels = {pid: self.labels.get(pid) or process_label(pid) for pid in {p.pid for p in sample.processes}}
         self.labels = labels
         return sample, owners
@@ -202,12 +205,10 @@ class Enforcer:
         try:
             for sig, at in ((signal.SIGTERM, min(HOLDER_TURN_S, grace / 4)), (signal.SIGKILL, grace)):
                 while loop.time() < started + at:
-                    with self._tracker_lock:
-                        if not self.tracker.processes(lease_id):
-                            return
-                    await asyncio.sleep(min(0.1, self.sample_interval_s))
-                with self._tracker_lock:
-                    sent, refused = self.tracker.signal(lease_id, sig)
+                    if not await asyncio.to_thread(self.tracker.processes, lease_id):
+                        return
+                    await asyncio.sleep(min(0.25, self.sample_interval_s))
+                sent, refused = await asyncio.to_thread(self.tracker.signal, lease_id, sig)
                 problems += refused
                 if sent:
                     log.warning(
@@ -216,9 +217,8 @@ class Enforcer:
             for problem in dict.fromkeys(problems):
                 log.error("enforcement.cannot_signal", lease=lease_id, detail=problem)
         finally:
-            with self._tracker_lock:
-                if not self.tracker.processes(lease_id):
-                    self.tracker.forget(lease_id)
+            if not await asyncio.to_thread(self.tracker.processes, lease_id):
+                self.tracker.forget(lease_id)
 
     # ----- MPS --------------------------------------------------------------------
 
@@ -229,14 +229,22 @@ class Enforcer:
             if await asyncio.to_thread(control.alive):
                 servers = await asyncio.to_thread(control.server_pids)
                 if servers is None:
+                    control.silent += 1
                     log.warning("mps.silent", gpu=index, detail="the MPS control daemon runs but does not answer")
+                    if control.silent < MPS_SILENT_LIMIT:
+                        continue
+                    await asyncio.to_thread(control.stop)  # hung: treated as dead, restarted below
+                else:
+                    control.silent = 0
+                    gone = {pid: uid for pid, uid in control.servers.items() if pid not in servers}
+                    control.servers = servers
+                    # A server also exits when the last client of its user leaves and another user's
+                    # client arrives; only that user's leases with running processes can have lost work.
+                    for uid in set(gone.values()):
+                        if self._mps_holders(index, uid):
+                            log.error("mps.server_exited", gpu=index, uid=uid)
+                            await self._tell_mps_holders(index, f"the MPS server of GPU {index} exited", uid)
                     continue
-                gone = control.servers - servers
-                control.servers = servers
-                if gone and self._mps_holders(index):
-                    log.error("mps.server_exited", gpu=index, pids=",".join(map(str, sorted(gone))))
-                    await self._tell_mps_holders(index, f"the MPS server of GPU {index} exited")
-                continue
             self.mps_up[index] = False
             log.error("mps.died", gpu=index, detail="the MPS control daemon is gone; restarting it")
             await self._tell_mps_holders(index, f"the MPS control daemon of GPU {index} died")
@@ -250,16 +258,19 @@ class Enforcer:
             self.mps_up[index] = True
             log.event("mps.restarted", gpu=index, pid=control.pid)
 
-    def _mps_holders(self, gpu_index: int) -> list[Lease]:
-        """Active MPS leases on the GPU whose processes run now."""
+    def _mps_holders(self, gpu_index: int, uid: int | None = None) -> list[Lease]:
+        """Active MPS leases on the GPU (of that user) whose processes run now."""
         return [
             lease
             for lease in self.manager.ledger.active()
-            if gpu_index in lease.allocations and lease.mps_uid is not None and self.tracker.has(lease.id)
+            if gpu_index in lease.allocations
+            and lease.mps_uid is not None
+            and uid in (None, lease.mps_uid)
+            and self.tracker.has(lease.id)
         ]
 
-    async def _tell_mps_holders(self, gpu_index: int, what: str) -> None:
-        for lease in self._mps_holders(gpu_index):
+    async def _tell_mps_holders(self, gpu_index: int, what: str, uid: int | None = None) -> None:
+        for lease in self._mps_holders(gpu_index, uid):
             await self.manager.warn(
                 lease.id, "mps_failed", f"{what}; CUDA work of this lease may have failed and must be restarted"
             )

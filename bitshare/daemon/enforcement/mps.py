@@ -48,7 +48,8 @@ class MpsControl:
         self.log_dir = base_dir / f"gpu{gpu_index}" / "log"
         self.pid: int | None = None
         self.restarts = 0
-        self.servers: set[int] = set()  # MPS server pids last seen
+        self.servers: dict[int, int] = {}  # MPS server pid -> the uid it serves, as last seen
+        self.silent = 0  # checks in a row without an answer
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -63,13 +64,17 @@ class MpsControl:
         """Start the control daemon and wait until it answers; MpsUnavailable when it does not."""
         for directory in (self.pipe_dir, self.log_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        # Clients of every local user connect through the pipe directory.
-        os.chmod(self.pipe_dir, 0o755)
+        # Clients of every local user reach the pipe directory, whatever the daemon's umask.
+        for directory in (self.pipe_dir.parent.parent, self.pipe_dir.parent, self.pipe_dir):
+            os.chmod(directory, 0o755)
         pid_file = self.pipe_dir / "nvidia-cuda-mps-control.pid"
-        pid_file.unlink(missing_ok=True)
-        result = subprocess.run(
-            [self.binary, "-d"], env=self._env(), capture_output=True, text=True, timeout=START_TIMEOUT_S
-        )
+        self._stop_leftover(pid_file)
+        try:
+            result = subprocess.run(
+                [self.binary, "-d"], env=self._env(), capture_output=True, text=True, timeout=START_TIMEOUT_S
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise MpsUnavailable(f"{self.binary} -d for GPU {self.gpu_index}: {exc}") from None
         if result.returncode != 0:
             why = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
             raise MpsUnavailable(f"{self.binary} -d failed for GPU {self.gpu_index}: {why}")
@@ -83,26 +88,39 @@ class MpsControl:
         raise MpsUnavailable(f"the MPS control daemon of GPU {self.gpu_index} did not answer in {START_TIMEOUT_S:g}s")
 
     def alive(self) -> bool:
+        """Our control daemon's process runs (a zombie, or another process under its pid, does not count)."""
         if self.pid is None:
             return False
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+            process = psutil.Process(self.pid)
+            return process.status() != psutil.STATUS_ZOMBIE and "mps-control" in process.name()
+        except psutil.Error:
             return False
-        except PermissionError:
-            return True
-        return True
+
+    def _stop_leftover(self, pid_file: Path) -> None:
+        """A control daemon left on this pipe directory by a bitshared that died is stopped first."""
+        with contextlib.suppress(OSError, ValueError):
+            self.pid = int(pid_file.read_text().strip())
+            if self.alive():
+                self.stop()
+        self.pid = None
+        pid_file.unlink(missing_ok=True)
 
     def answers(self) -> bool:
         """The control daemon replies to a query on its pipe."""
         return self.query("get_server_list") is not None
 
-    def server_pids(self) -> set[int] | None:
-        """The MPS servers running now (one per user with clients), or None when the control daemon is silent."""
+    def server_pids(self) -> dict[int, int] | None:
+        """The MPS servers running now and the uid each serves, or None when the control daemon is silent."""
         listing = self.query("get_server_list")
         if listing is None:
             return None
-        return {int(word) for word in listing.split() if word.isdigit()}
+        servers = {}
+        for word in listing.split():
+            if word.isdigit():
+                with contextlib.suppress(psutil.Error):
+                    servers[int(word)] = psutil.Process(int(word)).uids().real
+        return servers
 
     def query(self, command: str) -> str | None:
         try:
@@ -125,7 +143,7 @@ class MpsControl:
                 process = psutil.Process(pid)
                 if "mps-server" in process.name():
                     process.kill()
-        self.servers = set()
+        self.servers = {}
 
     def stop(self) -> None:
         """Ask the control daemon to quit (it stops its server); kill it if it does not."""

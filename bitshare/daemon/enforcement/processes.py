@@ -3,12 +3,17 @@
 A holder (``bitshare run`` on this host) names the processes it started for a lease;
 everything descending from them is the lease's, including processes that were
 reparented after their parent exited (they are remembered once seen, and forgotten
-when they end). Processes are held as psutil handles, which notice a reused pid.
+when they end). A process under two named roots (a ``bitshare run`` inside another)
+belongs to the nearer one. Processes are held as psutil handles, which notice a reused
+pid, and a root that ended is never taken back under the same pid.
+
+Thread-safe: the daemon claims on its event loop and scans /proc in a worker thread;
+the lock is held only while the tracker's own tables change, never during a scan.
 """
 
 from __future__ import annotations
 
-import contextlib
+import threading
 from dataclasses import dataclass, field
 
 import psutil
@@ -20,21 +25,26 @@ class ClaimRefused(Exception):
 
 @dataclass
 class _Tree:
-    uid: int | None
     roots: dict[int, psutil.Process] = field(default_factory=dict)
     seen: dict[int, psutil.Process] = field(default_factory=dict)
+    retired: set[int] = field(default_factory=set)  # roots that ended: their pids may be reused
 
 
 class ProcessTracker:
     def __init__(self) -> None:
         self._trees: dict[str, _Tree] = {}
+        self._lock = threading.Lock()
 
     def claim(self, lease_id: str, pids: list[int], uid: int) -> None:
-        """Record ``pids`` as the roots of the lease's processes; the caller ``uid`` must own them
-        (root may name any), so no one can point the daemon at someone else's processes."""
-        tree = self._trees.setdefault(lease_id, _Tree(uid))
-        for pid in pids:
-            if pid in tree.roots:
+        """Record ``pids`` as roots of the lease's processes, all or none. The caller ``uid`` must
+        own them (root may name any), so no one can point the daemon at others' processes."""
+        with self._lock:
+            tree = self._trees.get(lease_id)
+            known = set(tree.roots) | tree.retired if tree is not None else set()
+            other_roots = {pid for other, t in self._trees.items() if other != lease_id for pid in t.roots}
+        found: dict[int, psutil.Process] = {}
+        for pid in dict.fromkeys(pids):
+            if pid in known:
                 continue
             try:
                 process = psutil.Process(pid)
@@ -45,50 +55,28 @@ class ProcessTracker:
                 raise ClaimRefused(f"cannot inspect process {pid}: {exc}") from None
             if uid not in (0, owner):
                 raise ClaimRefused(f"process {pid} is not the caller's")
-            if self.lease_of(pid) not in (None, lease_id):
-                raise ClaimRefused(f"process {pid} already belongs to another lease")
-            tree.roots[pid] = process
+            if pid in other_roots:
+                raise ClaimRefused(f"process {pid} was named for another lease")
+            found[pid] = process
+        with self._lock:
+            self._trees.setdefault(lease_id, _Tree()).roots.update(found)
 
     def forget(self, lease_id: str) -> None:
-        self._trees.pop(lease_id, None)
+        with self._lock:
+            self._trees.pop(lease_id, None)
 
     def has(self, lease_id: str) -> bool:
         """Its holder has named processes for the lease (some may have ended since)."""
-        return lease_id in self._trees
+        with self._lock:
+            return lease_id in self._trees
 
     def processes(self, lease_id: str) -> list[psutil.Process]:
-        """The lease's live processes now: its roots, their descendants, and any seen before."""
-        tree = self._trees.get(lease_id)
-        if tree is None:
-            return []
-        found: dict[int, psutil.Process] = {}
-        for pid, root in list(tree.roots.items()):
-            if not root.is_running():
-                del tree.roots[pid]
-                continue
-            found[pid] = root
-            with contextlib.suppress(psutil.Error):
-                for child in root.children(recursive=True):
-                    found.setdefault(child.pid, child)
-        for pid, process in list(tree.seen.items()):
-            if pid not in found and process.is_running():
-                found[pid] = process
-        tree.seen = {pid: p for pid, p in found.items() if pid not in tree.roots}
-        return list(found.values())
+        """The lease's live processes now (a scan of /proc: call it off the event loop)."""
+        return [p for p, owner in self._scan().values() if owner == lease_id]
 
     def owners(self) -> dict[int, str]:
-        """pid -> lease id for every process of every tracked lease."""
-        mapping: dict[int, str] = {}
-        for lease_id in list(self._trees):
-            for process in self.processes(lease_id):
-                mapping.setdefault(process.pid, lease_id)
-        return mapping
-
-    def lease_of(self, pid: int) -> str | None:
-        for lease_id, tree in self._trees.items():
-            if pid in tree.roots or pid in tree.seen:
-                return lease_id
-        return None
+        """pid -> lease id for every live process of every tracked lease (a scan of /proc)."""
+        return {pid: owner for pid, (_, owner) in self._scan().items()}
 
     def signal(self, lease_id: str, sig: int) -> tuple[int, list[str]]:
         """Send ``sig`` to every live process of the lease: (how many got it, why others did not)."""
@@ -103,6 +91,52 @@ class ProcessTracker:
             except psutil.AccessDenied:
                 problems.append(f"not allowed to signal process {process.pid} (bitshared needs CAP_KILL)")
         return sent, problems
+
+    def _scan(self) -> dict[int, tuple[psutil.Process, str]]:
+        """Every tracked live process and the lease of its nearest named root."""
+        with self._lock:
+            trees = {lease: (dict(t.roots), dict(t.seen)) for lease, t in self._trees.items()}
+        root_of: dict[int, str] = {}
+        alive_roots: dict[int, psutil.Process] = {}
+        ended: dict[str, set[int]] = {}
+        for lease, (roots, _) in trees.items():
+            for pid, root in roots.items():
+                if root.is_running():
+                    root_of[pid] = lease
+                    alive_roots[pid] = root
+                else:
+                    ended.setdefault(lease, set()).add(pid)
+        found: dict[int, tuple[psutil.Process, str]] = {}
+        for pid, root in alive_roots.items():
+            found[pid] = (root, root_of[pid])
+            try:
+                children = root.children(recursive=True)
+            except psutil.Error:
+                continue
+            for child in children:
+                if child.pid not in root_of:
+                    found.setdefault(child.pid, (child, _nearest_root(child, root_of) or root_of[pid]))
+        for lease, (_, seen) in trees.items():
+            for pid, process in seen.items():
+                if pid not in found and process.is_running():
+                    found[pid] = (process, lease)
+        with self._lock:
+            for lease, tree in self._trees.items():
+                for pid in ended.get(lease, ()):
+                    tree.roots.pop(pid, None)
+                    tree.retired.add(pid)
+                tree.seen = {pid: p for pid, (p, owner) in found.items() if owner == lease and pid not in tree.roots}
+        return found
+
+
+def _nearest_root(process: psutil.Process, root_of: dict[int, str]) -> str | None:
+    try:
+        for parent in process.parents():
+            if parent.pid in root_of:
+                return root_of[parent.pid]
+    except psutil.Error:
+        pass
+    return None
 
 
 def process_label(pid: int) -> tuple[str, str]:

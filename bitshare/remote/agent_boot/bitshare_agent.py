@@ -187,9 +187,17 @@ def _cupy_resize(agent: Agent, cupy: ModuleType, shrink: bool) -> None:
 
 
 def _torch_fractions(agent: Agent, torch: ModuleType) -> None:
-    for index, mib in enumerate(agent.sizes_mib):
-        total = torch.cuda.mem_get_info(index)[1]
-        torch.cuda.set_per_process_memory_fraction(min(1.0, mib * MIB / total), index)
+    """Set each leased GPU's fraction; never raise (an exception here would break torch's CUDA start-up)."""
+    try:
+        count = min(len(agent.sizes_mib), torch.cuda.device_count())
+        for index in range(count):
+            # The device guard restores the current device; the total is cudaMemGetInfo's, as
+            # PyTorch's allocator computes the fraction against it (the partition, under MPS).
+            with torch.cuda.device(index):
+                total = torch.cuda.mem_get_info(index)[1]
+                torch.cuda.set_per_process_memory_fraction(min(1.0, agent.sizes_mib[index] * MIB / total), index)
+    except Exception as exc:
+        sys.stderr.write(f"bitshare: warning: could not limit PyTorch to the lease: {exc}\n")
 
 
 def _torch_loaded(agent: Agent, torch: ModuleType) -> bool:
