@@ -75,7 +75,11 @@ def _function(name: str) -> Callable[..., Any]:
     def function(*args: Any, **kwargs: Any) -> Any:
         if name in catalog.MULTIPLE_RESULTS:
             results = call_several(name, _results(name, args, kwargs), *args, **kwargs)
-            return list(results) if name in ("meshgrid", "split", "array_split") else results
+            if name in ("meshgrid", "split", "array_split"):
+                return list(results)
+            if len(results) == 1 and name != "nonzero":  # unique and svd(compute_uv=False) give one array
+                return results[0]
+            return results
         return call(name, *args, **kwargs)
 
     function.__name__ = function.__qualname__ = name.rpartition(".")[2]

@@ -1,0 +1,273 @@
+"""Remote GPU access on simulated GPUs: unmodified CuPy programs through ``bitshare run``, the
+interposer against NumPy, bad input on the wire, a crashing worker, and the worker's telemetry."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from bitshare.client import LeaseRequest
+from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.v1 import bitshare_pb2_grpc as pb_grpc
+
+from ..conftest import ROOT, Daemon, finish, run_cli, spawn_cli, wait_for
+
+Op = pb.ROp
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def daemon(make_daemon: Callable[..., Daemon]) -> Daemon:
+    return make_daemon("--simulate", "1x16GiB", "--sample-interval", "0.1", "--grace", "2")
+
+
+def run_python(daemon: Daemon, *args: str, partition: str = "0.25", timeout: float = 120) -> tuple[int, str, str]:
+    done = run_cli(daemon, "run", "-p", partition, "--", sys.executable, *args, timeout=timeout)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(
+    "example", [["cupy_mlp.py"], ["cupy_kmeans.py"], ["cupy_fft_filter.py", "--no-kernel"]], ids=lambda e: e[0]
+)
+def test_the_examples_run_unchanged_and_match_numpy(daemon: Daemon, example: list[str]) -> None:
+    code, out, err = run_python(daemon, str(ROOT / "examples" / example[0]), *example[1:])
+    assert code == 0, err
+    assert "result matches NumPy within tolerance" in out
+
+
+def test_the_covered_surface_agrees_with_numpy(daemon: Daemon) -> None:
+    code, out, err = run_python(daemon, "-W", "ignore", str(ROOT / "tests" / "apps" / "conformance.py"), timeout=300)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and summary["failures"] == 0, out + err
+    assert summary["cases"] > 100
+
+
+def test_a_kernel_on_a_simulated_gpu_says_it_needs_a_gpu(daemon: Daemon) -> None:
+    code, _, err = run_python(daemon, str(ROOT / "examples" / "cupy_fft_filter.py"))
+    assert code == 1
+    assert "KernelUnavailable: RawKernel needs a GPU: this lease is on a simulated GPU" in err
+
+
+def test_out_of_memory_at_the_partition_and_unsupported_names(daemon: Daemon) -> None:
+    program = (
+        "import cupy\n"
+        "x = cupy.ones((1024, 1024), dtype=cupy.float32)\n"  # 4 MiB: fits
+        "try:\n"
+        "    cupy.zeros((64, 1024, 1024), dtype=cupy.float64).sum().get()\n"  # 512 MiB of a 256 MiB partition
+        "except cupy.cuda.memory.OutOfMemoryError as exc:\n"
+        "    print('refused:', exc)\n"
+        "print(float(x.sum()))\n"
+        "try:\n"
+        "    cupy.polyfit\n"
+        "except NotImplementedError as exc:\n"
+        "    print(exc)\n"
+    )
+    code, out, err = run_python(daemon, "-c", program, partition="0.016")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("refused: out of memory allocating 536,870,912 bytes on simulated GPU 0")
+    assert lines[1] == "1048576.0"
+    assert lines[2].startswith("cupy.polyfit is not supported by bitshare's remote CuPy")
+
+
+# ----- the wire, spoken directly ------------------------------------------------------------
+
+
+class RawSession:
+    """A remote session driven message by message, to send what the interposer never would."""
+
+    def __init__(self, client, lease_id: str) -> None:
+        self._outgoing: queue.SimpleQueue[pb.RemoteRequest | None] = queue.SimpleQueue()
+        self._outgoing.put(pb.RemoteRequest(open=pb.RemoteOpen(lease_id=lease_id)))
+        stub = pb_grpc.RemoteServiceStub(client.channel)
+        self.call = stub.Session(iter(self._outgoing.get, None), metadata=client.metadata, timeout=60)
+        self.seq = 0
+
+    def send(self, *requests: pb.RemoteRequest) -> None:
+        for request in requests:
+            self._outgoing.put(request)
+
+    def sync(self, *ops: pb.ROp) -> list[pb.RemoteReply]:
+        """Send a synced batch; the replies up to its result."""
+        self.seq += 1
+        self.send(pb.RemoteRequest(batch=pb.RBatch(ops=ops, sync=True, seq=self.seq)))
+        replies = []
+        for reply in self.call:
+            replies.append(reply)
+            if reply.WhichOneof("kind") == "result":
+                return replies
+        return replies
+
+    def close(self) -> None:
+        self._outgoing.put(None)
+
+
+def results(replies: list[pb.RemoteReply]) -> list[pb.RResult]:
+    return [r.result for r in replies if r.WhichOneof("kind") == "result"]
+
+
+def upload(handle: int, array: np.ndarray) -> list[pb.RemoteRequest]:
+    meta = pb.RMeta(shape=array.shape, dtype=array.dtype.str)
+    return [
+        pb.RemoteRequest(batch=pb.RBatch(ops=[Op(kind=Op.KIND_UPLOAD, out=[handle], meta=meta)])),
+        pb.RemoteRequest(chunk=pb.RChunk(handle=handle, offset=0, data=array.tobytes())),
+    ]
+
+
+def test_bad_input_gets_clear_errors_and_the_worker_goes_on(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(memory_mib=64))
+        raw = RawSession(client, lease.id)
+        bad = [
+            # an object dtype: never accepted
+            (Op(kind=Op.KIND_UPLOAD, out=[1], meta=pb.RMeta(shape=[4], dtype="|O")), "ValueError", "not supported"),
+            # more than the partition: refused before anything is allocated
+            (
+                Op(kind=Op.KIND_UPLOAD, out=[2], meta=pb.RMeta(shape=[128, MIB], dtype="|u1")),
+                "OutOfMemoryError",
+                "out of memory",
+            ),
+            # a handle nobody made
+            (
+                Op(kind=Op.KIND_CALL, name="negative", args=[pb.RValue(handle=999)], out=[3]),
+                "ValueError",
+                "unknown array handle 999",
+            ),
+            # a function outside the covered surface
+            (Op(kind=Op.KIND_CALL, name="polyfit", out=[4]), "NotImplementedError", "cupy.polyfit is not supported"),
+            # a kernel, on a simulated GPU
+            (
+                Op(
+                    kind=Op.KIND_KERNEL,
+                    name="k",
+                    kwargs={"kind": pb.RValue(str="RawKernel"), "code": pb.RValue(str="x")},
+                ),
+                "KernelUnavailable",
+                "needs a GPU",
+            ),
+            # inline bytes that do not make the shape they claim
+            (
+                Op(
+                    kind=Op.KIND_CALL,
+                    name="asarray",
+                    args=[pb.RValue(array=pb.RHostArray(dtype="<f4", shape=[3], data=b"\0" * 8))],
+                    out=[5],
+                ),
+                "ValueError",
+                "8 bytes do not make an array of shape (3,)",
+            ),
+        ]
+        for op, kind, message in bad:
+            [result] = results(raw.sync(op))
+            assert result.error.type == kind, result.error
+            assert message in result.error.message, result.error.message
+        # A chunk that does not continue an upload is reported at the next sync.
+        raw.send(*upload(6, np.arange(4, dtype=np.float32))[:1])
+        raw.send(pb.RemoteRequest(chunk=pb.RChunk(handle=6, offset=8, data=b"\0" * 8)))
+        [result] = results(raw.sync())
+        assert result.error.type == "ValueError" and "does not continue the upload" in result.error.message
+        # The same worker still serves good work.
+        raw.send(*upload(7, np.arange(4, dtype=np.float32)))
+        replies = raw.sync(Op(kind=Op.KIND_DOWNLOAD, args=[pb.RValue(handle=7)]))
+        data = b"".join(r.chunk.data for r in replies if r.WhichOneof("kind") == "chunk")
+        assert np.frombuffer(data, np.float32).tolist() == [0.0, 1.0, 2.0, 3.0]
+        assert not replies[-1].result.HasField("error")
+        raw.close()
+
+
+def test_garbage_on_the_wire_is_refused(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(memory_mib=64))
+        session = client.channel.stream_stream("/bitshare.v1.RemoteService/Session")
+        opening = pb.RemoteRequest(open=pb.RemoteOpen(lease_id=lease.id)).SerializeToString()
+        replies = list(session(iter([opening, b"\xff\xff\xff not protobuf"]), metadata=client.metadata, timeout=30))
+        [result] = [pb.RemoteReply.FromString(r).result for r in replies]
+        assert result.error.type == "ProtocolError" and "not a RemoteRequest" in result.error.message
+        refused = session(iter([b"\x01"]), metadata=client.metadata, timeout=30)
+        with pytest.raises(grpc.RpcError) as err:
+            list(refused)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_session_needs_an_active_lease_of_ones_own_and_only_one_at_a_time(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(memory_mib=64))
+        first = RawSession(client, lease.id)
+        first.sync(Op(kind=Op.KIND_QUERY, name="memory"))  # the first session is open (its worker answered)
+        with pytest.raises(grpc.RpcError) as err:
+            RawSession(client, lease.id).sync()
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "already has a remote session" in err.value.details()
+        first.call.cancel()
+        client.release(lease.id)
+        with pytest.raises(grpc.RpcError) as err:
+            RawSession(client, lease.id).sync()
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+# ----- the worker ------------------------------------------------------------------------------
+
+HOLDER = """
+import pathlib, sys, time
+import cupy
+x = cupy.ones((16, 1024, 1024), dtype=cupy.float32)  # 64 MiB on the worker
+print(float(x[0, 0, 0]), flush=True)
+go = pathlib.Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.05)
+print(float(x.sum()))
+"""
+
+
+def test_the_workers_memory_counts_for_its_lease(daemon: Daemon, tmp_path: Path) -> None:
+    proc = spawn_cli(daemon, "run", "-p", "0.25", "--", sys.executable, "-c", HOLDER, str(tmp_path / "go"))
+
+    def measured() -> pb.Lease | None:
+        with daemon.client() as client:
+            leases = client.all_leases()
+        # 64 MiB, and the few bytes of the scalar it read (counted in whole MiB)
+        return leases[0] if leases and 64 <= leases[0].usage.used_mib <= 65 else None
+
+    lease = wait_for(measured, 30, "the daemon to measure the worker's 64 MiB")
+    assert lease.enforcement == "watchdog" and len(lease.usage.processes) == 1
+    (tmp_path / "go").touch()
+    code, out = finish(proc, 60)
+    assert code == 0 and out.splitlines() == ["1.0", "16777216.0"]
+
+
+def test_a_crashing_worker_ends_its_lease_and_nothing_else(daemon: Daemon, tmp_path: Path) -> None:
+    err = tmp_path / "crash.err"
+    proc = spawn_cli(
+        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", HOLDER, str(tmp_path / "go"), stderr_path=err
+    )
+
+    def worker() -> tuple[str, int] | None:
+        with daemon.client() as client:
+            leases = client.all_leases()
+        if leases and leases[0].usage.processes:
+            return leases[0].id, leases[0].usage.processes[0].pid
+        return None
+
+    lease_id, pid = wait_for(worker, 30, "the worker to hold memory")
+    os.kill(pid, signal.SIGSEGV)  # as a bad kernel or an illegal address would end it
+    (tmp_path / "go").touch()
+    code, _ = finish(proc, 60, err)
+    # The program either ends at its next sync (LeaseLost) or is ended with its lease (SIGTERM).
+    assert code in (1, 128 + signal.SIGTERM)
+    assert "crashed (killed by SIGSEGV)" in err.read_text()
+    with daemon.client() as client:
+        ended = client.get(lease_id)
+        assert ended.state == pb.LEASE_STATE_REVOKED
+        assert ended.end_reason == "its remote worker crashed (killed by SIGSEGV)"
+    # The daemon, and other leases' workers, go on.
+    code, out, stderr = run_python(daemon, "-c", "import cupy; print(float(cupy.arange(4).sum()))")
+    assert code == 0 and out.strip() == "6.0", stderr
