@@ -18,8 +18,8 @@ test: $(VENV)/.installed  ## the whole test suite (GPU tests run only on GPU hos
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed  ## ruff, as configured in pyproject.toml
-	$(VENV)/bin/ruff check bitshare tests benchmarks scripts
-	$(VENV)/bin/ruff format --check bitshare tests benchmarks scripts
+	$(VENV)/bin/ruff check bitshare tests benchmarks scripts examples
+	$(VENV)/bin/ruff format --check bitshare tests benchmarks scripts examples
 
 proto: $(VENV)/.installed  ## regenerate bitshare/v1/*_pb2*.py from the .proto
 	$(PY) scripts/gen_proto.py

@@ -7,9 +7,8 @@ On a simulated GPU (no CUDA compiler) pass --no-kernel to do the step with array
 
 import sys
 
-import numpy as np
-
 import cupy as cp
+import numpy as np
 
 SAMPLES, CUTOFF = 1 << 18, 2000
 

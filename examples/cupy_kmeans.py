@@ -4,9 +4,8 @@ Runs unchanged with real CuPy on a GPU, or through bitshare on a GPU server:
     bitshare run --remote -p 0.25 -- python examples/cupy_kmeans.py
 """
 
-import numpy as np
-
 import cupy as cp
+import numpy as np
 
 POINTS, DIMS, K, ITERATIONS = 20000, 16, 8, 15
 
