@@ -143,7 +143,15 @@ class Daemon:
             tokens = load_tokens(Path(config.tokens_file)) if config.tokens_file else []
             auth = Authenticator(load_or_create_secret(state_dir), tokens, config.admin_group)
             shared = Shared(
-                manager, auth, backend.name, backend.simulated, time.time(), self.fatal_event, enforcer, simgpu
+                manager,
+                auth,
+                backend.name,
+                backend.simulated,
+                time.time(),
+                self.fatal_event,
+                enforcer,
+                simgpu,
+                str(runtime_dir),
             )
             store.start()
             await manager.tick()  # persist what restoring changed (leases on GPUs that are gone)

@@ -75,10 +75,12 @@ class Shared:
         on_fatal: asyncio.Event,
         enforcer: Enforcer,
         simgpu_directory: str = "",
+        runtime_dir: str = "",
     ) -> None:
         self.manager = manager
         self.enforcer = enforcer
         self.simgpu_directory = simgpu_directory
+        self.runtime_dir = runtime_dir  # remote sessions' data sockets live under it
         self.auth = auth
         self.backend = backend
         self.simulated = simulated

@@ -53,8 +53,13 @@ def meta_pb(shape: tuple[int, ...], dtype: np.dtype | str) -> pb.RMeta:
     return pb.RMeta(shape=shape, dtype=np.dtype(dtype).str if dtype != "" else "")
 
 
+def contiguous(array: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping the shape (``np.ascontiguousarray`` makes a 0-d array 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
 def host_array(array: np.ndarray) -> pb.RHostArray:
-    array = np.ascontiguousarray(array)
+    array = contiguous(array)
     check_dtype(array.dtype.str)
     return pb.RHostArray(dtype=array.dtype.str, shape=array.shape, data=array.tobytes())
 

@@ -502,7 +502,7 @@ class RMeta(_message.Message):
     def __init__(self, shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ...) -> None: ...
 
 class ROp(_message.Message):
-    __slots__ = ("kind", "name", "args", "kwargs", "out", "expect", "meta")
+    __slots__ = ("kind", "name", "args", "kwargs", "out", "expect", "meta", "direct")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[ROp.Kind]
@@ -541,6 +541,7 @@ class ROp(_message.Message):
     OUT_FIELD_NUMBER: _ClassVar[int]
     EXPECT_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
+    DIRECT_FIELD_NUMBER: _ClassVar[int]
     kind: ROp.Kind
     name: str
     args: _containers.RepeatedCompositeFieldContainer[RValue]
@@ -548,7 +549,8 @@ class ROp(_message.Message):
     out: _containers.RepeatedScalarFieldContainer[int]
     expect: _containers.RepeatedCompositeFieldContainer[RMeta]
     meta: RMeta
-    def __init__(self, kind: _Optional[_Union[ROp.Kind, str]] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[RValue, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, RValue]] = ..., out: _Optional[_Iterable[int]] = ..., expect: _Optional[_Iterable[_Union[RMeta, _Mapping]]] = ..., meta: _Optional[_Union[RMeta, _Mapping]] = ...) -> None: ...
+    direct: bool
+    def __init__(self, kind: _Optional[_Union[ROp.Kind, str]] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[RValue, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, RValue]] = ..., out: _Optional[_Iterable[int]] = ..., expect: _Optional[_Iterable[_Union[RMeta, _Mapping]]] = ..., meta: _Optional[_Union[RMeta, _Mapping]] = ..., direct: bool = ...) -> None: ...
 
 class RBatch(_message.Message):
     __slots__ = ("ops", "sync", "seq")
@@ -615,10 +617,20 @@ class RResult(_message.Message):
     device_limit_bytes: int
     def __init__(self, seq: _Optional[int] = ..., values: _Optional[_Iterable[_Union[RValue, _Mapping]]] = ..., metas: _Optional[_Mapping[int, RMeta]] = ..., error: _Optional[_Union[RError, _Mapping]] = ..., device_used_bytes: _Optional[int] = ..., device_limit_bytes: _Optional[int] = ...) -> None: ...
 
+class RSession(_message.Message):
+    __slots__ = ("data_socket", "secret")
+    DATA_SOCKET_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    data_socket: str
+    secret: bytes
+    def __init__(self, data_socket: _Optional[str] = ..., secret: _Optional[bytes] = ...) -> None: ...
+
 class RemoteReply(_message.Message):
-    __slots__ = ("result", "chunk")
+    __slots__ = ("result", "chunk", "session")
     RESULT_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     result: RResult
     chunk: RChunk
-    def __init__(self, result: _Optional[_Union[RResult, _Mapping]] = ..., chunk: _Optional[_Union[RChunk, _Mapping]] = ...) -> None: ...
+    session: RSession
+    def __init__(self, result: _Optional[_Union[RResult, _Mapping]] = ..., chunk: _Optional[_Union[RChunk, _Mapping]] = ..., session: _Optional[_Union[RSession, _Mapping]] = ...) -> None: ...

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of bitshare, for a host with an NVIDIA GPU: the gpu-marked tests (NVML backend,
 # MPS, the in-process agent with CuPy and PyTorch, the watchdog, live resize and revoke), then
-# the seed benchmark (benchmarks/seed_gpu.py). Under 8 minutes; a short table comes last.
+# the seed benchmark (benchmarks/seed_gpu.py) and the remote benchmark. Under 8 minutes; a short
+# table comes last.
 # Usage (from the repository root): bash tests/gpu/run.sh   [results go to $OUT, default ./gpu-results]
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu-results}"
@@ -22,12 +23,14 @@ for name in ("cupy", "torch", "torchvision"):
     except ImportError as exc:
         print(name, "missing:", exc)
 PY
-timeout 300 python3 -m pytest -m gpu tests/gpu -v -p no:cacheprovider --junitxml="$OUT/gpu-junit.xml" 2>&1 \
+timeout 240 python3 -m pytest -m gpu tests/gpu -v -p no:cacheprovider --junitxml="$OUT/gpu-junit.xml" 2>&1 \
     | tee "$OUT/gpu-pytest.txt"
 tests_rc=${PIPESTATUS[0]}
-timeout 210 python3 benchmarks/seed_gpu.py --seconds 12 --warmup 4 --out "$OUT/seed_gpu.json" 2>&1 \
+timeout 150 python3 benchmarks/seed_gpu.py --seconds 8 --warmup 3 --out "$OUT/seed_gpu.json" 2>&1 \
     | tee "$OUT/seed_gpu.txt"
 bench_rc=${PIPESTATUS[0]}
+timeout 60 python3 benchmarks/remote_bench.py --backend nvml --repeats 3 --out "$OUT/remote_bench.json" 2>&1 \
+    | tee "$OUT/remote_bench.txt"
 python3 - "$OUT" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
 from pathlib import Path
@@ -48,6 +51,12 @@ try:
         rows.append((f"seed sum, {phase}", f"{value:.2f}" if isinstance(value, (int, float)) else str(value)))
 except (OSError, ValueError, KeyError) as exc:
     rows.append(("seed benchmark", f"no result ({exc})"))
+try:
+    remote = json.loads((out / "remote_bench.json").read_text())["figures"]
+    rows.append(("remote upload / download", f"{remote['upload_gib_s']:.2f} / {remote['download_gib_s']:.2f} GiB/s"))
+    rows.append(("remote compute vs local CuPy", f"{remote['compute_vs_local']:.3f}x"))
+except (OSError, ValueError, KeyError, TypeError) as exc:
+    rows.append(("remote benchmark", f"no result ({exc})"))
 width = max(len(k) for k, _ in rows)
 print()
 for key, value in rows:

@@ -190,7 +190,9 @@ def test_garbage_on_the_wire_is_refused(daemon: Daemon) -> None:
         session = client.channel.stream_stream("/bitshare.v1.RemoteService/Session")
         opening = pb.RemoteRequest(open=pb.RemoteOpen(lease_id=lease.id)).SerializeToString()
         replies = list(session(iter([opening, b"\xff\xff\xff not protobuf"]), metadata=client.metadata, timeout=30))
-        [result] = [pb.RemoteReply.FromString(r).result for r in replies]
+        parsed = [pb.RemoteReply.FromString(r) for r in replies]
+        assert parsed[0].WhichOneof("kind") == "session"
+        [result] = [r.result for r in parsed if r.WhichOneof("kind") == "result"]
         assert result.error.type == "ProtocolError" and "not a RemoteRequest" in result.error.message
         refused = session(iter([b"\x01"]), metadata=client.metadata, timeout=30)
         with pytest.raises(grpc.RpcError) as err:

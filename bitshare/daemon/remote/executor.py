@@ -19,6 +19,7 @@ import numpy as np
 from ...remote import catalog
 from ...remote.wire import WireError, check_dtype, check_shape, decode, encode, meta_pb, nbytes_of
 from ...v1 import bitshare_pb2 as pb
+from .data_channel import DataChannel
 
 CHUNK = 4 * 1024 * 1024
 MAX_HANDLES = 1_000_000
@@ -60,9 +61,10 @@ class _Upload:
 
 
 class Executor:
-    def __init__(self, xp: Any, device: Device) -> None:
+    def __init__(self, xp: Any, device: Device, data: DataChannel | None = None) -> None:
         self.xp = xp
         self.device = device
+        self.data = data  # bulk bytes of direct uploads and downloads (same-host clients)
         self.arrays: dict[int, Any] = {}
         self._uploads: dict[int, _Upload] = {}
         self._kernels: dict[str, Any] = {}
@@ -80,12 +82,14 @@ class Executor:
             index = self._op_count
             self._op_count += 1
             if self._error is not None and op.kind != Op.KIND_FREE:
+                self._skip(op)
                 continue
             try:
                 with self.device.busy():
                     yield from self._run(op)
             except Exception as exc:
                 self._fail(index, op, exc)
+                self._skip(op)
         if batch.sync:
             yield pb.RemoteReply(result=self._result(batch.seq))
 
@@ -210,9 +214,27 @@ class Executor:
         # Checked against the partition before a byte is allocated.
         self.device.check_room(nbytes)
         [handle] = op.out
-        self._uploads[handle] = _Upload(np.empty(shape, dtype))
-        if nbytes == 0:
+        upload = _Upload(np.empty(shape, dtype))
+        self._uploads[handle] = upload
+        if op.direct:
+            if self.data is None:
+                raise WireError("a direct upload, but this session has no data socket")
+            self.data.read_into(memoryview(upload.host).cast("B"))
             self._place(handle)
+        elif nbytes == 0:
+            self._place(handle)
+
+    def _skip(self, op: pb.ROp) -> None:
+        """An operation that did not run: keep the data socket in step with the client."""
+        if not op.direct or self.data is None or self.data.broken:
+            return
+        if op.kind == Op.KIND_UPLOAD and op.out and op.out[0] not in self.arrays:
+            self._uploads.pop(op.out[0], None)
+            with contextlib.suppress(ValueError):
+                self.data.drain(nbytes_of(check_shape(op.meta.shape), check_dtype(op.meta.dtype)))
+        elif op.kind == Op.KIND_DOWNLOAD:
+            with contextlib.suppress(ValueError):
+                self.data.write(None, None)
 
     def _place(self, handle: int) -> None:
         upload = self._uploads.pop(handle)
@@ -223,8 +245,16 @@ class Executor:
     def _download(self, op: pb.ROp) -> Iterator[pb.RemoteReply]:
         handle = op.args[0].handle
         array = self._array(handle)
-        host = self.xp.asnumpy(array) if self.gpu else np.ascontiguousarray(array)
-        data = memoryview(np.ascontiguousarray(host)).cast("B")
+        host = self.xp.asnumpy(array) if self.gpu else array
+        if not host.flags.c_contiguous:
+            host = host.copy(order="C")  # (not ascontiguousarray: it turns a 0-d array into 1-d)
+        data = memoryview(host).cast("B") if host.size else memoryview(b"")
+        if op.direct:
+            if self.data is None:
+                raise WireError("a direct download, but this session has no data socket")
+            self.data.write(meta_pb(host.shape, host.dtype), data)
+            self._metas[handle] = meta_pb(host.shape, host.dtype)
+            return
         for offset in range(0, len(data), CHUNK):
             yield pb.RemoteReply(
                 chunk=pb.RChunk(handle=handle, offset=offset, data=bytes(data[offset : offset + CHUNK]))

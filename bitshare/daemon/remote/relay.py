@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -53,8 +55,9 @@ class RemoteRelay:
         if first is None:
             return
         lease = await guarded(self.shared, context, self._open(identity, first))
-        worker, reader, writer = await self._start(lease, context)
+        worker, reader, writer, ready = await self._start(lease, context)
         log.event("remote.started", lease=lease.id, pid=worker.pid)
+        yield ready  # the session's first reply: where its data socket is, if it has one
         ended = asyncio.ensure_future(self._lease_ends(lease.id))
         forward = asyncio.ensure_future(self._forward(requests, writer))
         try:
@@ -104,7 +107,7 @@ class RemoteRelay:
 
     async def _start(
         self, lease: Lease, context: grpc.aio.ServicerContext
-    ) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader, asyncio.StreamWriter]:
+    ) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader, asyncio.StreamWriter, bytes]:
         [(index, mib)] = lease.allocations.items()
         gpu = self.shared.manager.ledger.gpus[index]
         ours, theirs = socket.socketpair()
@@ -129,6 +132,12 @@ class RemoteRelay:
             "--registry",
             self.shared.simgpu_directory,
         ]
+        if context.peer().startswith("unix:") and self.shared.runtime_dir:
+            # A client on this host gets a data socket for bulk bytes (the secret decides who uses it).
+            directory = Path(self.shared.runtime_dir) / "remote"
+            directory.mkdir(exist_ok=True)
+            os.chmod(directory, 0o755)
+            command += ["--data-socket", str(directory / f"{lease.id}-{secrets.token_hex(4)}.sock")]
         worker = await asyncio.create_subprocess_exec(
             *command, pass_fds=(theirs.fileno(),), env=env, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
         )
@@ -139,7 +148,7 @@ class RemoteRelay:
             ready = await asyncio.wait_for(_read_frame(reader), READY_TIMEOUT_S)
         except (asyncio.TimeoutError, _Closed):
             ready = b""
-        if ready != b"ready":
+        if not _is_ready(ready):
             with contextlib.suppress(ProcessLookupError):
                 worker.kill()
             code = await worker.wait()
@@ -150,7 +159,7 @@ class RemoteRelay:
                 f"the GPU worker of lease {lease.id} did not start ({_describe_exit(code)})",
             )
         self.shared.enforcer.adopt_worker(lease.id, worker.pid)
-        return worker, reader, writer
+        return worker, reader, writer, ready
 
     async def _forward(self, requests: AsyncIterator[bytes], writer: asyncio.StreamWriter) -> None:
         """Client -> worker; closing the worker's input when the client ends the session."""
@@ -179,6 +188,13 @@ class RemoteRelay:
     async def _end_lease(self, lease_id: str, reason: str) -> None:
         with contextlib.suppress(LedgerError):
             await self.shared.manager.revoke(lease_id, reason)
+
+
+def _is_ready(data: bytes) -> bool:
+    try:
+        return pb.RemoteReply.FromString(data).WhichOneof("kind") == "session"
+    except DecodeError:
+        return False
 
 
 def _retrieved(future: asyncio.Future[bytes]) -> None:

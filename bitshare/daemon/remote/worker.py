@@ -23,6 +23,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from ...v1 import bitshare_pb2 as pb
+from .data_channel import DataChannel
 from .executor import Executor
 from .framing import frame, read_frame
 
@@ -51,16 +52,16 @@ class CupyDevice:
         return contextlib.nullcontext()  # NVML measures a real GPU's utilisation
 
 
-def open_executor(backend: str, gpu_uuid: str, limit_bytes: int, registry: str) -> Executor:
+def open_executor(backend: str, gpu_uuid: str, limit_bytes: int, registry: str, data: DataChannel | None) -> Executor:
     if backend == "nvml":
         import cupy
 
-        return Executor(cupy, CupyDevice(cupy, limit_bytes))
+        return Executor(cupy, CupyDevice(cupy, limit_bytes), data)
     import numpy
 
     from ...simgpu import DevicePool
 
-    return Executor(numpy, DevicePool(0, gpu_uuid, limit_bytes, Path(registry) if registry else None))
+    return Executor(numpy, DevicePool(0, gpu_uuid, limit_bytes, Path(registry) if registry else None), data)
 
 
 def serve(sock: socket.socket, executor: Executor) -> None:
@@ -104,15 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-uuid", required=True)
     parser.add_argument("--limit-bytes", type=int, required=True)
     parser.add_argument("--registry", default="")
+    parser.add_argument("--data-socket", default="", help="offer a data socket here (a client on this host)")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.fd)
-    executor = open_executor(args.backend, args.gpu_uuid, args.limit_bytes, args.registry)
-    sock.sendall(frame(b"ready"))
+    data = DataChannel(Path(args.data_socket)) if args.data_socket else None
+    executor = open_executor(args.backend, args.gpu_uuid, args.limit_bytes, args.registry, data)
+    ready = pb.RemoteReply(session=data.session_message() if data is not None else pb.RSession())
+    sock.sendall(frame(ready.SerializeToString()))
     try:
         serve(sock, executor)
     except (ValueError, OSError) as exc:
         sys.stderr.write(f"bitshare worker: {exc}\n")
         return 1
+    finally:
+        if data is not None:
+            data.close()
     return 0
 
 

@@ -109,12 +109,8 @@ class ndarray:
 
     def get(self, stream: Any = None, order: str = "C", out: np.ndarray | None = None) -> np.ndarray:
         """Copy the array to the host (a sync point)."""
-        buffer = None
-        if self._shape is not None:
-            buffer = np.empty(self._shape, self._dtype)
-        self._session.queue(Op(kind=Op.KIND_DOWNLOAD, args=[pb.RValue(handle=self._handle)]))
-        _, host = self._session.sync(download=(self._handle, buffer))
-        assert host is not None
+        known = (self._shape, self._dtype) if self._shape is not None else None
+        host = self._session.download(self._handle, known)
         if out is not None:
             out[...] = host
             return out
@@ -439,7 +435,7 @@ def _queue(
 
 def upload(array: np.ndarray, owner: Session | None = None) -> ndarray:
     owner = owner or session()
-    host = np.ascontiguousarray(array)
+    host = wire.contiguous(np.asarray(array))
     result = ndarray(owner, owner.new_handle(), (host.shape, host.dtype))
     owner.upload(result._handle, host)
     return result

@@ -12,6 +12,8 @@ import atexit
 import itertools
 import os
 import queue
+import socket
+import struct
 import threading
 import weakref
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from ...client import Client, connect
 from ...errors import BitshareError
 from ...v1 import bitshare_pb2 as pb
 from ...v1 import bitshare_pb2_grpc as pb_grpc
-from ..wire import check_dtype, check_shape
+from ..wire import check_dtype, check_shape, contiguous
 from . import errors
 
 CHUNK = 4 * 1024 * 1024
@@ -51,6 +53,8 @@ class Session:
         self.ops_sent = 0
         self.device_used_bytes = 0
         self.device_limit_bytes = 0
+        self._data: socket.socket | None = None  # raw bulk bytes, when the worker is on this host
+        self._open_data_socket(self._next_reply())
 
     # ----- queueing -----------------------------------------------------------------------
 
@@ -72,17 +76,38 @@ class Session:
         self._lazy[handle] = weakref.ref(array)
 
     def upload(self, handle: int, array: np.ndarray) -> None:
-        """Make ``handle`` an array on the worker holding ``array``'s data (sent in chunks)."""
-        array = np.ascontiguousarray(array)
+        """Make ``handle`` an array on the worker holding ``array``'s data (over the data socket,
+        or in chunks on the stream)."""
+        array = contiguous(np.asarray(array))
         check_dtype(array.dtype.str)
         with self._lock:
             meta = pb.RMeta(shape=array.shape, dtype=array.dtype.str)
-            self._ops.append(Op(kind=Op.KIND_UPLOAD, out=[handle], meta=meta))
+            direct = self._data is not None
+            self._ops.append(Op(kind=Op.KIND_UPLOAD, out=[handle], meta=meta, direct=direct))
             self._send_batch(sync=False)
-            data = memoryview(array.reshape(-1).view(np.uint8))
+            data = memoryview(array).cast("B") if array.size else memoryview(b"")
+            if direct:
+                self._send_data(data)
+                return
             for offset in range(0, len(data), CHUNK):
                 chunk = pb.RChunk(handle=handle, offset=offset, data=data[offset : offset + CHUNK].tobytes())
                 self._put(pb.RemoteRequest(chunk=chunk))
+
+    def download(self, handle: int, meta: tuple[tuple[int, ...], np.dtype] | None) -> np.ndarray:
+        """The array's bytes on the host (a sync point)."""
+        with self._lock:
+            direct = self._data is not None
+            self._ops.append(Op(kind=Op.KIND_DOWNLOAD, args=[pb.RValue(handle=handle)], direct=direct))
+            if not direct:
+                buffer = np.empty(*meta) if meta is not None else None
+                _, host = self.sync(download=(handle, buffer))
+                assert host is not None
+                return host
+            self._send_batch(sync=True)
+            host = self._receive_data()  # before the answer: the worker writes the bytes first
+            self._finish_sync()
+            assert host is not None  # else the answer carried the error, raised above
+            return host
 
     # ----- sync points ----------------------------------------------------------------------
 
@@ -91,6 +116,13 @@ class Session:
         whose chunks this answer carries; returns the result and the downloaded array."""
         with self._lock:
             self._send_batch(sync=True)
+            return self._finish_sync(download)
+
+    def _finish_sync(
+        self, download: tuple[int, np.ndarray | None] | None = None
+    ) -> tuple[pb.RResult, np.ndarray | None]:
+        """Read the answer to the synced batch just sent (and the chunks of a download before it)."""
+        with self._lock:
             self.round_trips += 1
             handle, buffer = download if download is not None else (0, None)
             pieces: list[bytes] = []
@@ -127,6 +159,45 @@ class Session:
             array = ref() if ref is not None else None
             if array is not None:
                 array._set_meta(tuple(meta.shape), np.dtype(meta.dtype))
+
+    # ----- the data socket (same host) --------------------------------------------------------
+
+    def _open_data_socket(self, first: pb.RemoteReply) -> None:
+        if first.WhichOneof("kind") != "session":
+            raise errors.ProtocolError("the GPU server's first reply does not describe the session")
+        if not first.session.data_socket:
+            return
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(first.session.data_socket)
+            sock.sendall(first.session.secret)
+        except OSError:
+            return  # not reachable from here after all: chunks on the stream still work
+        self._data = sock
+
+    def _send_data(self, data: memoryview) -> None:
+        assert self._data is not None
+        try:
+            self._data.sendall(data)
+        except OSError as exc:
+            self.closed = True
+            raise errors.LeaseLost(f"the data socket of lease {self.lease_id} failed: {exc}") from None
+
+    def _receive_data(self) -> np.ndarray | None:
+        """A direct download: None when it did not happen (the answer says why)."""
+        assert self._data is not None
+        try:
+            (size,) = _LENGTH.unpack(_read_exactly(self._data, _LENGTH.size))
+            if size == 0:
+                return None
+            meta = pb.RMeta.FromString(_read_exactly(self._data, size))
+            host = np.empty(check_shape(meta.shape), check_dtype(meta.dtype))
+            if host.size:
+                _read_into(self._data, memoryview(host).cast("B"))
+            return host
+        except OSError as exc:
+            self.closed = True
+            raise errors.LeaseLost(f"the data socket of lease {self.lease_id} failed: {exc}") from None
 
     # ----- the stream -------------------------------------------------------------------------
 
@@ -168,7 +239,27 @@ class Session:
         if not self.closed:
             self.closed = True
             self._outgoing.put(None)
+            if self._data is not None:
+                self._data.close()
             self.client.close()
+
+
+_LENGTH = struct.Struct(">I")
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    buffer = bytearray(size)
+    _read_into(sock, memoryview(buffer))
+    return bytes(buffer)
+
+
+def _read_into(sock: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise OSError("the worker closed the data socket")
+        got += n
 
 
 _current: list[Session] = []  # the process's one session, once opened
