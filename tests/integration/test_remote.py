@@ -7,6 +7,8 @@ import json
 import os
 import queue
 import signal
+import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ from bitshare.client import LeaseRequest
 from bitshare.v1 import bitshare_pb2 as pb
 from bitshare.v1 import bitshare_pb2_grpc as pb_grpc
 
-from ..conftest import ROOT, Daemon, finish, run_cli, spawn_cli, wait_for
+from ..conftest import ROOT, Daemon, bitshare_cmd, finish, free_port, run_cli, spawn_cli, wait_for
 
 Op = pb.ROp
 MIB = 1024 * 1024
@@ -273,3 +275,52 @@ def test_a_crashing_worker_ends_its_lease_and_nothing_else(daemon: Daemon, tmp_p
     # The daemon, and other leases' workers, go on.
     code, out, stderr = run_python(daemon, "-c", "import cupy; print(float(cupy.arange(4).sum()))")
     assert code == 0 and out.strip() == "6.0", stderr
+
+
+def test_the_data_socket_takes_only_the_sessions_secret(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(memory_mib=64))
+        raw = RawSession(client, lease.id)
+        [opened] = [r for r in raw.sync() if r.WhichOneof("kind") == "session"]
+        assert opened.session.data_socket and len(opened.session.secret) == 32
+        stranger = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stranger.connect(opened.session.data_socket)
+        stranger.sendall(b"\0" * 32)  # a wrong secret: dropped, and the socket still waits for the client
+        owner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        owner.connect(opened.session.data_socket)
+        owner.sendall(opened.session.secret)
+        meta = pb.RMeta(shape=[4], dtype="<f4")
+        raw.send(pb.RemoteRequest(batch=pb.RBatch(ops=[Op(kind=Op.KIND_UPLOAD, out=[1], meta=meta, direct=True)])))
+        owner.sendall(np.arange(4, dtype=np.float32).tobytes())
+        [result] = results(raw.sync(Op(kind=Op.KIND_QUERY, name="item", args=[pb.RValue(handle=1)])))
+        assert result.error.type == "ValueError" and "size 1" in result.error.message  # the upload itself worked
+        assert stranger.recv(1) == b""  # the stranger was hung up on
+        for sock in (stranger, owner):
+            sock.close()
+        raw.close()
+
+
+def test_over_tcp_the_data_travels_on_the_stream(make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    made = run_cli_plain("token", "create", "--name", "ci", "--role", "client", "--file", str(tokens))
+    port = free_port()
+    daemon = make_daemon("--simulate", "1x16GiB", "--listen", f"127.0.0.1:{port}", "--tokens-file", str(tokens))
+    program = "import cupy, numpy; x = cupy.asarray(numpy.arange(600_000.0)); print(float(x.sum()), x.get()[-1])"
+    done = run_cli(
+        daemon,
+        "run",
+        "-p",
+        "0.25",
+        "--",
+        sys.executable,
+        "-c",
+        program,
+        server=f"127.0.0.1:{port}",
+        env={**daemon.env, "BITSHARE_TOKEN": made},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["179999700000.0", "599999.0"]  # 4.8 MB: uploaded in chunks on the stream
+
+
+def run_cli_plain(*args: str) -> str:
+    return subprocess.run(bitshare_cmd(*args), capture_output=True, text=True, check=True, timeout=60).stdout.strip()

@@ -12,11 +12,13 @@ import os
 import secrets
 import socket
 import struct
+import time
 from pathlib import Path
 
 from ...v1 import bitshare_pb2 as pb
 
 ACCEPT_TIMEOUT_S = 30.0
+SECRET_TIMEOUT_S = 5.0
 LENGTH = struct.Struct(">I")
 SECRET_BYTES = 32
 
@@ -41,19 +43,26 @@ class DataChannel:
         return pb.RSession(data_socket=str(self.path), secret=self.secret)
 
     def _connection(self) -> socket.socket:
+        """The client's connection: connections without the session's secret are dropped, and
+        the first that gives it is kept (so a stranger cannot take or spoil the socket)."""
         if self.broken:
             raise DataChannelError(self.broken)
-        if self._conn is None:
-            self._listener.settimeout(ACCEPT_TIMEOUT_S)
+        deadline = time.monotonic() + ACCEPT_TIMEOUT_S
+        while self._conn is None:
+            self._listener.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 conn, _ = self._listener.accept()
             except TimeoutError:
-                raise DataChannelError("no client connected to the data socket") from None
-            conn.settimeout(None)
-            given = _read_exactly(conn, memoryview(bytearray(SECRET_BYTES)))
-            if not hmac.compare_digest(bytes(given), self.secret):
+                raise DataChannelError("no client gave the session's secret on the data socket") from None
+            conn.settimeout(SECRET_TIMEOUT_S)
+            try:
+                given = bytes(_read_exactly(conn, memoryview(bytearray(SECRET_BYTES))))
+            except OSError:
+                given = b""
+            if not hmac.compare_digest(given, self.secret):
                 conn.close()
-                raise DataChannelError("the data socket's client did not give the session's secret")
+                continue
+            conn.settimeout(None)
             self._conn = conn
             self._listener.close()
             self.path.unlink(missing_ok=True)
