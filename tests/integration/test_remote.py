@@ -324,3 +324,30 @@ def test_over_tcp_the_data_travels_on_the_stream(make_daemon: Callable[..., Daem
 
 def run_cli_plain(*args: str) -> str:
     return subprocess.run(bitshare_cmd(*args), capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+RESIZED = """
+import pathlib, sys, time
+import cupy
+print(cupy.cuda.runtime.memGetInfo()[1] // 2**20, flush=True)
+go = pathlib.Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.05)
+print(cupy.cuda.runtime.memGetInfo()[1] // 2**20)
+try:
+    cupy.zeros((300, 1024, 1024), dtype=cupy.uint8).sum().get()  # 300 MiB: fitted 512, not 256
+except cupy.cuda.memory.OutOfMemoryError:
+    print("refused")
+"""
+
+
+def test_a_resize_reaches_the_worker_at_once(daemon: Daemon, tmp_path: Path) -> None:
+    proc = spawn_cli(daemon, "run", "-m", "512", "--", sys.executable, "-c", RESIZED, str(tmp_path / "go"))
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "512"
+    with daemon.client() as client:
+        [lease] = client.all_leases()
+        client.resize(lease.id, memory_mib=256)
+    (tmp_path / "go").touch()
+    code, out = finish(proc, 60)
+    assert code == 0 and out.split() == ["256", "refused"]

@@ -27,7 +27,7 @@ from ...v1 import bitshare_pb2 as pb
 from ..auth import Identity
 from ..ledger import InvalidRequest, Lease, LeaseState, LedgerError, WrongState
 from ..service import Shared, guarded
-from .framing import HEADER, MAX_FRAME, frame
+from .framing import HEADER, LIMIT, MAX_FRAME, frame
 
 SERVICE = "bitshare.v1.RemoteService"
 READY_TIMEOUT_S = 120.0  # importing CuPy and making a CUDA context can take a while
@@ -58,7 +58,7 @@ class RemoteRelay:
         worker, reader, writer, ready = await self._start(lease, context)
         log.event("remote.started", lease=lease.id, pid=worker.pid)
         yield ready  # the session's first reply: where its data socket is, if it has one
-        ended = asyncio.ensure_future(self._lease_ends(lease.id))
+        ended = asyncio.ensure_future(self._follow_lease(lease.id, writer))
         forward = asyncio.ensure_future(self._forward(requests, writer))
         try:
             while True:
@@ -173,14 +173,19 @@ class RemoteRelay:
             with contextlib.suppress(OSError):
                 writer.write_eof()
 
-    async def _lease_ends(self, lease_id: str) -> str:
-        """Wait until the lease ends; return what to tell the client."""
+    async def _follow_lease(self, lease_id: str, writer: asyncio.StreamWriter) -> str:
+        """Give the worker each new partition size as the lease is resized; when the lease ends,
+        return what to tell the client."""
         manager = self.shared.manager
         updates = manager.watch(lease_id)
         try:
             lease = manager.ledger.get(lease_id)
             while not lease.state.ended:
-                lease = (await updates.get()).lease
+                update = await updates.get()
+                lease = update.lease
+                if update.kind == "resized" and lease.allocations:
+                    [mib] = lease.allocations.values()
+                    writer.write(frame((mib * MIB).to_bytes(8, "big"), LIMIT))
             return f"lease {lease_id} {lease.state.value}: {lease.end_reason}"
         finally:
             manager.unwatch(lease_id, updates)
@@ -205,7 +210,7 @@ def _retrieved(future: asyncio.Future[bytes]) -> None:
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     try:
         header = await reader.readexactly(HEADER.size)
-        (size,) = HEADER.unpack(header)
+        size, _ = HEADER.unpack(header)  # the worker only sends CLIENT frames
         return await reader.readexactly(size)
     except (asyncio.IncompleteReadError, ConnectionError):
         raise _Closed from None

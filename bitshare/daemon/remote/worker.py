@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from ...v1 import bitshare_pb2 as pb
 from .data_channel import DataChannel
 from .executor import Executor
-from .framing import frame, read_frame
+from .framing import LIMIT, frame, read_frame
 
 
 class CupyDevice:
@@ -48,6 +48,12 @@ class CupyDevice:
     def adopt(self, array: Any) -> Any:
         return array  # CuPy's pool already counted it, and refused what did not fit
 
+    def set_limit(self, limit_bytes: int) -> None:
+        if limit_bytes < self.limit_bytes:
+            self.pool.free_all_blocks()  # cached blocks above the new size go back to the device
+        self.pool.set_limit(size=limit_bytes)
+        self.limit_bytes = limit_bytes
+
     def busy(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # NVML measures a real GPU's utilisation
 
@@ -67,9 +73,13 @@ def open_executor(backend: str, gpu_uuid: str, limit_bytes: int, registry: str, 
 def serve(sock: socket.socket, executor: Executor) -> None:
     """Answer the session until the daemon closes the socket."""
     while True:
-        data = read_frame(sock)
-        if data is None:
+        received = read_frame(sock)
+        if received is None:
             return
+        kind, data = received
+        if kind == LIMIT:  # the daemon resized the lease: applied at once
+            executor.device.set_limit(int.from_bytes(data, "big"))
+            continue
         for reply in handle(executor, data):
             sock.sendall(frame(reply.SerializeToString()))
 
