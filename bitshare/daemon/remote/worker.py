@@ -118,7 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-socket", default="", help="offer a data socket here (a client on this host)")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.fd)
-    data = DataChannel(Path(args.data_socket)) if args.data_socket else None
+    data = None
+    if args.data_socket:
+        try:
+            data = DataChannel(Path(args.data_socket))
+        except OSError as exc:  # bulk data then travels on the stream, as for a remote client
+            sys.stderr.write(f"bitshare worker: no data socket at {args.data_socket}: {exc}\n")
     executor = open_executor(args.backend, args.gpu_uuid, args.limit_bytes, args.registry, data)
     ready = pb.RemoteReply(session=data.session_message() if data is not None else pb.RSession())
     sock.sendall(frame(ready.SerializeToString()))
