@@ -206,6 +206,11 @@ class Client:
         method = self.admin.DrainGpu if drained else self.admin.UndrainGpu
         return self.call(method, pb.GpuRef(index=gpu_index))
 
+    def watch_telemetry(self, min_interval_s: float = 0.5) -> Iterator[pb.TelemetrySnapshot]:
+        """Snapshots of the daemon as it changes (an admin stream; ``cancel()`` ends it)."""
+        request = pb.WatchTelemetryRequest(min_interval_s=min_interval_s)
+        return self.admin.WatchTelemetry(request, metadata=self.metadata)
+
     def events(self, limit: int = 100, lease_id: str = "") -> list[pb.Event]:
         return list(self.call(self.admin.ListEvents, pb.ListEventsRequest(limit=limit, lease_id=lease_id)).events)
 

@@ -73,7 +73,7 @@ def leases_table(items: Sequence[tuple[str, pb.Lease]]) -> str:
             lease.usage.used_mib if lease.usage.HasField("sampled_at") else "-",
             lease.usage.sm_pct if lease.usage.HasField("sampled_at") else "-",
             lease.enforcement or "-",
-            lease.spec.priority,
+            lease.priority,
             age(lease.created_at),
             " ".join(lease.command.split())[:40],
         ]

@@ -111,6 +111,7 @@ def lease_to_pb(lease: Lease, gpus: dict[int, Gpu], simulated: bool, queue_posit
         request_id=lease.request_id,
         simulated=simulated,
         ttl_s=lease.ttl_s,
+        priority=lease.priority,
     )
     # Set in place: building Timestamp messages and copying them in costs twice as much.
     message.created_at.FromNanoseconds(int(lease.created_at * 1e9))
@@ -120,6 +121,8 @@ def lease_to_pb(lease: Lease, gpus: dict[int, Gpu], simulated: bool, queue_posit
         message.ended_at.FromNanoseconds(int(lease.ended_at * 1e9))
     elif lease.expires_at:
         message.expires_at.FromNanoseconds(int(lease.expires_at * 1e9))
+    if lease.state is LeaseState.ACTIVE and lease.last_active_at:
+        message.last_active_at.FromNanoseconds(int(lease.last_active_at * 1e9))
     return message
 
 

@@ -84,7 +84,7 @@ class Allocation(_message.Message):
     def __init__(self, gpu_index: _Optional[int] = ..., gpu_uuid: _Optional[str] = ..., gpu_name: _Optional[str] = ..., memory_mib: _Optional[int] = ..., compute_pct: _Optional[int] = ..., mps_pipe_directory: _Optional[str] = ...) -> None: ...
 
 class Lease(_message.Message):
-    __slots__ = ("id", "owner", "state", "spec", "allocations", "created_at", "granted_at", "ended_at", "end_reason", "queue_position", "expires_at", "client_host", "command", "request_id", "simulated", "ttl_s", "enforcement", "usage")
+    __slots__ = ("id", "owner", "state", "spec", "allocations", "created_at", "granted_at", "ended_at", "end_reason", "queue_position", "expires_at", "client_host", "command", "request_id", "simulated", "ttl_s", "enforcement", "usage", "last_active_at", "priority")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,8 @@ class Lease(_message.Message):
     TTL_S_FIELD_NUMBER: _ClassVar[int]
     ENFORCEMENT_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_ACTIVE_AT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner: str
     state: LeaseState
@@ -121,7 +123,9 @@ class Lease(_message.Message):
     ttl_s: float
     enforcement: str
     usage: LeaseUsage
-    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[LeaseState, str]] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., allocations: _Optional[_Iterable[_Union[Allocation, _Mapping]]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., granted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., expires_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ..., request_id: _Optional[str] = ..., simulated: bool = ..., ttl_s: _Optional[float] = ..., enforcement: _Optional[str] = ..., usage: _Optional[_Union[LeaseUsage, _Mapping]] = ...) -> None: ...
+    last_active_at: _timestamp_pb2.Timestamp
+    priority: int
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[LeaseState, str]] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., allocations: _Optional[_Iterable[_Union[Allocation, _Mapping]]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., granted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., expires_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ..., request_id: _Optional[str] = ..., simulated: bool = ..., ttl_s: _Optional[float] = ..., enforcement: _Optional[str] = ..., usage: _Optional[_Union[LeaseUsage, _Mapping]] = ..., last_active_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class ProcessUsage(_message.Message):
     __slots__ = ("pid", "gpu_index", "used_mib", "sm_pct", "name", "user")

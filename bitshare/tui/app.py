@@ -1,0 +1,368 @@
+"""``bitshare-admin``: GPUs, leases and the queue of one or several daemons, live; and the actions
+an admin takes on them (resize, revoke, drain, priority). The app takes its data sources as
+arguments (:mod:`bitshare.tui.data`): real daemons, or recorded snapshots in tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from ..errors import BitshareError
+from ..units import format_mib, parse_mib
+from ..v1 import bitshare_pb2 as pb
+from .data import Source
+from .format import gpus, partition, since, state, used
+from .messages import SnapshotReceived, SourceLost
+from .modals.ask import AskModal
+from .screens.lease_detail import LeaseDetailScreen
+from .widgets.gpu_panel import GpuPanel
+from .widgets.live_table import LiveTable
+
+LEASE_COLUMNS = (
+    "SERVER",
+    "LEASE",
+    "OWNER",
+    "HOST",
+    "COMMAND",
+    "GPUS",
+    "PARTITION",
+    "USED",
+    "SM%",
+    "AGE",
+    "IDLE",
+    "STATE",
+    "TIER",
+)
+QUEUE_COLUMNS = ("SERVER", "POS", "LEASE", "OWNER", "ASKED", "GPUS", "PRIO", "WAITED")
+BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+
+
+class DaemonView:
+    """What the console knows of one daemon: its last snapshot, and whether that is stale."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.snapshot: pb.TelemetrySnapshot | None = None
+        self.stale = ""  # why it is stale ("" when live)
+        self.role = "unknown"
+
+
+class AdminApp(App[None]):
+    CSS_PATH = "admin.tcss"
+    TITLE = "bitshare-admin"
+    AUTO_FOCUS = "#gpu-list"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("g", "show_tab('gpus')", "GPUs", id="view.gpus"),
+        Binding("l", "show_tab('leases')", "Leases", id="view.leases"),
+        Binding("w", "show_tab('queue')", "Queue", id="view.queue"),
+        Binding("enter", "details", "Details", id="lease.details", show=False),
+        Binding("r", "resize", "Resize", id="lease.resize"),
+        Binding("x", "revoke", "Revoke", id="lease.revoke"),
+        Binding("p", "priority", "Priority", id="queue.priority"),
+        Binding("d", "drain(True)", "Drain", id="gpu.drain"),
+        Binding("u", "drain(False)", "Undrain", id="gpu.undrain"),
+        Binding("slash", "filter", "Filter", id="table.filter"),
+        Binding("s", "sort", "Sort", id="table.sort"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, sources: Sequence[Source], readonly: bool = False, min_interval_s: float = 0.5) -> None:
+        super().__init__()
+        self.views = {source.name: DaemonView(source) for source in sources}
+        self.readonly = readonly
+        self.min_interval_s = min_interval_s
+        self.panels: dict[tuple[str, int], GpuPanel] = {}
+
+    # ----- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="gpus"):
+            with TabPane("GPUs", id="gpus"):
+                yield VerticalScroll(id="gpu-list")
+            with TabPane("Leases", id="leases"):
+                yield LiveTable(LEASE_COLUMNS, id="lease-table")
+            with TabPane("Queue", id="queue"):
+                yield LiveTable(QUEUE_COLUMNS, id="queue-table")
+        yield Input(placeholder="filter rows (Enter to apply, Esc to close)", id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = ", ".join(self.views)
+        for view in self.views.values():
+            self.run_worker(lambda view=view: self._follow(view), thread=True, group="telemetry", exit_on_error=False)
+
+    def on_unmount(self) -> None:
+        for view in self.views.values():
+            view.source.stop()
+
+    # ----- telemetry (worker threads) ------------------------------------------------------------
+
+    def _follow(self, view: DaemonView) -> None:
+        """Stream one daemon's snapshots; when it goes away, say so and reconnect with backoff."""
+        worker = get_current_worker()
+        failures = 0
+        while not worker.is_cancelled:
+            try:
+                role = view.source.role()
+                view.role = role
+                for snapshot in view.source.snapshots(self.min_interval_s):
+                    failures = 0
+                    self.post_message(SnapshotReceived(view.source.name, snapshot))
+                    if worker.is_cancelled:
+                        return
+            except BitshareError as exc:
+                self.post_message(SourceLost(view.source.name, str(exc)))
+            failures += 1
+            deadline = time.monotonic() + BACKOFF_S[min(failures, len(BACKOFF_S)) - 1]
+            while time.monotonic() < deadline and not worker.is_cancelled:
+                time.sleep(0.05)
+
+    def on_snapshot_received(self, message: SnapshotReceived) -> None:
+        view = self.views[message.server]
+        view.snapshot, view.stale = message.snapshot, ""
+        self.refresh_views()
+
+    def on_source_lost(self, message: SourceLost) -> None:
+        view = self.views[message.server]
+        if not view.stale:
+            self.notify(f"{message.server}: {message.error}; showing its last data", severity="warning")
+        view.stale = message.error
+        self.refresh_views()
+
+    # ----- views --------------------------------------------------------------------------------
+
+    def refresh_views(self) -> None:
+        now = time.time()
+        gpu_list = self.query_one("#gpu-list", VerticalScroll)
+        leases: dict[str, tuple[str, ...]] = {}
+        queue: dict[str, tuple[str, ...]] = {}
+        for server, view in self.views.items():
+            snapshot = view.snapshot
+            if snapshot is None:
+                continue
+            by_id = {lease.id: lease for lease in snapshot.leases}
+            for gpu in snapshot.gpus:
+                panel = self.panels.get((server, gpu.index))
+                if panel is None:
+                    panel = self.panels[(server, gpu.index)] = GpuPanel(server, gpu.index)
+                    panel.can_focus = True
+                    gpu_list.mount(panel)
+                panel.show(gpu, snapshot.server.hostname, by_id, bool(view.stale))
+            stale = " (stale)" if view.stale else ""
+            for lease in snapshot.leases:
+                key = f"{server}|{lease.id}"
+                if lease.state == pb.LEASE_STATE_QUEUED:
+                    queue[key] = (
+                        server + stale,
+                        str(lease.queue_position),
+                        lease.id,
+                        lease.owner,
+                        partition(lease),
+                        str(lease.spec.gpu_count),
+                        str(lease.priority),
+                        since(lease.created_at, now),
+                    )
+                else:
+                    leases[key] = (
+                        server + stale,
+                        lease.id,
+                        lease.owner,
+                        lease.client_host,
+                        " ".join(lease.command.split())[:40],
+                        gpus(lease),
+                        partition(lease),
+                        used(lease),
+                        str(lease.usage.sm_pct) if lease.usage.HasField("sampled_at") else "-",
+                        since(lease.granted_at, now),
+                        since(lease.last_active_at, now),
+                        state(lease),
+                        lease.enforcement or "-",
+                    )
+        self.query_one("#lease-table", LiveTable).sync(leases)
+        self.query_one("#queue-table", LiveTable).sync(queue)
+
+    # ----- what is selected -----------------------------------------------------------------------
+
+    def _selected_lease(self, table_id: str) -> tuple[DaemonView, pb.Lease] | None:
+        key = self.query_one(table_id, LiveTable).selected_key
+        if key is None:
+            return None
+        server, _, lease_id = key.partition("|")
+        view = self.views[server]
+        for lease in view.snapshot.leases if view.snapshot else ():
+            if lease.id == lease_id:
+                return view, lease
+        return None
+
+    def _may_act(self, view: DaemonView) -> bool:
+        if self.readonly:
+            self.notify("read-only console (--readonly): actions are off", severity="warning")
+            return False
+        if view.role != "admin":
+            self.notify(f"read-only on {view.source.name}: this token is a client, not an admin", severity="warning")
+            return False
+        return True
+
+    def _tab(self) -> str:
+        return self.query_one(TabbedContent).active
+
+    # ----- actions -------------------------------------------------------------------------------
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        target = {"gpus": "#gpu-list", "leases": "#lease-table", "queue": "#queue-table"}[tab]
+        self.query_one(target).focus()
+
+    def action_details(self) -> None:
+        if self._tab() != "leases":
+            return
+        selected = self._selected_lease("#lease-table")
+        if selected is not None:
+            self.push_screen(LeaseDetailScreen(selected[0].source, selected[1]))
+
+    def action_resize(self) -> None:
+        selected = self._selected_lease("#lease-table") if self._tab() == "leases" else None
+        if selected is None:
+            self.notify("select a lease on the Leases view first")
+            return
+        view, lease = selected
+        if not self._may_act(view):
+            return
+        capacity = min((g.capacity_mib for g in view.snapshot.gpus if g.index in _indices(lease)), default=0)
+
+        def check(text: str) -> tuple[float | None, int | None]:
+            return parse_size(text, capacity)
+
+        def done(size: tuple[float | None, int | None] | None) -> None:
+            if size is not None:
+                self._act(view, lambda: view.source.resize(lease.id, *size), f"lease {lease.id} resized")
+
+        question = f"New size for lease {lease.id} (now {partition(lease)}): a fraction like 0.25, or 8GiB"
+        self.push_screen(AskModal(question, check, "0.25 or 8GiB", "Resize"), done)
+
+    def action_revoke(self) -> None:
+        selected = self._selected_lease("#lease-table") if self._tab() == "leases" else None
+        if selected is None:
+            self.notify("select a lease on the Leases view first")
+            return
+        view, lease = selected
+        if not self._may_act(view):
+            return
+
+        def done(reason: str | None) -> None:
+            if reason is not None:
+                self._act(view, lambda: view.source.revoke(lease.id, reason), f"lease {lease.id} revoked")
+
+        question = f"Revoke lease {lease.id} of {lease.owner}? Its processes are ended. Reason:"
+        self.push_screen(AskModal(question, _reason, "maintenance", "Revoke"), done)
+
+    def action_priority(self) -> None:
+        selected = self._selected_lease("#queue-table") if self._tab() == "queue" else None
+        if selected is None:
+            self.notify("select a queued request on the Queue view first")
+            return
+        view, lease = selected
+        if not self._may_act(view):
+            return
+
+        def done(priority: int | None) -> None:
+            if priority is not None:
+                self._act(
+                    view, lambda: view.source.set_priority(lease.id, priority), f"{lease.id}: priority {priority}"
+                )
+
+        self.push_screen(AskModal(f"Priority of {lease.id} (now {lease.priority}):", _priority, "10"), done)
+
+    def action_drain(self, drained: bool) -> None:
+        panel = self.focused if isinstance(self.focused, GpuPanel) else None
+        if panel is None or self._tab() != "gpus":
+            self.notify("focus a GPU on the GPUs view first (Tab)")
+            return
+        view = self.views[panel.server]
+        if not self._may_act(view):
+            return
+        what = "drained" if drained else "undrained"
+        self._act(view, lambda: view.source.drain(panel.index, drained), f"GPU {panel.index} on {panel.server} {what}")
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            for table in self.query(LiveTable):
+                table.set_query(event.value)
+            event.input.display = False
+            self.action_show_tab(self._tab())
+
+    def action_sort(self) -> None:
+        table_id = {"leases": "#lease-table", "queue": "#queue-table"}.get(self._tab())
+        if table_id is not None:
+            column = self.query_one(table_id, LiveTable).next_sort()
+            self.notify(f"sorted by {column}")
+
+    def action_help(self) -> None:
+        self.notify(
+            "g/l/w: GPUs, Leases, Queue · Enter: lease details · r: resize · x: revoke · p: priority · "
+            "d/u: drain/undrain the focused GPU · /: filter · s: sort · ctrl+p: commands · ctrl+q: quit",
+            title="bitshare-admin",
+            timeout=10,
+        )
+
+    def _act(self, view: DaemonView, call: Callable[[], Any], done: str) -> None:
+        """Run an admin call in a worker; say how it went."""
+
+        def work() -> None:
+            try:
+                call()
+            except BitshareError as exc:
+                self.call_from_thread(self.notify, f"{view.source.name}: {exc}", severity="error")
+                return
+            self.call_from_thread(self.notify, done)
+
+        self.run_worker(work, thread=True, group="actions")
+
+
+def _indices(lease: pb.Lease) -> set[int]:
+    return {a.gpu_index for a in lease.allocations}
+
+
+def parse_size(text: str, capacity_mib: int) -> tuple[float | None, int | None]:
+    """A resize's new size: (fraction, None) or (None, MiB); ValueError says what is wrong."""
+    if not text:
+        raise ValueError("give a size: a fraction like 0.25, or a memory size like 8GiB")
+    if text.endswith("%") or (text.replace(".", "", 1).isdigit() and "." in text):
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+        if not 0 < value <= 1:
+            raise ValueError(f"a fraction must be in (0, 1], got {text}")
+        return value, None
+    mib = parse_mib(text)
+    if capacity_mib and mib > capacity_mib:
+        raise ValueError(f"{format_mib(mib)} is more than the GPU lends ({format_mib(capacity_mib)})")
+    return None, mib
+
+
+def _reason(text: str) -> str:
+    if len(text) > 200:
+        raise ValueError("keep the reason under 200 characters")
+    return text
+
+
+def _priority(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"a priority is a whole number, got {text!r}") from None
+    if abs(value) > 1_000_000:
+        raise ValueError("a priority is within ±1,000,000")
+    return value

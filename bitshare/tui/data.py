@@ -1,0 +1,138 @@
+"""Where the console's data comes from: one source per daemon, over the admin API.
+
+A source streams telemetry snapshots (``WatchTelemetry``) and carries out admin actions.
+The console runs each source's stream in a worker thread, so nothing here touches the UI.
+:class:`FixedSource` serves recorded snapshots, for snapshot tests and demos.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import grpc
+
+from ..client import Client, connect
+from ..errors import BitshareError, from_rpc_error
+from ..v1 import bitshare_pb2 as pb
+
+
+class Source(Protocol):
+    name: str  # the daemon's address, as the console shows it
+
+    def role(self) -> str:
+        """ "admin" or "client": what the console may do on this daemon."""
+        ...
+
+    def snapshots(self, min_interval_s: float) -> Iterator[pb.TelemetrySnapshot]:
+        """Snapshots as the daemon changes; raises BitshareError when the daemon goes away."""
+        ...
+
+    def stop(self) -> None: ...
+
+    def events(self, lease_id: str, limit: int = 200) -> list[pb.Event]: ...
+
+    def resize(self, lease_id: str, fraction: float | None, memory_mib: int | None) -> pb.Lease: ...
+
+    def revoke(self, lease_id: str, reason: str) -> pb.Lease: ...
+
+    def drain(self, gpu_index: int, drained: bool) -> pb.Gpu: ...
+
+    def set_priority(self, lease_id: str, priority: int) -> pb.Lease: ...
+
+
+class DaemonSource:
+    """A real daemon, reached with the caller's token (or local identity on a Unix socket)."""
+
+    def __init__(self, server: str, token: str = "", tls_ca: str = "") -> None:
+        self.name = server
+        self._credentials = (token, tls_ca)
+        self._client: Client | None = None
+        self._call: grpc.Future | None = None
+        self._lock = threading.Lock()
+
+    def _connected(self) -> Client:
+        with self._lock:
+            if self._client is None:
+                self._client = connect(self.name, *self._credentials)
+            return self._client
+
+    def _drop(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def role(self) -> str:
+        info = self._connected().info
+        return "admin" if info.caller_role == pb.ROLE_ADMIN else "client"
+
+    def snapshots(self, min_interval_s: float) -> Iterator[pb.TelemetrySnapshot]:
+        try:
+            call = self._connected().watch_telemetry(min_interval_s)
+            self._call = call
+            yield from call
+        except grpc.RpcError as exc:
+            self._drop()
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                raise from_rpc_error(exc, self.name) from None
+        except BitshareError:
+            self._drop()
+            raise
+        raise BitshareError(f"{self.name} ended the telemetry stream")
+
+    def stop(self) -> None:
+        call = self._call
+        if call is not None:
+            call.cancel()
+        self._drop()
+
+    def events(self, lease_id: str, limit: int = 200) -> list[pb.Event]:
+        return self._connected().events(limit=limit, lease_id=lease_id)
+
+    def resize(self, lease_id: str, fraction: float | None, memory_mib: int | None) -> pb.Lease:
+        return self._connected().resize(lease_id, fraction=fraction, memory_mib=memory_mib)
+
+    def revoke(self, lease_id: str, reason: str) -> pb.Lease:
+        return self._connected().revoke(lease_id, reason)
+
+    def drain(self, gpu_index: int, drained: bool) -> pb.Gpu:
+        return self._connected().drain(gpu_index, drained)
+
+    def set_priority(self, lease_id: str, priority: int) -> pb.Lease:
+        return self._connected().set_priority(lease_id, priority)
+
+
+@dataclass
+class FixedSource:
+    """Recorded snapshots, served once each; actions are refused (it is a picture, not a daemon)."""
+
+    name: str
+    recorded: list[pb.TelemetrySnapshot]
+    admin: bool = True
+    lease_events: dict[str, list[pb.Event]] = field(default_factory=dict)
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def role(self) -> str:
+        return "admin" if self.admin else "client"
+
+    def snapshots(self, min_interval_s: float) -> Iterator[pb.TelemetrySnapshot]:
+        yield from self.recorded
+        self._stopped.wait()  # then quiet: the last picture stays
+        raise BitshareError(f"{self.name} stopped")
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def events(self, lease_id: str, limit: int = 200) -> list[pb.Event]:
+        return self.lease_events.get(lease_id, [])[:limit]
+
+    def _refuse(self, *_args: object) -> pb.Lease:
+        raise BitshareError("a recorded source takes no actions")
+
+    resize = revoke = set_priority = _refuse  # type: ignore[assignment]
+
+    def drain(self, gpu_index: int, drained: bool) -> pb.Gpu:
+        raise BitshareError("a recorded source takes no actions")

@@ -1,0 +1,49 @@
+"""``bitshare-admin``: open the console on the configured daemons (or ``--server``, repeated)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..config import ConfigError, load_client_config, split_servers
+from ..remote.embedded import running_embedded, system_daemon
+from .data import DaemonSource
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+@app.command()
+def main(
+    server: list[str] | None = typer.Option(
+        None, "--server", "-s", help="A daemon (unix:PATH or HOST:PORT); repeatable."
+    ),
+    token: str | None = typer.Option(None, "--token", help="Bearer token for TCP daemons [env BITSHARE_TOKEN]."),
+    tls_ca: Path | None = typer.Option(None, "--tls-ca", help="CA certificate for TLS daemons."),
+    readonly: bool = typer.Option(False, "--readonly", help="Watch only: no resize, revoke, drain or priority."),
+    interval: float = typer.Option(0.5, "--interval", help="At most one update per daemon per SECONDS."),
+) -> None:
+    """The live admin console: GPUs, leases and the queue of one or several bitshare daemons."""
+    from .app import AdminApp
+
+    try:
+        config = load_client_config()
+    except ConfigError as exc:
+        typer.echo(f"bitshare-admin: error: {exc}", err=True)
+        raise typer.Exit(78) from None
+    servers = [s for item in (server or []) for s in split_servers(item)] or config.servers
+    if not servers:
+        default = system_daemon() or running_embedded()
+        if default is None:
+            typer.echo("bitshare-admin: error: no daemon to watch: give --server or `servers` in the config", err=True)
+            raise typer.Exit(69)
+        servers = [default]
+    if interval < 0.1:
+        typer.echo("bitshare-admin: error: --interval must be at least 0.1 seconds", err=True)
+        raise typer.Exit(2)
+    sources = [DaemonSource(s, token or config.token, str(tls_ca) if tls_ca else config.tls_ca) for s in servers]
+    AdminApp(sources, readonly=readonly, min_interval_s=interval).run()
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,76 @@
+"""One lease: its fields, its processes as last measured, and its events (fetched in a worker)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from ...units import format_mib
+from ...v1 import bitshare_pb2 as pb
+from ..data import Source
+from ..format import gpus, partition, since, state, used
+
+
+class LeaseDetailScreen(Screen[None]):
+    AUTO_FOCUS = "VerticalScroll"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back", id="detail.back")]
+
+    def __init__(self, source: Source, lease: pb.Lease) -> None:
+        super().__init__()
+        self.source = source
+        self.lease = lease
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll():
+            yield Static(self._summary(), id="summary")
+            yield Static("events: loading…", id="events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"lease {self.lease.id} on {self.source.name}"
+        self.run_worker(self._load_events, thread=True, group="detail")
+
+    def _load_events(self) -> None:
+        try:
+            events = self.source.events(self.lease.id)
+        except Exception as exc:  # any failure is shown in place of the events
+            self.app.call_from_thread(self.query_one("#events", Static).update, f"events: cannot load ({exc})")
+            return
+        text = Text("events (newest first):\n", style="bold")
+        for event in events:
+            text.append(f"  {since(event.at)} ago  {event.kind:<12} {event.detail}\n")
+        self.app.call_from_thread(self.query_one("#events", Static).update, text)
+
+    def _summary(self) -> Text:
+        lease = self.lease
+        text = Text()
+        rows = [
+            ("owner", lease.owner),
+            ("state", state(lease) + (f" ({lease.end_reason})" if lease.end_reason else "")),
+            ("client host", lease.client_host or "-"),
+            ("command", lease.command or "-"),
+            ("GPUs", gpus(lease)),
+            ("partition", partition(lease)),
+            ("used", used(lease)),
+            ("SM", f"{lease.usage.sm_pct}%" if lease.usage.HasField("sampled_at") else "-"),
+            ("protected by", lease.enforcement or "-"),
+            ("age", since(lease.created_at)),
+            ("idle", since(lease.last_active_at)),
+        ]
+        for name, value in rows:
+            text.append(f"{name:>13}  ", style="bold")
+            text.append(f"{value}\n")
+        text.append("\nprocesses:\n", style="bold")
+        for proc in lease.usage.processes:
+            text.append(f"  pid {proc.pid:<8} {proc.name:<16} {proc.user:<10} GPU {proc.gpu_index}  ")
+            text.append(f"{format_mib(proc.used_mib)}  SM {proc.sm_pct}%\n")
+        if not lease.usage.processes:
+            text.append("  none measured\n", style="dim")
+        return text

@@ -1,0 +1,75 @@
+"""A DataTable kept up to date in place: rows by key, cells updated, the cursor kept on its row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from ..format import matches
+
+
+class LiveTable(DataTable):
+    """``sync`` takes every row by key; filtering (``query``) and sorting (``sort_by``) are kept."""
+
+    def __init__(self, columns: Sequence[str], **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        self._columns = list(columns)
+        self.query_text = ""
+        self.sort_column = 0
+        self._rows: dict[str, tuple[str, ...]] = {}
+
+    def on_mount(self) -> None:
+        for column in self._columns:
+            self.add_column(column, key=column)
+
+    @property
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor (actions aim at it, never at a row position)."""
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except RowDoesNotExist:
+            return None
+
+    def sync(self, rows: dict[str, tuple[str, ...]]) -> None:
+        self._rows = rows
+        self._apply()
+
+    def set_query(self, text: str) -> None:
+        self.query_text = text
+        self._apply()
+
+    def next_sort(self) -> str:
+        self.sort_column = (self.sort_column + 1) % len(self._columns)
+        self._apply()
+        return self._columns[self.sort_column]
+
+    def _apply(self) -> None:
+        keep = self.selected_key
+        shown = {k: v for k, v in self._rows.items() if matches(" ".join(v), self.query_text)}
+        existing = {key.value for key in self.rows}
+        for key in existing - shown.keys():
+            self.remove_row(key)
+        for key, cells in shown.items():
+            if key in existing:
+                for column, value in zip(self._columns, cells, strict=True):
+                    if self.get_cell(key, column) != value:
+                        self.update_cell(key, column, value)
+            else:
+                self.add_row(*cells, key=key)
+        if shown:
+            self.sort(self._columns[self.sort_column], key=_sort_key)
+        if keep is not None and keep in shown:
+            self.move_cursor(row=self.get_row_index(keep), animate=False)
+
+
+def _sort_key(value: str) -> tuple[int, float, str]:
+    """Numbers (and sizes like "4 GiB", ages like "5m") sort by value, text alphabetically."""
+    head = value.split(" ", maxsplit=1)[0].rstrip("smh%")
+    try:
+        return (0, float(head), value)
+    except ValueError:
+        return (1, 0.0, value)

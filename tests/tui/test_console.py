@@ -1,0 +1,180 @@
+"""bitshare-admin driven by Textual's Pilot against a real daemon on simulated GPUs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bitshare.client import LeaseRequest
+from bitshare.tui.app import AdminApp, parse_size
+from bitshare.tui.data import DaemonSource
+from bitshare.tui.widgets.gpu_panel import GpuPanel
+from bitshare.tui.widgets.live_table import LiveTable
+from bitshare.v1 import bitshare_pb2 as pb
+
+from ..conftest import Daemon
+
+SIZE = (140, 40)
+
+
+async def until(pilot: Any, predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def drive(app: AdminApp, scenario: Callable[[Any], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await scenario(pilot)
+
+    asyncio.run(main())
+
+
+def table(app: AdminApp, name: str) -> LiveTable:
+    return app.query_one(f"#{name}-table", LiveTable)
+
+
+def keys_of(app: AdminApp, name: str) -> set[str]:
+    return {key.value.partition("|")[2] for key in table(app, name).rows}
+
+
+def notes(app: AdminApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def test_revoke_resize_and_the_queue_moving(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        first = client.request(LeaseRequest(fraction=0.5, command="python serve.py"))
+        second = client.request(LeaseRequest(fraction=0.5))
+        waiting = client.request(LeaseRequest(fraction=0.5))
+    app = AdminApp([DaemonSource(daemon.server)])
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: keys_of(app, "lease") == {first.id, second.id}, "two leases shown")
+        assert keys_of(app, "queue") == {waiting.id}
+        panel = app.query_one(GpuPanel)
+        assert "SIMULATED" in str(panel.render()) and first.id in str(panel.render())
+        await pilot.press("l")
+        lease_table = table(app, "lease")
+        lease_table.move_cursor(row=lease_table.get_row_index(f"{daemon.server}|{first.id}"))
+        await pilot.press("x")
+        await pilot.press(*"maintenance", "enter")
+        await until(pilot, lambda: waiting.id in keys_of(app, "lease"), "the queued request granted")
+        assert first.id not in keys_of(app, "lease") and not keys_of(app, "queue")
+        lease_table.move_cursor(row=lease_table.get_row_index(f"{daemon.server}|{second.id}"))
+        await pilot.press("r")
+        await pilot.press(*"0.25", "enter")
+        await until(pilot, lambda: f"lease {second.id} resized" in notes(app), "the resize done")
+
+    drive(app, scenario)
+    with daemon.client() as client:
+        revoked = client.get(first.id)
+        assert revoked.state == pb.LEASE_STATE_REVOKED and revoked.end_reason == "maintenance"
+        assert client.get(waiting.id).state == pb.LEASE_STATE_ACTIVE
+        assert client.get(second.id).allocations[0].memory_mib == 0.25 * client.gpus()[0].capacity_mib
+
+
+def test_a_refresh_keeps_the_cursor_on_its_lease(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        leases = [client.request(LeaseRequest(memory_mib=100)) for _ in range(3)]
+    app = AdminApp([DaemonSource(daemon.server)], min_interval_s=0.1)
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: len(keys_of(app, "lease")) == 3, "three leases shown")
+        await pilot.press("l")
+        lease_table = table(app, "lease")
+        target = f"{daemon.server}|{leases[2].id}"
+        lease_table.move_cursor(row=lease_table.get_row_index(target))
+        with daemon.client() as client:
+            client.release(leases[0].id)  # a row above it goes away
+            added = client.request(LeaseRequest(memory_mib=100))
+        await until(
+            pilot,
+            lambda: added.id in keys_of(app, "lease") and leases[0].id not in keys_of(app, "lease"),
+            "the refresh",
+        )
+        assert lease_table.selected_key == target
+        await pilot.press("x", *"kept", "enter")
+        await until(pilot, lambda: leases[2].id not in keys_of(app, "lease"), "the revoke")
+
+    drive(app, scenario)
+    with daemon.client() as client:
+        assert client.get(leases[2].id).state == pb.LEASE_STATE_REVOKED  # the lease under the cursor, not its row
+        assert client.get(leases[1].id).state == pb.LEASE_STATE_ACTIVE
+
+
+def test_priority_drain_and_checked_input(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        client.request(LeaseRequest(fraction=1.0))
+        queued = client.request(LeaseRequest(fraction=0.5))
+    app = AdminApp([DaemonSource(daemon.server)])
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: keys_of(app, "queue") == {queued.id}, "the queue shown")
+        await pilot.press("w", "p", *"12", "enter")
+        await until(pilot, lambda: f"{queued.id}: priority 12" in notes(app), "the priority set")
+        await pilot.press("l", "r", *"2.5", "enter")
+        error = await until(pilot, lambda: str(app.screen.query_one("#error").render()), "the input refused")
+        assert "a fraction must be in (0, 1]" in error or "not a memory size" in error
+        await pilot.press("escape", "g")
+        app.query_one(GpuPanel).focus()
+        await pilot.press("d")
+        await until(pilot, lambda: app.query_one(GpuPanel).gpu.drained, "the GPU drained")
+
+    drive(app, scenario)
+    with daemon.client() as client:
+        assert client.get(queued.id).priority == 12
+        assert client.gpus()[0].drained
+
+
+def test_a_readonly_console_changes_nothing(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(fraction=0.25))
+    app = AdminApp([DaemonSource(daemon.server)], readonly=True)
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: keys_of(app, "lease") == {lease.id}, "the lease shown")
+        await pilot.press("l", "x")
+        assert any("read-only" in note for note in notes(app))
+        assert app.screen is app.screen_stack[0]  # no dialog opened
+
+    drive(app, scenario)
+    with daemon.client() as client:
+        assert client.get(lease.id).state == pb.LEASE_STATE_ACTIVE
+
+
+def test_a_daemon_that_goes_away_is_shown_stale_and_comes_back(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        client.request(LeaseRequest(fraction=0.25, ttl_s=600))
+    app = AdminApp([DaemonSource(daemon.server)])
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: app.query(GpuPanel), "the GPU shown")
+        daemon.stop()
+        await until(pilot, lambda: app.query_one(GpuPanel).has_class("stale"), "the daemon shown stale", 20)
+        assert "STALE" in str(app.query_one(GpuPanel).border_subtitle)
+        daemon.restart()
+        await until(pilot, lambda: not app.query_one(GpuPanel).has_class("stale"), "the daemon back", 30)
+
+    drive(app, scenario)
+
+
+def test_sizes_are_checked_before_they_are_sent() -> None:
+    assert parse_size("0.25", 1000) == (0.25, None)
+    assert parse_size("50%", 1000) == (0.5, None)
+    assert parse_size("512MiB", 1000) == (None, 512)
+    for bad, message in (("", "give a size"), ("1.5", "in (0, 1]"), ("2GiB", "more than the GPU lends")):
+        try:
+            parse_size(bad, 1000)
+        except ValueError as exc:
+            assert message in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} accepted")
