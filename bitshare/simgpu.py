@@ -29,7 +29,19 @@ from typing import Any
 import psutil
 
 MIB = 1024 * 1024
-_RECORD = struct.Struct("<QQd")  # bytes held, limit in bytes (0: none), busy seconds
+# Bytes held, limit in bytes (0: none), busy seconds, and the writer's start time as psutil gives
+# it (the reader computes the same figure for the pid: a record left under a reused pid differs).
+_RECORD = struct.Struct("<QQdd")
+_start_times: dict[int, float] = {}
+
+
+def _my_start_time() -> float:
+    """This process's start time (computed again in a forked child, which has a pid of its own)."""
+    pid = os.getpid()
+    if pid not in _start_times:
+        _start_times.clear()
+        _start_times[pid] = psutil.Process(pid).create_time()
+    return _start_times[pid]
 
 
 class OutOfMemoryError(MemoryError):
@@ -135,7 +147,7 @@ class DevicePool:
 
     def _publish(self) -> None:
         if self._map is not None:
-            _RECORD.pack_into(self._map, 0, self._used, self._limit, self._busy_s)
+            _RECORD.pack_into(self._map, 0, self._used, self._limit, self._busy_s, _my_start_time())
 
 
 def _open_record(path: Path) -> mmap.mmap:
@@ -225,7 +237,7 @@ def read_registry(directory: Path) -> list[Holding]:
             continue
         data = _read_record(entry.path, pid, started)
         if data is not None:
-            used, limit, busy = _RECORD.unpack(data)
+            used, limit, busy, _ = _RECORD.unpack(data)
             found.append(Holding(pid, uuid, used, limit, busy))
     return found
 
@@ -240,12 +252,12 @@ def _read_record(path: str, pid: int, started: tuple[int, float]) -> bytes | Non
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size != _RECORD.size or info.st_uid != uid:
             return None
-        if info.st_ctime < start_time - 1.0:  # left by an earlier process that had this pid
-            return None
         data = os.read(fd, _RECORD.size)
     finally:
         os.close(fd)
-    return data if len(data) == _RECORD.size else None
+    if len(data) != _RECORD.size or abs(_RECORD.unpack(data)[3] - start_time) > 0.01:
+        return None  # short, or left by an earlier process that had this pid
+    return data
 
 
 def _started(pid: int) -> tuple[int, float] | None:

@@ -233,7 +233,10 @@ print(float(x.sum()))
 
 
 def test_the_workers_memory_counts_for_its_lease(daemon: Daemon, tmp_path: Path) -> None:
-    proc = spawn_cli(daemon, "run", "-p", "0.25", "--", sys.executable, "-c", HOLDER, str(tmp_path / "go"))
+    err = tmp_path / "holder.err"
+    proc = spawn_cli(
+        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", HOLDER, str(tmp_path / "go"), stderr_path=err
+    )
 
     def measured() -> pb.Lease | None:
         with daemon.client() as client:
@@ -241,7 +244,12 @@ def test_the_workers_memory_counts_for_its_lease(daemon: Daemon, tmp_path: Path)
         # 64 MiB, and the few bytes of the scalar it read (counted in whole MiB)
         return leases[0] if leases and 64 <= leases[0].usage.used_mib <= 65 else None
 
-    lease = wait_for(measured, 30, "the daemon to measure the worker's 64 MiB")
+    try:
+        lease = wait_for(measured, 30, "the daemon to measure the worker's 64 MiB")
+    except AssertionError:
+        with daemon.client() as client:
+            seen = client.all_leases()
+        raise AssertionError(f"leases: {seen}\nholder: {err.read_text()}\ndaemon: {daemon.log()[-3000:]}") from None
     assert lease.enforcement == "watchdog" and len(lease.usage.processes) == 1
     (tmp_path / "go").touch()
     code, out = finish(proc, 60)

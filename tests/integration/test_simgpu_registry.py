@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -44,8 +45,17 @@ def test_nobody_can_charge_memory_to_another_users_process(tmp_path: Path) -> No
     try:
         wait_for(lambda: psutil.Process(victim.pid).uids().effective == 65534, 10, "setpriv to change user")
         forged = tmp_path / f"SIM-00-1024.{victim.pid}"
-        forged.write_bytes((10**12).to_bytes(8, "little") + bytes(16))  # written by root, named for uid 65534
+        started = psutil.Process(victim.pid).create_time()
+        record = (10**12).to_bytes(8, "little") + bytes(16) + struct.pack("<d", started)
+        forged.write_bytes(record)  # a well-formed record, written by root, named for uid 65534's process
         assert read_registry(tmp_path) == []
     finally:
         victim.kill()
         victim.wait()
+
+
+def test_a_record_left_under_a_reused_pid_is_ignored(tmp_path: Path) -> None:
+    started = psutil.Process().create_time()
+    stale = (64 * MIB).to_bytes(8, "little") + bytes(16) + struct.pack("<d", started - 3600)  # an hour older
+    (tmp_path / f"SIM-00-1024.{os.getpid()}").write_bytes(stale)
+    assert read_registry(tmp_path) == []
