@@ -50,6 +50,7 @@ class DaemonView:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.snapshot: pb.TelemetrySnapshot | None = None
+        self.received = 0  # snapshots so far: a GPU's utilisation history takes one point per snapshot
         self.stale = ""  # why it is stale ("" when live)
         self.role = "unknown"
 
@@ -74,11 +75,18 @@ class AdminApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
     ]
 
-    def __init__(self, sources: Sequence[Source], readonly: bool = False, min_interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        readonly: bool = False,
+        min_interval_s: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.views = {source.name: DaemonView(source) for source in sources}
         self.readonly = readonly
         self.min_interval_s = min_interval_s
+        self.clock = clock  # ages are shown against it (a fixed one in snapshot tests)
         self.panels: dict[tuple[str, int], GpuPanel] = {}
 
     # ----- layout -------------------------------------------------------------------------------
@@ -129,6 +137,7 @@ class AdminApp(App[None]):
     def on_snapshot_received(self, message: SnapshotReceived) -> None:
         view = self.views[message.server]
         view.snapshot, view.stale = message.snapshot, ""
+        view.received += 1
         self.refresh_views()
 
     def on_source_lost(self, message: SourceLost) -> None:
@@ -141,7 +150,7 @@ class AdminApp(App[None]):
     # ----- views --------------------------------------------------------------------------------
 
     def refresh_views(self) -> None:
-        now = time.time()
+        now = self.clock()
         gpu_list = self.query_one("#gpu-list", VerticalScroll)
         leases: dict[str, tuple[str, ...]] = {}
         queue: dict[str, tuple[str, ...]] = {}
@@ -156,7 +165,7 @@ class AdminApp(App[None]):
                     panel = self.panels[(server, gpu.index)] = GpuPanel(server, gpu.index)
                     panel.can_focus = True
                     gpu_list.mount(panel)
-                panel.show(gpu, snapshot.server.hostname, by_id, bool(view.stale))
+                panel.show(gpu, snapshot.server.hostname, by_id, bool(view.stale), view.received)
             stale = " (stale)" if view.stale else ""
             for lease in snapshot.leases:
                 key = f"{server}|{lease.id}"
@@ -227,7 +236,12 @@ class AdminApp(App[None]):
             return
         selected = self._selected_lease("#lease-table")
         if selected is not None:
-            self.push_screen(LeaseDetailScreen(selected[0].source, selected[1]))
+            self.push_screen(LeaseDetailScreen(selected[0].source, selected[1], self.clock()))
+
+    def on_data_table_row_selected(self, event: LiveTable.RowSelected) -> None:
+        """Enter (or a click) on a lease opens its details."""
+        if event.data_table.id == "lease-table":
+            self.action_details()
 
     def action_resize(self) -> None:
         selected = self._selected_lease("#lease-table") if self._tab() == "leases" else None

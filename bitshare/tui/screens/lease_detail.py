@@ -21,10 +21,11 @@ class LeaseDetailScreen(Screen[None]):
     AUTO_FOCUS = "VerticalScroll"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back", id="detail.back")]
 
-    def __init__(self, source: Source, lease: pb.Lease) -> None:
+    def __init__(self, source: Source, lease: pb.Lease, now: float) -> None:
         super().__init__()
         self.source = source
         self.lease = lease
+        self.now = now
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -45,7 +46,7 @@ class LeaseDetailScreen(Screen[None]):
             return
         text = Text("events (newest first):\n", style="bold")
         for event in events:
-            text.append(f"  {since(event.at)} ago  {event.kind:<12} {event.detail}\n")
+            text.append(f"  {since(event.at, self.now)} ago  {event.kind:<12} {event.detail}\n")
         self.app.call_from_thread(self.query_one("#events", Static).update, text)
 
     def _summary(self) -> Text:
@@ -61,8 +62,8 @@ class LeaseDetailScreen(Screen[None]):
             ("used", used(lease)),
             ("SM", f"{lease.usage.sm_pct}%" if lease.usage.HasField("sampled_at") else "-"),
             ("protected by", lease.enforcement or "-"),
-            ("age", since(lease.created_at)),
-            ("idle", since(lease.last_active_at)),
+            ("age", since(lease.created_at, self.now)),
+            ("idle", since(lease.last_active_at, self.now)),
         ]
         for name, value in rows:
             text.append(f"{name:>13}  ", style="bold")

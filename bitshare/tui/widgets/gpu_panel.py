@@ -32,10 +32,12 @@ class GpuPanel(Static):
         self.history: deque[float] = deque(maxlen=HISTORY)
         self.gpu: pb.Gpu | None = None
         self.hostname = ""
+        self._sample = 0  # the daemon's snapshot count at the last history point
 
-    def show(self, gpu: pb.Gpu, hostname: str, leases: dict[str, pb.Lease], stale: bool) -> None:
-        if not stale:
+    def show(self, gpu: pb.Gpu, hostname: str, leases: dict[str, pb.Lease], stale: bool, sample: int) -> None:
+        if not stale and sample != self._sample:
             self.history.append(gpu.utilization_pct)
+            self._sample = sample
         self.gpu, self.hostname = gpu, hostname
         self.border_title = f"GPU {gpu.index} · {gpu.name}"
         self.border_subtitle = f"{hostname} · {self.server}" + (" · STALE" if stale else "")
