@@ -149,7 +149,12 @@ class AdminApp(App[None]):
 
     # ----- views --------------------------------------------------------------------------------
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_views()  # a view that was hidden catches up now
+
     def refresh_views(self) -> None:
+        """Bring the views up to date; only the view on screen is redrawn (the others keep their rows)."""
+        active = self._tab()
         now = self.clock()
         gpu_list = self.query_one("#gpu-list", VerticalScroll)
         leases: dict[str, tuple[str, ...]] = {}
@@ -165,7 +170,9 @@ class AdminApp(App[None]):
                     panel = self.panels[(server, gpu.index)] = GpuPanel(server, gpu.index)
                     panel.can_focus = True
                     gpu_list.mount(panel)
-                panel.show(gpu, snapshot.server.hostname, by_id, bool(view.stale), view.received)
+                panel.record(gpu, view.received, bool(view.stale))
+                if active == "gpus":
+                    panel.show(gpu, snapshot.server.hostname, by_id, bool(view.stale))
             stale = " (stale)" if view.stale else ""
             for lease in snapshot.leases:
                 key = f"{server}|{lease.id}"
@@ -196,8 +203,8 @@ class AdminApp(App[None]):
                         state(lease),
                         lease.enforcement or "-",
                     )
-        self.query_one("#lease-table", LiveTable).sync(leases)
-        self.query_one("#queue-table", LiveTable).sync(queue)
+        self.query_one("#lease-table", LiveTable).sync(leases, show=active == "leases")
+        self.query_one("#queue-table", LiveTable).sync(queue, show=active == "queue")
 
     # ----- what is selected -----------------------------------------------------------------------
 

@@ -249,6 +249,7 @@ def test_the_workers_memory_counts_for_its_lease(daemon: Daemon, tmp_path: Path)
     except AssertionError:
         with daemon.client() as client:
             seen = client.all_leases()
+        proc.kill()
         raise AssertionError(f"leases: {seen}\nholder: {err.read_text()}\ndaemon: {daemon.log()[-3000:]}") from None
     assert lease.enforcement == "watchdog" and len(lease.usage.processes) == 1
     (tmp_path / "go").touch()
@@ -269,7 +270,11 @@ def test_a_crashing_worker_ends_its_lease_and_nothing_else(daemon: Daemon, tmp_p
             return leases[0].id, leases[0].usage.processes[0].pid
         return None
 
-    lease_id, pid = wait_for(worker, 30, "the worker to hold memory")
+    try:
+        lease_id, pid = wait_for(worker, 30, "the worker to hold memory")
+    except AssertionError:
+        proc.kill()
+        raise
     os.kill(pid, signal.SIGSEGV)  # as a bad kernel or an illegal address would end it
     (tmp_path / "go").touch()
     code, _ = finish(proc, 60, err)

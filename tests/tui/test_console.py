@@ -43,7 +43,7 @@ def table(app: AdminApp, name: str) -> LiveTable:
 
 
 def keys_of(app: AdminApp, name: str) -> set[str]:
-    return {key.value.partition("|")[2] for key in table(app, name).rows}
+    return {key.partition("|")[2] for key in table(app, name).keys}
 
 
 def notes(app: AdminApp) -> list[str]:

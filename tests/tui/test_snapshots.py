@@ -23,7 +23,7 @@ async def loaded(pilot: Any) -> None:
     while time.monotonic() < deadline:
         views = app.views.values()
         shown = all(v.snapshot is not None and v.snapshot.version == v.source.recorded[-1].version for v in views)
-        if shown and app.query_one("#lease-table", LiveTable).row_count == 4:
+        if shown and len(app.query_one("#lease-table", LiveTable).keys) == 4:
             await pilot.pause(0.2)
             return
         await pilot.pause(0.05)

@@ -33,11 +33,21 @@ class GpuPanel(Static):
         self.gpu: pb.Gpu | None = None
         self.hostname = ""
         self._sample = 0  # the daemon's snapshot count at the last history point
+        self._shown: tuple = ()  # what the panel shows now
 
-    def show(self, gpu: pb.Gpu, hostname: str, leases: dict[str, pb.Lease], stale: bool, sample: int) -> None:
+    def record(self, gpu: pb.Gpu, sample: int, stale: bool) -> None:
+        """One point of utilisation history per snapshot of its daemon (shown or not)."""
+        self.gpu = gpu
         if not stale and sample != self._sample:
             self.history.append(gpu.utilization_pct)
             self._sample = sample
+
+    def show(self, gpu: pb.Gpu, hostname: str, leases: dict[str, pb.Lease], stale: bool) -> None:
+        usage = tuple((p.lease_id, _usage(leases.get(p.lease_id))) for p in gpu.partitions)
+        shown = (gpu.SerializeToString(), usage, hostname, stale, tuple(self.history))
+        if shown == self._shown:
+            return  # nothing on this panel changed: no new text, no redraw
+        self._shown = shown
         self.gpu, self.hostname = gpu, hostname
         self.border_title = f"GPU {gpu.index} · {gpu.name}"
         self.border_subtitle = f"{hostname} · {self.server}" + (" · STALE" if stale else "")
@@ -93,3 +103,9 @@ class GpuPanel(Static):
         bar.append("░" * free, style="dim")
         bar.append("r" * reserved, style="dim italic")
         return bar
+
+
+def _usage(lease: pb.Lease | None) -> tuple[int, int, str]:
+    if lease is None:
+        return (0, 0, "")
+    return (lease.usage.used_mib, lease.usage.sm_pct, lease.enforcement)

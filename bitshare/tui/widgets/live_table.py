@@ -19,6 +19,8 @@ class LiveTable(DataTable):
         self.query_text = ""
         self.sort_column = 0
         self._rows: dict[str, tuple[str, ...]] = {}
+        self._shown: dict[str, tuple[str, ...]] = {}  # the cells as the table holds them
+        self._pending = False
 
     def on_mount(self) -> None:
         for column in self._columns:
@@ -34,9 +36,18 @@ class LiveTable(DataTable):
         except RowDoesNotExist:
             return None
 
-    def sync(self, rows: dict[str, tuple[str, ...]]) -> None:
+    @property
+    def keys(self) -> set[str]:
+        """Every row's key as last synced (shown or not yet)."""
+        return set(self._rows)
+
+    def sync(self, rows: dict[str, tuple[str, ...]], show: bool = True) -> None:
+        """Take the rows; ``show`` False keeps them until the table is next shown (a hidden
+        table is not redrawn on every update)."""
         self._rows = rows
-        self._apply()
+        self._pending = not show
+        if show:
+            self._apply(resort=False)
 
     def set_query(self, text: str) -> None:
         self.query_text = text
@@ -47,20 +58,25 @@ class LiveTable(DataTable):
         self._apply()
         return self._columns[self.sort_column]
 
-    def _apply(self) -> None:
+    def _apply(self, resort: bool = True) -> None:
         keep = self.selected_key
         shown = {k: v for k, v in self._rows.items() if matches(" ".join(v), self.query_text)}
         existing = {key.value for key in self.rows}
+        reorder = resort or bool(existing ^ shown.keys())
         for key in existing - shown.keys():
             self.remove_row(key)
+            self._shown.pop(key, None)
         for key, cells in shown.items():
-            if key in existing:
-                for column, value in zip(self._columns, cells, strict=True):
-                    if self.get_cell(key, column) != value:
-                        self.update_cell(key, column, value)
-            else:
+            before = self._shown.get(key)
+            if before is None:
                 self.add_row(*cells, key=key)
-        if shown:
+            elif before != cells:
+                for column, old, new in zip(self._columns, before, cells, strict=True):
+                    if old != new:
+                        self.update_cell(key, column, new)
+                reorder = reorder or before[self.sort_column] != cells[self.sort_column]
+            self._shown[key] = cells
+        if shown and reorder:  # sorting redraws the whole table: only when the order may have changed
             self.sort(self._columns[self.sort_column], key=_sort_key)
         if keep is not None and keep in shown:
             self.move_cursor(row=self.get_row_index(keep), animate=False)

@@ -1,0 +1,183 @@
+"""Console responsiveness: bitshare-admin in a real terminal (tmux) against a busy daemon.
+
+Starts a real ``bitshared`` with 8 simulated GPUs and 200 leases, keeps it changing twice a
+second (a lease released and another granted every 0.5 s, so telemetry snapshots arrive at
+the console's 2 per second), and runs ``bitshare-admin`` in a 160x48 tmux pane. Then:
+
+- **keypress latency**: switch views (``l``/``g``) ``--presses`` times and time from the key
+  until the pane shows the other view (tmux capture-pane, polled every 5 ms). Target: p95 under
+  100 ms.
+- **CPU**: the console process's CPU time over ``--seconds`` of updates with no keys. Target:
+  under 10% of one core.
+
+    .venv/bin/python benchmarks/console_bench.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from tables import print_table
+
+from bitshare.client import LeaseRequest, connect
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "results" / "console_bench.json"
+GPUS, LEASES = 8, 200
+SESSION = "bitshare-console-bench"
+TARGET_P95_MS, TARGET_CPU_PCT = 100.0, 10.0
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+
+def pane_text() -> str:
+    return tmux("capture-pane", "-p", "-t", SESSION)
+
+
+def wait_screen(predicate, timeout: float, what: str) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if predicate(pane_text()):
+            return time.perf_counter() - started
+        time.sleep(0.005)
+    raise SystemExit(f"the console did not show {what} within {timeout:g}s:\n{pane_text()}")
+
+
+def churn(server: str, stop: threading.Event, lease_ids: list[str]) -> None:
+    """Release one lease and request another every 0.5 s: the daemon changes twice a second."""
+    with connect(server) as client:
+        while not stop.wait(0.5):
+            client.release(lease_ids.pop(0))
+            lease_ids.append(client.request(LeaseRequest(memory_mib=256, ttl_s=3600, command="python infer.py")).id)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    if shutil.which("tmux") is None:
+        raise SystemExit("console_bench needs tmux")
+
+    with tempfile.TemporaryDirectory(prefix="bitshare-console-bench-") as tmp:
+        work = Path(tmp)
+        server = f"unix:{work / 'bitshared.sock'}"
+        log = open(work / "bitshared.log", "wb")  # noqa: SIM115 - held for the daemon's life
+        daemon = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bitshare.daemon",
+                "--listen",
+                server,
+                "--state-dir",
+                str(work / "state"),
+                "--simulate",
+                f"{GPUS}x80GiB",
+                "--lease-ttl",
+                "3600",
+                "--log-level",
+                "warning",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        stop = threading.Event()
+        try:
+            deadline = time.monotonic() + 30
+            while not (work / "bitshared.sock").exists():
+                if daemon.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"bitshared did not start:\n{(work / 'bitshared.log').read_text()}")
+                time.sleep(0.05)
+            time.sleep(0.5)
+            with connect(server) as client:
+                lease_ids = [
+                    client.request(LeaseRequest(memory_mib=256, ttl_s=3600, command=f"python job{i}.py")).id
+                    for i in range(LEASES)
+                ]
+            console = f"exec {sys.executable} -m bitshare.tui --server {server}"
+            tmux("new-session", "-d", "-s", SESSION, "-x", "160", "-y", "48", console)
+            pid = int(tmux("display-message", "-p", "-t", SESSION, "#{pane_pid}").strip())
+            wait_screen(lambda text: "GPU 7 ·" in text or "GPU 0 ·" in text, 30, "the GPUs")
+            churner = threading.Thread(target=churn, args=(server, stop, lease_ids), daemon=True)
+            churner.start()
+            time.sleep(2)
+
+            latencies = []
+            for press in range(args.presses):
+                key, marker = ("l", "OWNER") if press % 2 == 0 else ("g", "lendable")
+                tmux("send-keys", "-t", SESSION, key)
+                latencies.append(1000 * wait_screen(lambda text, m=marker: m in text, 5, f"the view of {key!r}"))
+            process = psutil.Process(pid)
+            before, started = process.cpu_times(), time.monotonic()
+            time.sleep(args.seconds)
+            after, elapsed = process.cpu_times(), time.monotonic() - started
+            cpu_pct = 100 * ((after.user + after.system) - (before.user + before.system)) / elapsed
+        finally:
+            stop.set()
+            subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True, check=False)
+            daemon.terminate()
+            daemon.wait(timeout=30)
+
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+    rows = [
+        ["keypress to redraw, p50", f"{p50:.1f} ms", "-"],
+        [
+            "keypress to redraw, p95",
+            f"{p95:.1f} ms",
+            f"< {TARGET_P95_MS:g} ms: {'MET' if p95 < TARGET_P95_MS else 'MISSED'}",
+        ],
+        ["keypress to redraw, max", f"{latencies[-1]:.1f} ms", "-"],
+        [
+            "console CPU while updating",
+            f"{cpu_pct:.1f}% of a core",
+            f"< {TARGET_CPU_PCT:g}%: {'MET' if cpu_pct < TARGET_CPU_PCT else 'MISSED'}",
+        ],
+    ]
+    print(f"bitshare-admin in tmux 160x48; {GPUS} simulated GPUs, {LEASES} leases, 2 changes/s")
+    print_table(["measure", "result", "target"], rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "console_bench",
+                "gpus": GPUS,
+                "leases": LEASES,
+                "presses": args.presses,
+                "seconds": args.seconds,
+                "latency_ms": {"p50": p50, "p95": p95, "max": latencies[-1], "all": latencies},
+                "cpu_pct": cpu_pct,
+                "machine": {
+                    "cpu_count": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"results written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
