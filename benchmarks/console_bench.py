@@ -4,9 +4,10 @@ Starts a real ``bitshared`` with 8 simulated GPUs and 200 leases, keeps it chang
 second (a lease released and another granted every 0.5 s, so telemetry snapshots arrive at
 the console's 2 per second), and runs ``bitshare-admin`` in a 160x48 tmux pane. Then:
 
-- **keypress latency**: switch views (``l``/``g``) ``--presses`` times and time from the key
-  until the pane shows the other view (tmux capture-pane, polled every 5 ms). Target: p95 under
-  100 ms.
+- **keypress latency**: move the cursor up the lease table (the header names the lease under
+  it) and switch between the GPUs and Leases views (``g``/``l``), ``--presses`` times each, timing
+  from the key until the pane shows the change (tmux capture-pane, polled every 5 ms). Target:
+  p95 under 100 ms.
 - **CPU**: the console process's CPU time over ``--seconds`` of updates with no keys. Target:
   under 10% of one core.
 
@@ -55,6 +56,32 @@ def wait_screen(predicate, timeout: float, what: str) -> float:
             return time.perf_counter() - started
         time.sleep(0.005)
     raise SystemExit(f"the console did not show {what} within {timeout:g}s:\n{pane_text()}")
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def verdict(met: bool, target: str) -> str:
+    return f"{target}: {'MET' if met else 'MISSED'}"
+
+
+def settle(quiet_s: float = 1.0, timeout: float = 30.0) -> None:
+    """Wait until the keys sent so far are all handled: the header stays the same for ``quiet_s``."""
+    deadline = time.monotonic() + timeout
+    last, since = header(pane_text()), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        if time.monotonic() > deadline:
+            raise SystemExit("the console kept changing its header")
+        time.sleep(0.05)
+        now = header(pane_text())
+        if now != last:
+            last, since = now, time.monotonic()
+
+
+def header(text: str) -> str:
+    return text.splitlines()[0] if text else ""
 
 
 def churn(server: str, stop: threading.Event, lease_ids: list[str]) -> None:
@@ -118,11 +145,18 @@ def main() -> int:
             churner.start()
             time.sleep(2)
 
-            latencies = []
+            switching = []  # between the GPUs and the Leases views: a whole new screen
             for press in range(args.presses):
                 key, marker = ("l", "OWNER") if press % 2 == 0 else ("g", "lendable")
                 tmux("send-keys", "-t", SESSION, key)
-                latencies.append(1000 * wait_screen(lambda text, m=marker: m in text, 5, f"the view of {key!r}"))
+                switching.append(1000 * wait_screen(lambda text, m=marker: m in text, 5, f"the view of {key!r}"))
+            tmux("send-keys", "-t", SESSION, "l", *["Down"] * 100)  # to the middle: churn takes rows off the top
+            settle()
+            latencies = []  # moving the cursor in the lease table: the header names the lease under it
+            for press in range(args.presses):
+                before = header(pane_text())
+                tmux("send-keys", "-t", SESSION, "Down" if press % 2 == 0 else "Up")
+                latencies.append(1000 * wait_screen(lambda text, b=before: header(text) != b, 5, "the cursor moved"))
             process = psutil.Process(pid)
             before, started = process.cpu_times(), time.monotonic()
             time.sleep(args.seconds)
@@ -135,16 +169,14 @@ def main() -> int:
             daemon.wait(timeout=30)
 
     latencies.sort()
-    p50 = statistics.median(latencies)
-    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+    switching.sort()
+    p50, p95 = percentiles(latencies)
+    switch_p50, switch_p95 = percentiles(switching)
     rows = [
-        ["keypress to redraw, p50", f"{p50:.1f} ms", "-"],
-        [
-            "keypress to redraw, p95",
-            f"{p95:.1f} ms",
-            f"< {TARGET_P95_MS:g} ms: {'MET' if p95 < TARGET_P95_MS else 'MISSED'}",
-        ],
-        ["keypress to redraw, max", f"{latencies[-1]:.1f} ms", "-"],
+        ["cursor key to redraw, p50", f"{p50:.1f} ms", "-"],
+        ["cursor key to redraw, p95", f"{p95:.1f} ms", verdict(p95 < TARGET_P95_MS, f"< {TARGET_P95_MS:g} ms")],
+        ["view switch to redraw, p50", f"{switch_p50:.1f} ms", "-"],
+        ["view switch to redraw, p95", f"{switch_p95:.1f} ms", verdict(switch_p95 < TARGET_P95_MS, "< 100 ms")],
         [
             "console CPU while updating",
             f"{cpu_pct:.1f}% of a core",
@@ -162,7 +194,8 @@ def main() -> int:
                 "leases": LEASES,
                 "presses": args.presses,
                 "seconds": args.seconds,
-                "latency_ms": {"p50": p50, "p95": p95, "max": latencies[-1], "all": latencies},
+                "cursor_latency_ms": {"p50": p50, "p95": p95, "all": latencies},
+                "view_switch_latency_ms": {"p50": switch_p50, "p95": switch_p95, "all": switching},
                 "cpu_pct": cpu_pct,
                 "machine": {
                     "cpu_count": os.cpu_count(),

@@ -5,6 +5,7 @@ arguments (:mod:`bitshare.tui.data`): real daemons, or recorded snapshots in tes
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ from .format import gpus, partition, since, state, used
 from .messages import SnapshotReceived, SourceLost
 from .modals.ask import AskModal
 from .screens.lease_detail import LeaseDetailScreen
-from .widgets.gpu_panel import GpuPanel
+from .widgets.gpu_panel import HISTORY, GpuPanel
 from .widgets.live_table import LiveTable
 
 LEASE_COLUMNS = (
@@ -42,6 +43,7 @@ LEASE_COLUMNS = (
 )
 QUEUE_COLUMNS = ("SERVER", "POS", "LEASE", "OWNER", "ASKED", "GPUS", "PRIO", "WAITED")
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+AGE_STEP_S = 5.0
 
 
 class DaemonView:
@@ -50,7 +52,7 @@ class DaemonView:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.snapshot: pb.TelemetrySnapshot | None = None
-        self.received = 0  # snapshots so far: a GPU's utilisation history takes one point per snapshot
+        self.history: dict[int, deque[float]] = {}  # per GPU: utilisation, one point per snapshot
         self.stale = ""  # why it is stale ("" when live)
         self.role = "unknown"
 
@@ -88,6 +90,7 @@ class AdminApp(App[None]):
         self.min_interval_s = min_interval_s
         self.clock = clock  # ages are shown against it (a fixed one in snapshot tests)
         self.panels: dict[tuple[str, int], GpuPanel] = {}
+        self._refresh_pending = False
 
     # ----- layout -------------------------------------------------------------------------------
 
@@ -137,14 +140,25 @@ class AdminApp(App[None]):
     def on_snapshot_received(self, message: SnapshotReceived) -> None:
         view = self.views[message.server]
         view.snapshot, view.stale = message.snapshot, ""
-        view.received += 1
-        self.refresh_views()
+        for gpu in message.snapshot.gpus:
+            view.history.setdefault(gpu.index, deque(maxlen=HISTORY)).append(gpu.utilization_pct)
+        self._schedule_refresh()
 
     def on_source_lost(self, message: SourceLost) -> None:
         view = self.views[message.server]
         if not view.stale:
             self.notify(f"{message.server}: {message.error}; showing its last data", severity="warning")
         view.stale = message.error
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        """Snapshots that arrive while the screen is busy are folded into one refresh."""
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self.call_later(self._run_refresh)
+
+    def _run_refresh(self) -> None:
+        self._refresh_pending = False
         self.refresh_views()
 
     # ----- views --------------------------------------------------------------------------------
@@ -155,7 +169,10 @@ class AdminApp(App[None]):
     def refresh_views(self) -> None:
         """Bring the views up to date; only the view on screen is redrawn (the others keep their rows)."""
         active = self._tab()
+        # Ages move in steps of AGE_STEP_S: every cell of an age column changing every second
+        # would redraw the whole table every second.
         now = self.clock()
+        now -= now % AGE_STEP_S
         gpu_list = self.query_one("#gpu-list", VerticalScroll)
         leases: dict[str, tuple[str, ...]] = {}
         queue: dict[str, tuple[str, ...]] = {}
@@ -170,9 +187,10 @@ class AdminApp(App[None]):
                     panel = self.panels[(server, gpu.index)] = GpuPanel(server, gpu.index)
                     panel.can_focus = True
                     gpu_list.mount(panel)
-                panel.record(gpu, view.received, bool(view.stale))
+                panel.gpu = gpu
                 if active == "gpus":
-                    panel.show(gpu, snapshot.server.hostname, by_id, bool(view.stale))
+                    history = view.history.get(gpu.index, ())
+                    panel.show(gpu, snapshot.server.hostname, by_id, bool(view.stale), history)
             stale = " (stale)" if view.stale else ""
             for lease in snapshot.leases:
                 key = f"{server}|{lease.id}"
@@ -244,6 +262,12 @@ class AdminApp(App[None]):
         selected = self._selected_lease("#lease-table")
         if selected is not None:
             self.push_screen(LeaseDetailScreen(selected[0].source, selected[1], self.clock()))
+
+    def on_data_table_row_highlighted(self, event: LiveTable.RowHighlighted) -> None:
+        """The header names the lease under the cursor: what r, x and Enter act on."""
+        key = event.row_key.value or ""
+        server, _, lease_id = key.partition("|")
+        self.sub_title = f"{lease_id} on {server}" if lease_id else ", ".join(self.views)
 
     def on_data_table_row_selected(self, event: LiveTable.RowSelected) -> None:
         """Enter (or a click) on a lease opens its details."""

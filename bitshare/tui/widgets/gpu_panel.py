@@ -3,7 +3,7 @@ with its recent history, temperature and power, and whether it is drained, simul
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterable
 
 from rich.text import Text
 from textual.widgets import Static
@@ -29,20 +29,15 @@ class GpuPanel(Static):
         super().__init__(id=None)
         self.server = server
         self.index = index
-        self.history: deque[float] = deque(maxlen=HISTORY)
+        self.history: list[float] = []  # utilisation, one point per snapshot (kept by the app)
         self.gpu: pb.Gpu | None = None
         self.hostname = ""
-        self._sample = 0  # the daemon's snapshot count at the last history point
         self._shown: tuple = ()  # what the panel shows now
 
-    def record(self, gpu: pb.Gpu, sample: int, stale: bool) -> None:
-        """One point of utilisation history per snapshot of its daemon (shown or not)."""
-        self.gpu = gpu
-        if not stale and sample != self._sample:
-            self.history.append(gpu.utilization_pct)
-            self._sample = sample
-
-    def show(self, gpu: pb.Gpu, hostname: str, leases: dict[str, pb.Lease], stale: bool) -> None:
+    def show(
+        self, gpu: pb.Gpu, hostname: str, leases: dict[str, pb.Lease], stale: bool, history: Iterable[float]
+    ) -> None:
+        self.history = list(history)
         usage = tuple((p.lease_id, _usage(leases.get(p.lease_id))) for p in gpu.partitions)
         shown = (gpu.SerializeToString(), usage, hostname, stale, tuple(self.history))
         if shown == self._shown:

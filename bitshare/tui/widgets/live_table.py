@@ -17,7 +17,7 @@ class LiveTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self._columns = list(columns)
         self.query_text = ""
-        self.sort_column = 0
+        self.sort_column: int | None = None  # None: in the order the daemon lists them (oldest first)
         self._rows: dict[str, tuple[str, ...]] = {}
         self._shown: dict[str, tuple[str, ...]] = {}  # the cells as the table holds them
         self._pending = False
@@ -54,7 +54,7 @@ class LiveTable(DataTable):
         self._apply()
 
     def next_sort(self) -> str:
-        self.sort_column = (self.sort_column + 1) % len(self._columns)
+        self.sort_column = 0 if self.sort_column is None else (self.sort_column + 1) % len(self._columns)
         self._apply()
         return self._columns[self.sort_column]
 
@@ -74,9 +74,10 @@ class LiveTable(DataTable):
                 for column, old, new in zip(self._columns, before, cells, strict=True):
                     if old != new:
                         self.update_cell(key, column, new)
-                reorder = reorder or before[self.sort_column] != cells[self.sort_column]
+                sorted_by = self.sort_column
+                reorder = reorder or (sorted_by is not None and before[sorted_by] != cells[sorted_by])
             self._shown[key] = cells
-        if shown and reorder:  # sorting redraws the whole table: only when the order may have changed
+        if shown and reorder and self.sort_column is not None:  # sorting redraws the whole table
             self.sort(self._columns[self.sort_column], key=_sort_key)
         if keep is not None and keep in shown:
             self.move_cursor(row=self.get_row_index(keep), animate=False)
