@@ -274,14 +274,19 @@ class AdminApp(App[None]):
         if event.data_table.id == "lease-table":
             self.action_details()
 
-    def action_resize(self) -> None:
-        selected = self._selected_lease("#lease-table") if self._tab() == "leases" else None
+    def _target(self, tab: str) -> tuple[DaemonView, pb.Lease] | None:
+        """The lease an action aims at (by its id, under the cursor of ``tab``), if it may be acted on."""
+        selected = self._selected_lease(f"#{tab.rstrip('s')}-table") if self._tab() == tab else None
         if selected is None:
-            self.notify("select a lease on the Leases view first")
+            self.notify(f"select a {'lease' if tab == 'leases' else 'queued request'} on the {tab.title()} view first")
+            return None
+        return selected if self._may_act(selected[0]) else None
+
+    def action_resize(self) -> None:
+        target = self._target("leases")
+        if target is None:
             return
-        view, lease = selected
-        if not self._may_act(view):
-            return
+        view, lease = target
         capacity = min((g.capacity_mib for g in view.snapshot.gpus if g.index in _indices(lease)), default=0)
 
         def check(text: str) -> tuple[float | None, int | None]:
@@ -295,13 +300,10 @@ class AdminApp(App[None]):
         self.push_screen(AskModal(question, check, "0.25 or 8GiB", "Resize"), done)
 
     def action_revoke(self) -> None:
-        selected = self._selected_lease("#lease-table") if self._tab() == "leases" else None
-        if selected is None:
-            self.notify("select a lease on the Leases view first")
+        target = self._target("leases")
+        if target is None:
             return
-        view, lease = selected
-        if not self._may_act(view):
-            return
+        view, lease = target
 
         def done(reason: str | None) -> None:
             if reason is not None:
@@ -311,13 +313,10 @@ class AdminApp(App[None]):
         self.push_screen(AskModal(question, _reason, "maintenance", "Revoke"), done)
 
     def action_priority(self) -> None:
-        selected = self._selected_lease("#queue-table") if self._tab() == "queue" else None
-        if selected is None:
-            self.notify("select a queued request on the Queue view first")
+        target = self._target("queue")
+        if target is None:
             return
-        view, lease = selected
-        if not self._may_act(view):
-            return
+        view, lease = target
 
         def done(priority: int | None) -> None:
             if priority is not None:
