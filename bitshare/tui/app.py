@@ -72,6 +72,7 @@ class AdminApp(App[None]):
         Binding("d", "drain(True)", "Drain", id="gpu.drain"),
         Binding("u", "drain(False)", "Undrain", id="gpu.undrain"),
         Binding("slash", "filter", "Filter", id="table.filter"),
+        Binding("escape", "close_filter", "Close filter", id="table.close_filter", show=False),
         Binding("s", "sort", "Sort", id="table.sort"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
@@ -341,6 +342,12 @@ class AdminApp(App[None]):
         field = self.query_one("#filter", Input)
         field.display = True
         field.focus()
+
+    def action_close_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.display:
+            field.display = False
+            self.action_show_tab(self._tab())
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":

@@ -178,3 +178,21 @@ def test_sizes_are_checked_before_they_are_sent() -> None:
             assert message in str(exc)
         else:
             raise AssertionError(f"{bad!r} accepted")
+
+
+def test_the_filter_narrows_the_rows_and_escape_closes_it(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        kept = client.request(LeaseRequest(memory_mib=100, command="python serve.py"))
+        client.request(LeaseRequest(memory_mib=100, command="python train.py"))
+    app = AdminApp([DaemonSource(daemon.server)])
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: len(keys_of(app, "lease")) == 2, "two leases")
+        await pilot.press("l", "slash", *"serve", "enter")
+        shown = table(app, "lease")
+        await until(pilot, lambda: shown.row_count == 1, "the filter applied")
+        assert shown.selected_key == f"{daemon.server}|{kept.id}"
+        await pilot.press("slash", "escape")
+        assert not app.query_one("#filter").display and app.focused is shown
+
+    drive(app, scenario)
