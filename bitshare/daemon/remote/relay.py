@@ -41,7 +41,7 @@ class _Closed(Exception):
 class RemoteRelay:
     def __init__(self, shared: Shared) -> None:
         self.shared = shared
-        self.sessions: dict[str, asyncio.subprocess.Process] = {}
+        self.sessions: dict[str, asyncio.subprocess.Process | None] = {}  # None: starting
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
@@ -55,12 +55,16 @@ class RemoteRelay:
         if first is None:
             return
         lease = await guarded(self.shared, context, self._open(identity, first))
-        worker, reader, writer, ready = await self._start(lease, context)
+        try:
+            worker, reader, writer, ready = await self._start(lease, context)
+        except BaseException:
+            self.sessions.pop(lease.id, None)
+            raise
         log.event("remote.started", lease=lease.id, pid=worker.pid)
-        yield ready  # the session's first reply: where its data socket is, if it has one
         ended = asyncio.ensure_future(self._follow_lease(lease.id, writer))
         forward = asyncio.ensure_future(self._forward(requests, writer))
         try:
+            yield ready  # the session's first reply: where its data socket is, if it has one
             while True:
                 reply = asyncio.ensure_future(_read_frame(reader))
                 reply.add_done_callback(_retrieved)  # the client may leave while a read is pending
@@ -103,6 +107,7 @@ class RemoteRelay:
             raise WrongState(f"lease {lease.id} has {len(lease.allocations)} GPUs; a remote session uses one")
         if lease.id in self.sessions:
             raise WrongState(f"lease {lease.id} already has a remote session")
+        self.sessions[lease.id] = None  # claimed before any await: two opens at once cannot both start a worker
         return lease
 
     async def _start(
