@@ -28,14 +28,12 @@ class AgentState:
 
     pid: int = 0
     applied: list[str] = field(default_factory=list)  # libraries it limits
-    sizes_mib: list[int] = field(default_factory=list)  # the sizes it last confirmed
-    errors: list[str] = field(default_factory=list)
 
 
 class AgentHub:
     def __init__(self, sizes_mib: list[int]) -> None:
         self.sizes_mib = list(sizes_mib)
-        self.on_change: Callable[[], None] = lambda: None  # an agent came, went, or confirmed a resize
+        self.on_change: Callable[[], None] = lambda: None  # an agent came, went, or limited a library
         self.agents: dict[socket.socket, AgentState] = {}
         self._lock = threading.Lock()
         self._dir = Path(tempfile.mkdtemp(prefix="bitshare-agent-"))  # mode 0700: this user's processes only
@@ -64,10 +62,6 @@ class AgentHub:
         """Some process of the lease has the agent limiting a library."""
         with self._lock:
             return any(state.applied for state in self.agents.values())
-
-    def snapshot(self) -> list[AgentState]:
-        with self._lock:
-            return [AgentState(s.pid, list(s.applied), list(s.sizes_mib), list(s.errors)) for s in self.agents.values()]
 
     def resize(self, sizes_mib: list[int]) -> None:
         """Send the new partition to every connected agent."""
@@ -131,7 +125,4 @@ class AgentHub:
                 state.pid = message["pid"]
             if isinstance(message.get("applied"), list):
                 state.applied = [str(name) for name in message["applied"]]
-            if isinstance(message.get("resized"), list):
-                state.sizes_mib = [int(s) for s in message["resized"]]
-                state.errors = [str(e) for e in message.get("errors", [])]
         self.on_change()

@@ -15,6 +15,7 @@ import struct
 import time
 from pathlib import Path
 
+from ...remote.sockio import read_bytes, read_into
 from ...v1 import bitshare_pb2 as pb
 
 ACCEPT_TIMEOUT_S = 30.0
@@ -56,8 +57,8 @@ class DataChannel:
                 raise DataChannelError("no client gave the session's secret on the data socket") from None
             conn.settimeout(SECRET_TIMEOUT_S)
             try:
-                given = bytes(_read_exactly(conn, memoryview(bytearray(SECRET_BYTES))))
-            except OSError:
+                given = read_bytes(conn, SECRET_BYTES) or b""
+            except (OSError, EOFError):
                 given = b""
             if not hmac.compare_digest(given, self.secret):
                 conn.close()
@@ -70,8 +71,9 @@ class DataChannel:
 
     def read_into(self, buffer: memoryview) -> None:
         try:
-            _read_exactly(self._connection(), buffer)
-        except OSError as exc:
+            if not read_into(self._connection(), buffer):
+                raise EOFError("the client closed the data socket")
+        except (OSError, EOFError) as exc:
             self.broken = f"the data socket failed: {exc}"
             raise DataChannelError(self.broken) from None
 
@@ -101,13 +103,3 @@ class DataChannel:
             if sock is not None:
                 sock.close()
         self.path.unlink(missing_ok=True)
-
-
-def _read_exactly(sock: socket.socket, buffer: memoryview) -> memoryview:
-    got = 0
-    while got < len(buffer):
-        n = sock.recv_into(buffer[got:])
-        if n == 0:
-            raise OSError("the client closed the data socket")
-        got += n
-    return buffer

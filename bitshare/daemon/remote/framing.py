@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 import struct
 
+from ...remote.sockio import read_bytes
+
 HEADER = struct.Struct(">IB")
 MAX_FRAME = 64 * 1024 * 1024
 CLIENT = 0  # a session message (relayed unparsed), or the worker's reply
@@ -21,27 +23,16 @@ def frame(data: bytes, kind: int = CLIENT) -> bytes:
 
 def read_frame(sock: socket.socket) -> tuple[int, bytes] | None:
     """The next frame's kind and bytes, or None at the end of the stream."""
-    header = _read_exactly(sock, HEADER.size)
-    if header is None:
-        return None
-    size, kind = HEADER.unpack(header)
-    if size > MAX_FRAME:
-        raise ValueError(f"a frame of {size} bytes; at most {MAX_FRAME}")
-    data = _read_exactly(sock, size)
+    try:
+        header = read_bytes(sock, HEADER.size)
+        if header is None:
+            return None
+        size, kind = HEADER.unpack(header)
+        if size > MAX_FRAME:
+            raise ValueError(f"a frame of {size} bytes; at most {MAX_FRAME}")
+        data = read_bytes(sock, size) if size else b""
+    except EOFError:
+        raise ValueError("the stream ended inside a frame") from None
     if data is None:
         raise ValueError("the stream ended inside a frame")
     return kind, data
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            if got == 0:
-                return None
-            raise ValueError("the stream ended inside a frame")
-        got += n
-    return bytes(buffer)

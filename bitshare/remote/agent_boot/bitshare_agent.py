@@ -128,13 +128,11 @@ class Agent:
         os.environ["BITSHARE_GPU_MEMORY_MIB"] = text  # for processes started from now on
         if "CUPY_GPU_MEMORY_LIMIT" in os.environ:
             os.environ["CUPY_GPU_MEMORY_LIMIT"] = str(min(sizes_mib) * MIB)
-        errors = []
         for name, module in list(self._modules.items()):
             try:
                 _RESIZE[name](self, module, shrink)
-            except Exception as exc:
-                errors.append(f"{name}: {exc}")
-        self._send({"resized": sizes_mib, "applied": self.applied, "errors": errors})
+            except Exception as exc:  # said here, in the program's own stderr: it is the one affected
+                sys.stderr.write(f"bitshare: warning: could not apply the new size to {name}: {exc}\n")
 
     # ----- the launcher's socket -------------------------------------------------------
 

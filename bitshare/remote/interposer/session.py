@@ -26,6 +26,7 @@ from ...client import Client, connect
 from ...errors import BitshareError
 from ...v1 import bitshare_pb2 as pb
 from ...v1 import bitshare_pb2_grpc as pb_grpc
+from ..sockio import read_bytes, read_into
 from ..wire import check_dtype, check_shape, contiguous
 from . import errors
 
@@ -187,15 +188,15 @@ class Session:
         """A direct download: None when it did not happen (the answer says why)."""
         assert self._data is not None
         try:
-            (size,) = _LENGTH.unpack(_read_exactly(self._data, _LENGTH.size))
+            (size,) = _LENGTH.unpack(_required(read_bytes(self._data, _LENGTH.size)))
             if size == 0:
                 return None
-            meta = pb.RMeta.FromString(_read_exactly(self._data, size))
+            meta = pb.RMeta.FromString(_required(read_bytes(self._data, size)))
             host = np.empty(check_shape(meta.shape), check_dtype(meta.dtype))
-            if host.size:
-                _read_into(self._data, memoryview(host).cast("B"))
+            if host.size and not read_into(self._data, memoryview(host).cast("B")):
+                raise EOFError("the worker closed the data socket")
             return host
-        except OSError as exc:
+        except (OSError, EOFError) as exc:
             self.closed = True
             raise errors.LeaseLost(f"the data socket of lease {self.lease_id} failed: {exc}") from None
 
@@ -247,19 +248,10 @@ class Session:
 _LENGTH = struct.Struct(">I")
 
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    buffer = bytearray(size)
-    _read_into(sock, memoryview(buffer))
-    return bytes(buffer)
-
-
-def _read_into(sock: socket.socket, view: memoryview) -> None:
-    got = 0
-    while got < len(view):
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            raise OSError("the worker closed the data socket")
-        got += n
+def _required(data: bytes | None) -> bytes:
+    if data is None:
+        raise EOFError("the worker closed the data socket")
+    return data
 
 
 _current: list[Session] = []  # the process's one session, once opened
