@@ -64,6 +64,7 @@ def wait_screen(predicate, timeout: float, what: str, missed: list[str] | None =
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p95 (nearest rank)."""
     ordered = sorted(values)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
@@ -150,13 +151,17 @@ def main() -> int:
             churner.start()
             time.sleep(2)
 
-            switching = []  # between the GPUs and the Leases views: a whole new screen
+            switching: dict[str, list[float]] = {"leases": [], "gpus": []}  # a whole new screen each
             for press in range(args.presses):
-                key, marker = ("l", "OWNER") if press % 2 == 0 else ("g", "lendable")
+                view, key, marker = ("leases", "l", "OWNER") if press % 2 == 0 else ("gpus", "g", "lendable")
                 tmux("send-keys", "-t", SESSION, key)
-                switching.append(1000 * wait_screen(lambda text, m=marker: m in text, 5, f"the view of {key!r}"))
-            tmux("send-keys", "-t", SESSION, "l", *["Down"] * 100)  # to the middle: churn takes rows off the top
+                switching[view].append(1000 * wait_screen(lambda text, m=marker: m in text, 5, f"the view of {key!r}"))
+            tmux("send-keys", "-t", SESSION, "l")
+            wait_screen(lambda text: "OWNER" in text, 5, "the Leases view")
+            tmux("send-keys", "-t", SESSION, *["Down"] * 100)  # to the middle: churn takes rows off the top
             settle()
+            if " on unix:" not in header(pane_text()):
+                raise SystemExit(f"the header names no lease after moving the cursor:\n{pane_text()}")
             latencies = []  # moving the cursor in the lease table: the header names the lease under it
             missed: list[str] = []  # keys whose effect never showed (counted at the 5 s limit)
             for press in range(args.presses):
@@ -176,19 +181,24 @@ def main() -> int:
             daemon.terminate()
             daemon.wait(timeout=30)
 
-    latencies.sort()
-    switching.sort()
     p50, p95 = percentiles(latencies)
-    switch_p50, switch_p95 = percentiles(switching)
+    to_leases, to_gpus = percentiles(switching["leases"]), percentiles(switching["gpus"])
+    every_switch = percentiles(switching["leases"] + switching["gpus"])
     rows = [
         ["cursor key to redraw, p50", f"{p50:.1f} ms", "-"],
         ["cursor key to redraw, p95", f"{p95:.1f} ms", verdict(p95 < TARGET_P95_MS, f"< {TARGET_P95_MS:g} ms")],
-        ["view switch to redraw, p50", f"{switch_p50:.1f} ms", "-"],
-        ["view switch to redraw, p95", f"{switch_p95:.1f} ms", verdict(switch_p95 < TARGET_P95_MS, "< 100 ms")],
+        ["cursor keys never shown (5 s)", str(len(missed)), verdict(not missed, "0")],
+        ["switch to Leases, p50 / p95", f"{to_leases[0]:.1f} / {to_leases[1]:.1f} ms", "-"],
+        ["switch to GPUs, p50 / p95", f"{to_gpus[0]:.1f} / {to_gpus[1]:.1f} ms", "-"],
+        [
+            "any view switch to redraw, p95",
+            f"{every_switch[1]:.1f} ms",
+            verdict(every_switch[1] < TARGET_P95_MS, f"< {TARGET_P95_MS:g} ms"),
+        ],
         [
             "console CPU while updating",
             f"{cpu_pct:.1f}% of a core",
-            f"< {TARGET_CPU_PCT:g}%: {'MET' if cpu_pct < TARGET_CPU_PCT else 'MISSED'}",
+            verdict(cpu_pct < TARGET_CPU_PCT, f"< {TARGET_CPU_PCT:g}%"),
         ],
     ]
     print(f"bitshare-admin in tmux 160x48; {GPUS} simulated GPUs, {LEASES} leases, 2 changes/s")
@@ -203,7 +213,12 @@ def main() -> int:
                 "presses": args.presses,
                 "seconds": args.seconds,
                 "cursor_latency_ms": {"p50": p50, "p95": p95, "all": latencies, "not_shown_in_5s": len(missed)},
-                "view_switch_latency_ms": {"p50": switch_p50, "p95": switch_p95, "all": switching},
+                "view_switch_latency_ms": {
+                    "p50": every_switch[0],
+                    "p95": every_switch[1],
+                    "to_leases": {"p50": to_leases[0], "p95": to_leases[1], "all": switching["leases"]},
+                    "to_gpus": {"p50": to_gpus[0], "p95": to_gpus[1], "all": switching["gpus"]},
+                },
                 "cpu_pct": cpu_pct,
                 "machine": {
                     "cpu_count": os.cpu_count(),

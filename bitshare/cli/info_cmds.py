@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import deque
 
 import grpc
 import typer
@@ -38,15 +39,23 @@ def smi(
     json_output: bool = _JSON,
     watch: float = typer.Option(0.0, "--watch", help="Redraw every SECONDS until interrupted."),
 ) -> None:
-    """An nvidia-smi-like view of the GPUs and the partitions granted on them."""
+    """The GPUs and the partitions granted on them, drawn as the console draws them."""
     pool = state(ctx).pool()
+    history: dict[tuple[str, int], deque[float]] = {}  # utilisation per GPU, one point per redraw
     while True:
         views = [(str(c.address), c.info, c.gpus()) for c in pool]
         if _wants_json(ctx, json_output):
             data = [{"server": s, "info": message_dict(i), "gpus": [message_dict(g) for g in gs]} for s, i, gs in views]
             typer.echo(json.dumps(data, indent=2))
         else:
-            typer.echo(("\x1b[H\x1b[2J" if watch else "") + "\n\n".join(smi_text(*view) for view in views))
+            texts = []
+            for client, (server, info, gpus) in zip(pool, views, strict=True):
+                for gpu in gpus:
+                    history.setdefault((server, gpu.index), deque(maxlen=30)).append(gpu.utilization_pct)
+                points = {gpu.index: history[(server, gpu.index)] for gpu in gpus}
+                leases = client.all_leases() if info.caller_role == pb.ROLE_ADMIN else client.my_leases()
+                texts.append(smi_text(server, info, gpus, leases, points))
+            typer.echo(("\x1b[H\x1b[2J" if watch else "") + "\n\n".join(texts))
         if watch <= 0:
             return
         time.sleep(watch)

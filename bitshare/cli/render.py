@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from ..units import format_mib
+from ..tui.gpu_lines import gpu_lines
 from ..v1 import bitshare_pb2 as pb
 
 
@@ -140,29 +140,20 @@ def _table_with_servers(headers: list[str], rows: list[list[object]], with_serve
     return table(headers[1:], [row[1:] for row in rows])
 
 
-def smi(server: str, info: pb.ServerInfo, gpus: Sequence[pb.Gpu], width: int = 40) -> str:
-    """An nvidia-smi-like picture of one daemon's GPUs and the partitions granted on them."""
+def smi(
+    server: str,
+    info: pb.ServerInfo,
+    gpus: Sequence[pb.Gpu],
+    leases: Sequence[pb.Lease] = (),
+    history: Mapping[int, Sequence[float]] | None = None,
+) -> str:
+    """The console's GPU view as plain text: each GPU's panel, its utilisation ``history`` (per
+    GPU index; the current figure alone without it) and the ``leases`` its partitions belong to."""
     kind = "SIMULATED (CPU-backed)" if info.simulated else info.backend
     out = [f"{server}: bitshared {info.version} on {info.hostname}  backend: {kind}  GPUs: {len(gpus)}"]
+    by_id = {lease.id: lease for lease in leases}
     for gpu in gpus:
-        used = round(width * gpu.granted_mib / gpu.total_mib) if gpu.total_mib else 0
-        reserved = round(width * gpu.reserved_mib / gpu.total_mib) if gpu.total_mib else 0
-        bar = "#" * used + "." * max(0, width - used - reserved) + "r" * reserved
-        flags = (" DRAINED" if gpu.drained else "") + (" MPS" if gpu.mps else "")
-        out.append("")
-        out.append(f"GPU {gpu.index}  {gpu.name}{flags}")
-        out.append(
-            f"  [{bar}] {format_mib(gpu.granted_mib)} / {format_mib(gpu.capacity_mib)} lent"
-            f" ({format_mib(gpu.reserved_mib)} reserved)"
-        )
-        out.append(f"  measured: {format_mib(gpu.used_mib)} in use, {gpu.utilization_pct}% busy")
-        for part in gpu.partitions:
-            who = f"{part.lease_id}  {part.owner}" if part.lease_id else "(another user's lease)"
-            compute = f"  compute {part.compute_pct}%" if part.compute_pct else ""
-            out.append(f"    {format_mib(part.memory_mib):>9}  {who}{compute}")
-        for proc in gpu.unleased:
-            who = f"pid {proc.pid} {proc.name} ({proc.user})"
-            out.append(f"    {format_mib(proc.used_mib):>9}  {who}: NOT UNDER A LEASE")
-        if not gpu.partitions:
-            out.append("    no leases")
+        points = (history or {}).get(gpu.index) or [gpu.utilization_pct]
+        out += ["", f"GPU {gpu.index} · {gpu.name}"]
+        out += ["  " + "".join(text for text, _ in line) for line in gpu_lines(gpu, by_id, points)]
     return "\n".join(out)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
+from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ..errors import BitshareError
@@ -23,6 +23,7 @@ from .format import gpus, partition, since, state, used
 from .messages import SnapshotReceived, SourceLost
 from .modals.ask import AskModal
 from .screens.lease_detail import LeaseDetailScreen
+from .widgets.footer import KeysFooter
 from .widgets.gpu_panel import HISTORY, GpuPanel
 from .widgets.live_table import LiveTable
 
@@ -105,7 +106,7 @@ class AdminApp(App[None]):
             with TabPane("Queue", id="queue"):
                 yield LiveTable(QUEUE_COLUMNS, id="queue-table")
         yield Input(placeholder="filter rows (Enter to apply, Esc to close)", id="filter")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.sub_title = ", ".join(self.views)
@@ -166,6 +167,7 @@ class AdminApp(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_views()  # a view that was hidden catches up now
+        self._name_selection()
 
     def refresh_views(self) -> None:
         """Bring the views up to date; only the view on screen is redrawn (the others keep their rows)."""
@@ -255,7 +257,9 @@ class AdminApp(App[None]):
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
         target = {"gpus": "#gpu-list", "leases": "#lease-table", "queue": "#queue-table"}[tab]
-        self.query_one(target).focus()
+        # Focus now, not after the next refresh (as Widget.focus does): keys typed right after
+        # the switch (l then Down) must reach the new view, not the one it replaced.
+        self.screen.set_focus(self.query_one(target))
 
     def action_details(self) -> None:
         if self._tab() != "leases":
@@ -264,15 +268,19 @@ class AdminApp(App[None]):
         if selected is not None:
             self.push_screen(LeaseDetailScreen(selected[0].source, selected[1], self.clock()))
 
-    def on_data_table_row_highlighted(self, event: LiveTable.RowHighlighted) -> None:
-        """The header names the lease under the cursor: what r, x and Enter act on."""
-        key = event.row_key.value or ""
-        server, _, lease_id = key.partition("|")
+    def on_live_table_row_highlighted(self, event: LiveTable.RowHighlighted) -> None:
+        self._name_selection()
+
+    def _name_selection(self) -> None:
+        """The header names the lease under the cursor of the table on show: what r, x and Enter act on."""
+        table_id = {"leases": "#lease-table", "queue": "#queue-table"}.get(self._tab())
+        key = self.query_one(table_id, LiveTable).selected_key if table_id else None
+        server, _, lease_id = (key or "").partition("|")
         self.sub_title = f"{lease_id} on {server}" if lease_id else ", ".join(self.views)
 
-    def on_data_table_row_selected(self, event: LiveTable.RowSelected) -> None:
+    def on_live_table_row_selected(self, event: LiveTable.RowSelected) -> None:
         """Enter (or a click) on a lease opens its details."""
-        if event.data_table.id == "lease-table":
+        if event.table.id == "lease-table":
             self.action_details()
 
     def _target(self, tab: str) -> tuple[DaemonView, pb.Lease] | None:

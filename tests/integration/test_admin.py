@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 from bitshare.client import LeaseRequest
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, run_cli, spawn_cli, wait_for
+from ..conftest import Daemon, bitshare_cmd, run_cli, spawn_cli, wait_for
 from .holders import hold_command
 
 
@@ -134,3 +136,26 @@ def test_event_log_and_events_cli(daemon: Daemon) -> None:
     assert kinds == ["granted", "released"]
     table = run_cli(daemon, "events", "--limit", "5")
     assert table.returncode == 0 and lease.id in table.stdout and "released" in table.stdout
+
+
+def test_smi_watch_redraws_the_consoles_gpu_view_until_interrupted(daemon: Daemon, tmp_path: Path) -> None:
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(fraction=0.25, command="python infer.py"))
+    out = tmp_path / "smi.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            bitshare_cmd("--server", daemon.server, "smi", "--watch", "0.2"), stdout=sink, env=daemon.env
+        )
+        try:
+            frames = lambda: out.read_text().split(f"{daemon.server}: bitshared")  # noqa: E731
+            wait_for(lambda: len(frames()) > 4 and "util" in frames()[-1], 20, "three redraws, and a whole fourth")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 130
+        finally:
+            proc.kill()
+    last = frames()[-1]  # not a terminal: frames one after another (the screen is cleared only on one)
+    assert "GPU 0 · " in last and "[SIMULATED (CPU-backed)]" in last
+    assert f"■ {lease.id}  {lease.owner}" in last  # the partition, named as the console names it
+    sparkline = next(line for line in last.splitlines() if line.strip().startswith("util"))
+    points = sparkline.split()[1]
+    assert set(points) == {"▁"} and len(points) >= 3  # idle, one point a redraw
