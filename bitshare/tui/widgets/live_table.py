@@ -112,18 +112,22 @@ class LiveTable(ScrollView, can_focus=True):
     def sync(self, rows: dict[str, tuple[str, ...]], show: bool = True) -> None:
         """Take the rows; ``show`` False only keeps them (a hidden table neither draws nor moves
         its cursor; the app syncs it again when it is shown)."""
+        before = self._on_screen()
+        self.model.set_rows(rows)
         if show:
-            self._rearrange(lambda: self.model.set_rows(rows))
-        else:
-            self.model.set_rows(rows)
+            self._redraw(*before)
 
     def set_query(self, text: str) -> None:
-        self._rearrange(lambda: self.model.set_query(text))
+        before = self._on_screen()
+        self.model.set_query(text)
+        self._redraw(*before)
 
     def next_sort(self) -> str:
-        names: list[str] = []
-        self._rearrange(lambda: names.append(self.model.next_sort()))
-        return names[0]
+        """Sort by the next column; returns its name."""
+        before = self._on_screen()
+        name = self.model.next_sort()
+        self._redraw(*before)
+        return name
 
     def move_to(self, key: str) -> None:
         """Put the cursor on the row ``key`` (if shown)."""
@@ -132,10 +136,12 @@ class LiveTable(ScrollView, can_focus=True):
 
     # ----- arranging and drawing ----------------------------------------------------------------
 
-    def _rearrange(self, change) -> None:  # type: ignore[no-untyped-def]
-        before_lines = self._visible_lines()
-        before_widths = list(self.model.widths)
-        change()
+    def _on_screen(self) -> tuple[list[tuple[str, bool]], list[int]]:
+        """What the table shows now (its visible lines, and column widths), to redraw only changes."""
+        return self._visible_lines(), list(self.model.widths)
+
+    def _redraw(self, before_lines: list[tuple[str, bool]], before_widths: list[int]) -> None:
+        """After the model changed: keep the cursor on its row, and repaint the lines that changed."""
         order = self.model.order
         if self._cursor_key in order:
             self.cursor = order.index(self._cursor_key)
