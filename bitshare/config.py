@@ -213,10 +213,15 @@ def finish_daemon_config(config: DaemonConfig) -> DaemonConfig:
 
 
 def load_client_config(path: Path | None = None, environ: dict[str, str] | None = None) -> ClientConfig:
-    """The client's settings: the config file, then BITSHARE_SERVER / _TOKEN / _TLS_CA."""
+    """The client's settings: the config file (BITSHARE_CONFIG, else the user's, else the host's
+    /etc/bitshare/client.toml), then BITSHARE_SERVER / _TOKEN / _TLS_CA."""
     environ = dict(os.environ) if environ is None else environ
     config = ClientConfig()
-    path = path or Path(environ.get("BITSHARE_CONFIG", "") or paths.user_config_file())
+    if path is None and environ.get("BITSHARE_CONFIG"):
+        path = Path(environ["BITSHARE_CONFIG"])
+    if path is None:
+        user_file = paths.user_config_file()
+        path = user_file if user_file.exists() else paths.SYSTEM_CLIENT_CONFIG
     if path.exists():
         data = _read_toml(path)
         for key, value in data.items():

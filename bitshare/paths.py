@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import Denied
 
 SYSTEM_CONFIG = Path("/etc/bitshare/bitshare.toml")
+SYSTEM_CLIENT_CONFIG = Path("/etc/bitshare/client.toml")  # the host's client settings (servers, CA)
 SYSTEM_STATE_DIR = Path("/var/lib/bitshare")
 SYSTEM_SOCKET = Path("/run/bitshare/bitshared.sock")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import os
 import re
 from pathlib import Path
@@ -41,6 +43,8 @@ def create(
         fd = os.open(tokens_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         with os.fdopen(fd, "a") as handle:
             handle.write(entry)
+        with contextlib.suppress(KeyError, PermissionError):  # the packaged daemon runs as group bitshare
+            os.chown(tokens_file, -1, grp.getgrnam("bitshare").gr_gid)
     except OSError as exc:
         raise BitshareError(f"cannot write {tokens_file}: {exc.strerror}") from None
     typer.echo(token)

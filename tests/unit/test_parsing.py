@@ -162,6 +162,24 @@ def test_the_shipped_config_and_tokens_example_load() -> None:
     assert config.listen == ["unix:/run/bitshare/bitshared.sock"] and config.reserve_mib == 512
     assert (config.mps, config.watchdog, config.grace_s, config.context_mib) == ("auto", "enforce", 10.0, 1024)
     assert [t.role for t in load_tokens(root / "etc" / "tokens.toml.example")] == ["client", "admin"]
+    client = load_client_config(root / "etc" / "client.toml", environ={})
+    assert client.servers == [] and client.token == ""  # every option is shown, commented out
+
+
+def test_the_users_client_file_is_read_before_the_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bitshare import paths
+
+    host = tmp_path / "etc-client.toml"
+    host.write_text('servers = ["gpu1:7443"]\n')
+    monkeypatch.setattr(paths, "SYSTEM_CLIENT_CONFIG", host)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    environ: dict[str, str] = {}
+    assert load_client_config(environ=environ).servers == ["gpu1:7443"]
+    user = tmp_path / "config" / "bitshare" / "client.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text('servers = ["gpu2:7443"]\n')
+    assert load_client_config(environ=environ).servers == ["gpu2:7443"]
+    assert load_client_config(environ={**environ, "BITSHARE_SERVER": "gpu3:7443"}).servers == ["gpu3:7443"]
 
 
 def test_private_directories_must_be_ours_and_closed(tmp_path: Path) -> None:
