@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import BitshareError
-from . import admin_cmds, info_cmds, lease_cmds, token_cmds  # noqa: F401  (the commands register themselves)
+from . import admin_cmds, bench_cmds, info_cmds, lease_cmds, token_cmds  # noqa: F401  (the commands register themselves)
 from .base import app
 
 __all__ = ["app", "run"]

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of bitshare, for a host with an NVIDIA GPU: the gpu-marked tests (NVML backend,
 # MPS, the in-process agent with CuPy and PyTorch, the watchdog, live resize and revoke), then
-# the seed benchmark (benchmarks/seed_gpu.py) and the remote benchmark. Under 8 minutes; a short
-# table comes last.
+# the seed benchmark (benchmarks/seed_gpu.py), `bitshare bench seed` and the remote benchmark.
+# Under 10 minutes; a short table comes last.
 # Usage (from the repository root): bash tests/gpu/run.sh   [results go to $OUT, default ./gpu-results]
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu-results}"
@@ -29,6 +29,18 @@ tests_rc=${PIPESTATUS[0]}
 timeout 150 python3 benchmarks/seed_gpu.py --seconds 8 --warmup 3 --out "$OUT/seed_gpu.json" 2>&1 \
     | tee "$OUT/seed_gpu.txt"
 bench_rc=${PIPESTATUS[0]}
+# `bitshare bench seed` through a real bitshared (NVML, MPS on): four torchvision workloads under
+# 25% leases, heavy and light load (the paper's experiment); seed_gpu.py above gives the bare
+# time-slicing and bare MPS baselines.
+SEED_DIR=$(mktemp -d)
+python3 -m bitshare.daemon --listen "unix:$SEED_DIR/bitshared.sock" --state-dir "$SEED_DIR/state" \
+    --backend nvml --mps on --log-level warning > "$OUT/bench-seed-daemon.log" 2>&1 &
+seed_daemon=$!
+for _ in $(seq 100); do [ -S "$SEED_DIR/bitshared.sock" ] && break; sleep 0.1; done
+timeout 200 python3 -m bitshare --server "unix:$SEED_DIR/bitshared.sock" bench seed --duration 5 \
+    --out "$OUT/bench-seed" 2>&1 | tee "$OUT/bench-seed.txt"
+seed_rc=${PIPESTATUS[0]}
+kill "$seed_daemon"; wait "$seed_daemon" 2>/dev/null
 timeout 60 python3 benchmarks/remote_bench.py --backend nvml --repeats 3 --out "$OUT/remote_bench.json" 2>&1 \
     | tee "$OUT/remote_bench.txt"
 python3 - "$OUT" <<'PY'
@@ -52,6 +64,13 @@ try:
 except (OSError, ValueError, KeyError) as exc:
     rows.append(("seed benchmark", f"no result ({exc})"))
 try:
+    seed = json.loads((out / "bench-seed" / "seed.json").read_text())
+    for load, result in seed["loads"].items():
+        comparison = result["comparison"]
+        rows.append((f"bench seed {load}: ratio sum", f"{comparison['throughput_ratio_sum']:.2f}"))
+except (OSError, ValueError, KeyError, TypeError) as exc:
+    rows.append(("bench seed", f"no result ({exc})"))
+try:
     remote = json.loads((out / "remote_bench.json").read_text())["figures"]
     rows.append(("remote upload / download", f"{remote['upload_gib_s']:.2f} / {remote['download_gib_s']:.2f} GiB/s"))
     rows.append(("remote compute vs local CuPy", f"{remote['compute_vs_local']:.3f}x"))
@@ -62,4 +81,4 @@ print()
 for key, value in rows:
     print(f"{key:<{width}}  {value}")
 PY
-[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$seed_rc" -eq 0 ]

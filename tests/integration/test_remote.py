@@ -37,6 +37,17 @@ def run_python(daemon: Daemon, *args: str, partition: str = "0.25", timeout: flo
     return done.returncode, done.stdout, done.stderr
 
 
+def test_random_draws_take_cupys_dtype_on_a_simulated_gpu(daemon: Daemon) -> None:
+    program = (
+        "import cupy as cp; a = cp.random.standard_normal((3, 4), dtype=cp.float32); "
+        "b = cp.random.uniform(0, 1, 5, dtype=cp.float32); c = cp.random.random(2); "
+        "print(a.dtype, a.shape, b.dtype, bool((b < 1).all()), c.dtype)"
+    )
+    code, out, err = run_python(daemon, "-c", program)
+    assert code == 0, err
+    assert out.strip() == "float32 (3, 4) float32 True float64"
+
+
 @pytest.mark.parametrize(
     "example", [["cupy_mlp.py"], ["cupy_kmeans.py"], ["cupy_fft_filter.py", "--no-kernel"]], ids=lambda e: e[0]
 )

@@ -187,6 +187,8 @@ class Executor:
         target = self.xp
         for part in name.split("."):
             target = getattr(target, part)
+        if not self.gpu and name.startswith("random.") and name != "random.randint":
+            return _with_cupy_dtype(target)
         return target
 
     def _method(self, array: Any, name: str) -> Any:
@@ -333,3 +335,13 @@ def error_type(exc: BaseException) -> str:
         if isinstance(exc, builtin):
             return builtin.__name__
     return "RuntimeError"
+
+
+def _with_cupy_dtype(function: Any) -> Any:
+    """NumPy's legacy random functions take no ``dtype``; CuPy's do (float32 draws): cast."""
+
+    def call(*args: Any, dtype: Any = None, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        return result if dtype is None else np.asarray(result).astype(dtype, copy=False)
+
+    return call

@@ -117,7 +117,12 @@ class RemoteRelay:
         gpu = self.shared.manager.ledger.gpus[index]
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
-        if not self.shared.simulated:
+        if self.shared.simulated:
+            # A simulated GPU's worker computes on one CPU thread. With the BLAS's own threads,
+            # several workers at once oversubscribe the cores and the BLAS's spinning threads
+            # starve each other (four sessions ran 30x slower than one on two cores).
+            env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        else:
             env["CUDA_VISIBLE_DEVICES"] = gpu.uuid
             pipe = self.shared.enforcer.mps_pipe(lease, index)
             if pipe and lease.mps_uid == os.getuid():
