@@ -34,6 +34,7 @@ class DaemonConfig:
     state_dir: str = ""
     runtime_dir: str = ""  # MPS pipes and the simulated-GPU registry; default: the first socket's directory
     log_level: str = "info"
+    metrics_listen: str = ""  # HOST:PORT of the Prometheus endpoint; "" for none
     history_days: float = 30.0  # ended leases and events are kept this long
     backend: str = "auto"  # auto | nvml | simulated
     simulate: str = ""  # e.g. "4x16GiB"; implies the simulated backend
@@ -89,6 +90,13 @@ def _listen(value: list[str]) -> list[str]:
     return value
 
 
+def metrics_address(value: str) -> str:
+    """ "" (no metrics endpoint) or a TCP address; ValueError says what is wrong."""
+    if value and parse_address(value).kind != "tcp":
+        raise ValueError(f"the metrics endpoint is served over TCP (HOST:PORT), not {value!r}")
+    return value
+
+
 def _simulate(value: str) -> str:
     if value:
         parse_simulate(value)
@@ -103,6 +111,7 @@ _DAEMON_KEYS: dict[tuple[str, str], tuple[str, type | tuple[type, ...], Convert 
     ("daemon", "listen"): ("listen", list, _listen, 'a list like ["unix:/run/bitshare/bitshared.sock"]'),
     ("daemon", "state_dir"): ("state_dir", str, None, "a directory path"),
     ("daemon", "runtime_dir"): ("runtime_dir", str, None, "a directory path"),
+    ("daemon", "metrics_listen"): ("metrics_listen", str, metrics_address, 'a TCP address like "127.0.0.1:9464"'),
     ("daemon", "history_days"): ("history_days", float, _POSITIVE, "days > 0"),
     ("daemon", "log_level"): (
         "log_level",

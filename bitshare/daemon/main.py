@@ -11,7 +11,7 @@ import typer
 
 from .. import __version__, log, paths
 from ..address import parse_address
-from ..config import ConfigError, finish_daemon_config, load_daemon_config
+from ..config import ConfigError, finish_daemon_config, load_daemon_config, metrics_address
 from ..units import parse_reserve, parse_simulate
 from .backends import BackendUnavailable
 from .server import StartupError, run_daemon
@@ -55,6 +55,9 @@ def main(
     tokens_file: Path | None = typer.Option(None, "--tokens-file", help="Bearer tokens for TCP callers."),
     allow_insecure_tcp: bool = typer.Option(False, "--allow-insecure-tcp", help="Allow plaintext TCP off loopback."),
     log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning or error."),
+    metrics_listen: str | None = typer.Option(
+        None, "--metrics-listen", help="Serve Prometheus metrics at HOST:PORT/metrics."
+    ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Run the bitshare GPU-server daemon in the foreground."""
@@ -72,6 +75,8 @@ def main(
             log_level,
         )
         overrides.update(_enforcement_overrides(mps, watchdog, grace, sample_interval))
+        if metrics_listen is not None:
+            overrides["metrics_listen"] = _named("--metrics-listen", metrics_address, metrics_listen)
     except ValueError as exc:
         typer.echo(f"bitshared: error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import psutil
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -29,6 +30,9 @@ from .enforcement.watchdog import Watchdog, WatchdogPolicy
 from .ledger import Gpu, Ledger, Policy
 from .local_credentials import remove_stale_socket, serve_credentials
 from .manager import LeaseManager
+from .metrics import LeaseCounters
+from .metrics import render as render_metrics
+from .metrics_http import MetricsServer
 from .remote.relay import RemoteRelay
 from .service import AdminService, LeaseService, Shared
 from .store import Store
@@ -124,6 +128,7 @@ class Daemon:
         enforcer: Enforcer | None = None
         enforcement: asyncio.Future[None] | None = None
         mps: dict[int, MpsControl] = {}
+        metrics: MetricsServer | None = None
         try:
             runtime_dir = config.runtime_path()
             runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -156,6 +161,8 @@ class Daemon:
             store.start()
             await manager.tick()  # persist what restoring changed (leases on GPUs that are gone)
             running = await self._listen(shared, auth)
+            if config.metrics_listen:
+                metrics = await self._serve_metrics(shared)
             housekeeping = asyncio.ensure_future(self._housekeeping(manager))
             enforcement = asyncio.ensure_future(enforcer.run())
             self._install_signals(auth)
@@ -180,6 +187,8 @@ class Daemon:
             log.event("daemon.stopping", reason="fatal error" if failed else "signal")
             return 1 if failed else 0
         finally:
+            if metrics is not None:
+                await metrics.stop()
             if running is not None:
                 await running.server.stop(grace=2)
                 for cred in running.cred_servers:
@@ -196,6 +205,30 @@ class Daemon:
             store.close()
             backend.close()
             os.close(lock_fd)
+
+    async def _serve_metrics(self, shared: Shared) -> MetricsServer:
+        """The Prometheus endpoint: the ledger's transitions counted from now on, the rest read
+        at each scrape."""
+        counters = LeaseCounters()
+        shared.manager.listeners.append(counters)
+        me = psutil.Process()
+
+        def scrape() -> str:
+            ledger = shared.manager.ledger
+            positions = ledger.queue_positions(shared.manager.now())
+            leases = [shared.lease_pb(lease, positions.get(lease.id, 0)) for lease in ledger.live()]
+            cpu = me.cpu_times()
+            usage = (cpu.user + cpu.system, me.memory_info().rss)
+            return render_metrics(shared.gpus_pb(None), leases, counters, time.time(), usage)
+
+        address = parse_address(self.config.metrics_listen)
+        server = MetricsServer(address.host, address.port, scrape)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise StartupError(f"cannot serve metrics on {address.target}: {exc.strerror or exc}") from None
+        log.event("daemon.metrics", listen=f"{address.target}/metrics")
+        return server
 
     def _start_mps(self, backend: Backend, base_dir: Path) -> dict[int, MpsControl]:
         """One MPS control daemon per GPU when the config asks for MPS (``auto``: when it can run)."""
