@@ -126,6 +126,17 @@ def bitshare_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "bitshare", *args]
 
 
+def make_token(tokens: Path, name: str, role: str) -> str:
+    """A bearer token made with the real `bitshare token create` (its hash appended to ``tokens``)."""
+    done = subprocess.run(
+        bitshare_cmd("token", "create", "--name", name, "--role", role, "--file", str(tokens)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 def run_cli(
     daemon: Daemon,
     *args: str,

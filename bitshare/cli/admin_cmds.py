@@ -83,7 +83,7 @@ def events(
     limit: int = typer.Option(50, "--limit", help="How many of the latest events."),
     lease_id: str = typer.Option("", "--lease", help="Only this lease's events."),
 ) -> None:
-    """The daemon's event log (admin)."""
+    """The daemon's audit log (admin): every lease transition and admin action, and who did it."""
     if limit < 1:
         raise UsageError(f"--limit must be >= 1, got {limit}")
     cli = state(ctx)
@@ -91,5 +91,8 @@ def events(
     if state(ctx).json:
         typer.echo(to_json(items))
         return
-    rows = [[e.at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), e.kind, e.lease_id or "-", e.detail] for e in items]
-    typer.echo(table(["TIME (UTC)", "EVENT", "LEASE", "DETAIL"], rows))
+    rows = [
+        [e.at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"), e.kind, e.lease_id or "-", e.actor or "-", e.detail]
+        for e in items
+    ]
+    typer.echo(table(["TIME (UTC)", "EVENT", "LEASE", "BY", "DETAIL"], rows))

@@ -18,6 +18,8 @@ from .. import log
 from .ledger import Change, Gpu, Lease, LeaseSpec, Ledger, Size
 from .store import EventRecord, Store
 
+DAEMON = "bitshared"  # the actor of what the daemon does by itself (expiry, grants from the queue)
+
 
 @dataclass(frozen=True)
 class LeaseUpdate:
@@ -71,38 +73,41 @@ class LeaseManager:
 
     # ----- mutations -----------------------------------------------------------
 
+    # ``actor`` is who asked ("user:alice", "token:ops"): the audit log records it on the event of
+    # the lease acted on; what follows from it (a queued request granted) is the daemon's doing.
+
     async def submit(
         self, lease_id: str, owner: str, spec: LeaseSpec, mps_uid: int | None = None, **details: str
     ) -> Lease:
         lease = self.ledger.submit(lease_id, owner, spec, self.now(), mps_uid=mps_uid, **details)
-        await self._persist()
+        await self._persist(acted=(lease_id, owner))
         return lease
 
-    async def release(self, lease_id: str) -> Lease:
+    async def release(self, lease_id: str, actor: str = DAEMON) -> Lease:
         lease = self.ledger.release(lease_id, self.now())
-        await self._persist()
+        await self._persist(acted=(lease_id, actor))
         return lease
 
-    async def revoke(self, lease_id: str, reason: str) -> Lease:
+    async def revoke(self, lease_id: str, reason: str, actor: str = DAEMON) -> Lease:
         lease = self.ledger.revoke(lease_id, reason, self.now())
-        await self._persist()
+        await self._persist(acted=(lease_id, actor))
         return lease
 
-    async def resize(self, lease_id: str, size: Size) -> Lease:
+    async def resize(self, lease_id: str, size: Size, actor: str = DAEMON) -> Lease:
         lease = self.ledger.resize(lease_id, size, self.now())
-        await self._persist()
+        await self._persist(acted=(lease_id, actor))
         return lease
 
-    async def set_priority(self, lease_id: str, priority: int) -> Lease:
+    async def set_priority(self, lease_id: str, priority: int, actor: str = DAEMON) -> Lease:
         lease = self.ledger.set_priority(lease_id, priority, self.now())
-        await self._persist()
+        await self._persist(acted=(lease_id, actor))
         return lease
 
-    async def drain(self, gpu_index: int, drained: bool) -> Gpu:
+    async def drain(self, gpu_index: int, drained: bool, actor: str = DAEMON) -> Gpu:
         gpu = self.ledger.drain(gpu_index, drained, self.now())
         kind = "drained" if drained else "undrained"
-        log.event(f"gpu.{kind}", gpu=gpu_index)
-        event = EventRecord(self.now(), kind, "", f"GPU {gpu_index}")
+        log.event(f"gpu.{kind}", gpu=gpu_index, actor=actor)
+        event = EventRecord(self.now(), kind, "", f"GPU {gpu_index}", actor)
         await self._persist(extra_events=[event], drained={gpu.uuid: drained})
         return gpu
 
@@ -110,7 +115,7 @@ class LeaseManager:
         """Record an enforcement event for the lease and tell its holder (``kind`` names it in the log)."""
         lease = self.ledger.get(lease_id)
         log.warning(f"lease.{kind}", lease=lease_id, owner=lease.owner, detail=detail)
-        await self._persist(extra_events=[EventRecord(self.now(), kind, lease_id, detail)])
+        await self._persist(extra_events=[EventRecord(self.now(), kind, lease_id, detail, DAEMON)])
         self.tell(lease_id, LeaseUpdate("warning", lease.copy(), detail))
 
     def tell(self, lease_id: str, update: LeaseUpdate) -> None:
@@ -153,7 +158,10 @@ class LeaseManager:
     # ----- internals -----------------------------------------------------------
 
     async def _persist(
-        self, extra_events: list[EventRecord] | None = None, drained: dict[str, bool] | None = None
+        self,
+        extra_events: list[EventRecord] | None = None,
+        drained: dict[str, bool] | None = None,
+        acted: tuple[str, str] = ("", DAEMON),
     ) -> None:
         changes = self.ledger.take_changes()
         events = list(extra_events or [])
@@ -162,7 +170,8 @@ class LeaseManager:
         latest: dict[str, Lease] = {}
         for change in changes:
             latest[change.lease.id] = change.lease
-            events.append(EventRecord(self.now(), change.kind, change.lease.id, change.detail))
+            actor = acted[1] if change.lease.id == acted[0] else DAEMON
+            events.append(EventRecord(self.now(), change.kind, change.lease.id, change.detail, actor))
         await self.store.commit(list(latest.values()), events, drained)
         for change in changes:
             self._log(change)

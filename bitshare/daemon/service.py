@@ -252,7 +252,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         async def release() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
             self.shared.owned_lease(identity, request.lease_id)
-            return self.shared.lease_pb(await self.manager.release(request.lease_id))
+            return self.shared.lease_pb(await self.manager.release(request.lease_id, identity.name))
 
         return await guarded(self.shared, context, release())
 
@@ -379,11 +379,12 @@ class AdminService(pb_grpc.AdminServiceServicer):
         return pb.ListLeasesResponse(leases=[self.shared.lease_pb(lease, i + 1) for i, lease in enumerate(queue)])
 
     async def ResizeLease(self, request: pb.ResizeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
-        await self.shared.require_admin(context, "ResizeLease")
+        identity = await self.shared.require_admin(context, "ResizeLease")
 
         async def resize() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
-            return self.shared.lease_pb(await self.manager.resize(request.lease_id, size_from_pb(request)))
+            lease = await self.manager.resize(request.lease_id, size_from_pb(request), identity.name)
+            return self.shared.lease_pb(lease)
 
         return await guarded(self.shared, context, resize())
 
@@ -395,18 +396,19 @@ class AdminService(pb_grpc.AdminServiceServicer):
             if len(request.reason) > MAX_TEXT:
                 raise InvalidRequest("reason is too long")
             reason = request.reason or f"revoked by {identity.name}"
-            return self.shared.lease_pb(await self.manager.revoke(request.lease_id, reason))
+            return self.shared.lease_pb(await self.manager.revoke(request.lease_id, reason, identity.name))
 
         return await guarded(self.shared, context, revoke())
 
     async def SetPriority(self, request: pb.SetPriorityRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
-        await self.shared.require_admin(context, "SetPriority")
+        identity = await self.shared.require_admin(context, "SetPriority")
 
         async def set_priority() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
             if abs(request.priority) > MAX_PRIORITY:
                 raise InvalidRequest(f"priority must be within +-{MAX_PRIORITY}")
-            return self.shared.lease_pb(await self.manager.set_priority(request.lease_id, request.priority))
+            lease = await self.manager.set_priority(request.lease_id, request.priority, identity.name)
+            return self.shared.lease_pb(lease)
 
         return await guarded(self.shared, context, set_priority())
 
@@ -417,8 +419,8 @@ class AdminService(pb_grpc.AdminServiceServicer):
         return await self._drain(request, context, False)
 
     async def _drain(self, request: pb.GpuRef, context: grpc.aio.ServicerContext, drained: bool) -> pb.Gpu:
-        await self.shared.require_admin(context, "DrainGpu" if drained else "UndrainGpu")
-        gpu = await guarded(self.shared, context, self.manager.drain(request.index, drained))
+        identity = await self.shared.require_admin(context, "DrainGpu" if drained else "UndrainGpu")
+        gpu = await guarded(self.shared, context, self.manager.drain(request.index, drained, identity.name))
         return next(g for g in self.shared.gpus_pb(None) if g.index == gpu.index)
 
     async def ListEvents(
@@ -428,7 +430,10 @@ class AdminService(pb_grpc.AdminServiceServicer):
         limit = min(request.limit or 100, 10_000)
         records = await asyncio.to_thread(self.manager.store.load_events, limit, request.lease_id)
         return pb.ListEventsResponse(
-            events=[pb.Event(at=timestamp(r.at), kind=r.kind, lease_id=r.lease_id, detail=r.detail) for r in records]
+            events=[
+                pb.Event(at=timestamp(r.at), kind=r.kind, lease_id=r.lease_id, detail=r.detail, actor=r.actor)
+                for r in records
+            ]
         )
 
     async def WatchTelemetry(

@@ -20,7 +20,7 @@ from .. import log
 from .ledger import Lease, LeaseState
 from .records import lease_from_json, lease_to_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: events record who acted (actor)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     kind TEXT NOT NULL,
     lease_id TEXT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    actor TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -50,6 +51,7 @@ class EventRecord:
     kind: str
     lease_id: str
     detail: str
+    actor: str = ""  # who did it: "user:alice", "token:ops"; "bitshared" for the daemon itself
 
 
 class StoreError(RuntimeError):
@@ -83,6 +85,8 @@ class Store:
                 self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer bitshare (schema {row[0]})")
+            elif int(row[0]) < SCHEMA_VERSION:
+                self._migrate(int(row[0]))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open state store in {state_dir}: {exc}") from None
         self._pending: queue.SimpleQueue = queue.SimpleQueue()
@@ -90,6 +94,13 @@ class Store:
         self._checkpointer: threading.Thread | None = None
         self._stopping = threading.Event()
         self.commits = 0  # transactions written, for telemetry and benchmarks
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store written by an older bitshare up to SCHEMA_VERSION, in one transaction."""
+        with self._conn:
+            if version < 2:
+                self._conn.execute("ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT ''")
+            self._conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     # ----- reads (start-up only) ---------------------------------------------
 
@@ -111,12 +122,12 @@ class Store:
         try:
             if lease_id:
                 rows = conn.execute(
-                    "SELECT at, kind, lease_id, detail FROM events WHERE lease_id=? ORDER BY id DESC LIMIT ?",
+                    "SELECT at, kind, lease_id, detail, actor FROM events WHERE lease_id=? ORDER BY id DESC LIMIT ?",
                     (lease_id, limit),
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    "SELECT at, kind, lease_id, detail FROM events ORDER BY id DESC LIMIT ?", (limit,)
+                    "SELECT at, kind, lease_id, detail, actor FROM events ORDER BY id DESC LIMIT ?", (limit,)
                 ).fetchall()
         finally:
             conn.close()
@@ -210,8 +221,8 @@ class Store:
                     self._conn.executemany("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)", rows)
                 if events:
                     self._conn.executemany(
-                        "INSERT INTO events (at, kind, lease_id, detail) VALUES (?, ?, ?, ?)",
-                        [(e.at, e.kind, e.lease_id, e.detail) for e in events],
+                        "INSERT INTO events (at, kind, lease_id, detail, actor) VALUES (?, ?, ?, ?, ?)",
+                        [(e.at, e.kind, e.lease_id, e.detail, e.actor) for e in events],
                     )
                 for uuid, is_drained in drained.items():
                     self._conn.execute("INSERT OR REPLACE INTO gpus VALUES (?, ?)", (uuid, int(is_drained)))

@@ -384,16 +384,18 @@ class WatchTelemetryRequest(_message.Message):
     def __init__(self, min_interval_s: _Optional[float] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("at", "kind", "lease_id", "detail")
+    __slots__ = ("at", "kind", "lease_id", "detail", "actor")
     AT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     at: _timestamp_pb2.Timestamp
     kind: str
     lease_id: str
     detail: str
-    def __init__(self, at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., lease_id: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    actor: str
+    def __init__(self, at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., lease_id: _Optional[str] = ..., detail: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class ListEventsRequest(_message.Message):
     __slots__ = ("limit", "lease_id")

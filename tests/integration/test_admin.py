@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import signal
 import subprocess
 from pathlib import Path
 
-from bitshare.client import LeaseRequest
+from bitshare.client import LeaseRequest, connect
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, bitshare_cmd, run_cli, spawn_cli, wait_for
+from ..conftest import Daemon, bitshare_cmd, free_port, make_token, run_cli, spawn_cli, wait_for
 from .holders import hold_command
 
 
@@ -159,3 +161,35 @@ def test_smi_watch_redraws_the_consoles_gpu_view_until_interrupted(daemon: Daemo
     sparkline = next(line for line in last.splitlines() if line.strip().startswith("util"))
     points = sparkline.split()[1]
     assert set(points) == {"▁"} and len(points) >= 3  # idle, one point a redraw
+
+
+def test_the_audit_log_names_who_did_each_thing(make_daemon, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    port = free_port()
+    admin_token = make_token(tokens, "ops", "admin")
+    daemon = make_daemon(
+        "--simulate", "1x16GiB", "--listen", f"unix:{tmp_path}/d.sock", "--listen", f"127.0.0.1:{port}",
+        "--tokens-file", str(tokens),
+    )  # fmt: skip
+    with daemon.client() as client:
+        first = client.request(LeaseRequest(fraction=0.5))
+        queued = client.request(LeaseRequest(fraction=0.75))
+    with connect(f"127.0.0.1:{port}", admin_token) as ops:
+        ops.revoke(first.id, "disk swap")  # the queued request is granted in its place
+        ops.drain(0, True)
+        ops.drain(0, False)
+    with daemon.client() as client:
+        client.release(queued.id)
+        events = [(e.kind, e.lease_id, e.actor) for e in client.events(limit=50)]
+    me = f"user:{pwd.getpwuid(os.getuid()).pw_name}"
+    assert events == [
+        ("granted", first.id, me),
+        ("queued", queued.id, me),
+        ("revoked", first.id, "token:ops"),
+        ("granted", queued.id, "bitshared"),  # the daemon's doing, not the admin's
+        ("drained", "", "token:ops"),
+        ("undrained", "", "token:ops"),
+        ("released", queued.id, me),
+    ]
+    table = run_cli(daemon, "events").stdout
+    assert "BY" in table.splitlines()[0] and "token:ops" in table

@@ -12,24 +12,14 @@ from bitshare.client import LeaseRequest, connect
 from bitshare.errors import Denied, Unreachable
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, bitshare_cmd, free_port, refused_start, run_cli, wait_for
-
-
-def _make_token(tokens: Path, name: str, role: str) -> str:
-    done = subprocess.run(
-        bitshare_cmd("token", "create", "--name", name, "--role", role, "--file", str(tokens)),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
+from ..conftest import Daemon, free_port, make_token, refused_start, run_cli, wait_for
 
 
 @pytest.fixture
 def tokens(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     path = tmp_path / "tokens.toml"
     made = {
-        name: _make_token(path, name, role) for name, role in (("alice", "client"), ("bob", "client"), ("ops", "admin"))
+        name: make_token(path, name, role) for name, role in (("alice", "client"), ("bob", "client"), ("ops", "admin"))
     }
     assert path.stat().st_mode & 0o777 == 0o640
     assert all(token not in path.read_text() for token in made.values())  # only hashes are stored
@@ -143,7 +133,7 @@ def test_sighup_reloads_the_tokens_file(make_daemon, tokens) -> None:
     port = free_port()
     daemon: Daemon = make_daemon("--simulate", "1x16GiB", "--listen", f"127.0.0.1:{port}", "--tokens-file", str(path))
     tcp = f"127.0.0.1:{port}"
-    newcomer = _make_token(path, "carol", "client")
+    newcomer = make_token(path, "carol", "client")
     with pytest.raises(Denied):
         connect(tcp, newcomer)
     with connect(tcp, made["alice"]) as alice:

@@ -64,3 +64,27 @@ def test_history_past_retention_is_deleted_and_live_leases_kept(tmp_path: Path) 
     assert sorted(lease.id for lease in store.load_leases()) == ["live", "recent"]
     assert [e.lease_id for e in store.load_events(10)] == ["live"]
     store.close()
+
+
+def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_events(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "state.db")
+    old.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE events (id INTEGER PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL,
+                             lease_id TEXT NOT NULL, detail TEXT NOT NULL);
+        INSERT INTO events (at, kind, lease_id, detail) VALUES (1.0, 'granted', 'abc', 'GPU 0: 100 MiB');
+        """
+    )
+    old.commit()
+    old.close()
+    store = Store(tmp_path)
+    try:
+        assert store.load_events(10) == [EventRecord(1.0, "granted", "abc", "GPU 0: 100 MiB", "")]
+        version = store._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        assert version == "2"
+    finally:
+        store.close()

@@ -46,7 +46,8 @@ class LeaseDetailScreen(Screen[None]):
             return
         text = Text("events (newest first):\n", style="bold")
         for event in events:
-            text.append(f"  {since(event.at, self.now)} ago  {event.kind:<12} {event.detail}\n")
+            by = f"  by {event.actor}" if event.actor else ""
+            text.append(f"  {since(event.at, self.now)} ago  {event.kind:<12} {event.detail}{by}\n")
         self.app.call_from_thread(self.query_one("#events", Static).update, text)
 
     def _summary(self) -> Text:
