@@ -1,0 +1,118 @@
+"""Faults: the daemon killed with SIGKILL at random moments, 20 times, while 50 clients request,
+hold, resize and release leases. Afterwards nothing granted is lost, nothing is granted twice,
+the books balance, and every client got either its answer or a clear error."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from bitshare.client import LeaseRequest, connect
+from bitshare.errors import BitshareError, NoLease, Unreachable
+from bitshare.v1 import bitshare_pb2 as pb
+
+from ..conftest import Daemon
+
+CLIENTS, RESTARTS = 50, 20
+SIZES_MIB = (512, 1024, 2048, 4096)
+ANSWER_WITHIN_S = 60.0
+T = TypeVar("T")
+
+
+@dataclass
+class Ledger:
+    """What one client was told, lease by lease."""
+
+    held: dict[str, int] = field(default_factory=dict)  # lease id -> MiB, as last acknowledged
+    released: set[str] = field(default_factory=set)
+    unclear: list[str] = field(default_factory=list)  # errors that were not BitshareErrors
+    errors: int = 0  # clear errors seen (daemon away), each retried until answered
+
+
+def answered(call: Callable[[], T], book: Ledger) -> T:
+    """The call's answer, retrying while the daemon is away (the same request id each time)."""
+    deadline = time.monotonic() + ANSWER_WITHIN_S
+    while True:
+        try:
+            return call()
+        except Unreachable:
+            book.errors += 1
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def client_loop(server: str, seed: int, stop: threading.Event, book: Ledger) -> None:
+    draw = random.Random(seed)
+    try:
+        with connect(server) as client:
+            while not stop.is_set():
+                request = LeaseRequest(memory_mib=draw.choice(SIZES_MIB), ttl_s=600, wait=False)
+                try:
+                    lease = answered(lambda r=request: client.request(r), book)
+                except NoLease:
+                    time.sleep(draw.uniform(0, 0.05))
+                    continue
+                book.held[lease.id] = lease.allocations[0].memory_mib
+                time.sleep(draw.uniform(0, 0.1))
+                if draw.random() < 0.3:
+                    half = book.held[lease.id] // 2
+                    resized = answered(lambda i=lease.id, m=half: client.resize(i, memory_mib=m), book)
+                    book.held[lease.id] = resized.allocations[0].memory_mib
+                if draw.random() < 0.8:
+                    answered(lambda i=lease.id: client.release(i), book)  # idempotent: retried safely
+                    book.released.add(lease.id)
+                    del book.held[lease.id]
+    except BitshareError as exc:
+        book.unclear.append(f"gave up: {exc!r}")  # clear, but no client should have to give up
+    except Exception as exc:
+        book.unclear.append(repr(exc))
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_grants_nothing_twice(make_daemon) -> None:
+    daemon: Daemon = make_daemon("--simulate", "4x16GiB")
+    stop = threading.Event()
+    books = [Ledger() for _ in range(CLIENTS)]
+    threads = [
+        threading.Thread(target=client_loop, args=(daemon.server, n, stop, books[n]), daemon=True)
+        for n in range(CLIENTS)
+    ]
+    for thread in threads:
+        thread.start()
+    killer = random.Random(2026)
+    for _ in range(RESTARTS):
+        time.sleep(killer.uniform(0.1, 0.8))
+        daemon.kill9()
+        time.sleep(killer.uniform(0, 0.3))
+        daemon.restart()
+    time.sleep(1.0)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=ANSWER_WITHIN_S + 30)
+    assert not any(thread.is_alive() for thread in threads), "a client never got an answer"
+    assert [u for book in books for u in book.unclear] == []
+    assert sum(book.errors for book in books) > 0, "no client ever saw the daemon away: the test tested nothing"
+    assert sum(len(b.released) + len(b.held) for b in books) >= 100, "too few leases to mean anything"
+
+    with daemon.client() as client:
+        live = {lease.id: lease for lease in client.all_leases() if lease.state == pb.LEASE_STATE_ACTIVE}
+        gpus = client.gpus()
+        held = {lease_id: mib for book in books for lease_id, mib in book.held.items()}
+        # Nothing granted is lost: every lease a client holds is active, at the size it was told.
+        assert {i: live[i].allocations[0].memory_mib for i in held if i in live} == held
+        assert set(held) <= set(live)
+        # Nothing released comes back.
+        released = set().union(*(book.released for book in books))
+        assert not released & set(live)
+        # Nothing is granted twice, and the books balance on every GPU.
+        for gpu in gpus:
+            on_it = sum(a.memory_mib for lease in live.values() for a in lease.allocations if a.gpu_index == gpu.index)
+            assert gpu.granted_mib == on_it <= gpu.capacity_mib
+            assert gpu.free_mib == gpu.capacity_mib - gpu.granted_mib
+        # Leases that no client knows of are the ones whose grant answer died with the daemon
+        # (the client retried with the same request id and got that lease back, so there are none).
+        assert set(live) == set(held)
