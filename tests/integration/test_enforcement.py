@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ..leased_app import LeasedApp
 
 APP = Path(__file__).resolve().parent.parent / "apps" / "simgpu_app.py"
 GRACE_S = 2.0
+TTL_S = 3.0
 FAST = ("--simulate", "1x16GiB", "--grace", str(GRACE_S), "--sample-interval", "0.1")
 
 
@@ -167,6 +169,27 @@ def test_revoke_ends_the_command_even_when_its_holder_is_frozen(
     finally:
         app.proc.send_signal(signal.SIGCONT)
     assert "enforcement.signal" in daemon_fast.log()
+
+
+def test_a_vanished_holder_loses_its_lease_at_the_ttl_and_its_command_is_ended(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    daemon = make_daemon(*FAST, "--lease-ttl", str(TTL_S))
+    app = LeasedApp(daemon, tmp_path, APP, "-m", "1GiB")
+    try:
+        app_pid = app.pid()
+        lease_id = only_lease(daemon).id
+        wait_for(lambda: only_lease(daemon).enforcement != "none", 10, "the daemon to know the process")
+        app.proc.send_signal(signal.SIGSTOP)  # the client host vanishes: no heartbeat, no release
+        frozen_at = time.monotonic()
+        with daemon.client() as client:
+            wait_for(lambda: client.get(lease_id).state == pb.LEASE_STATE_EXPIRED, TTL_S + 10, "the lease to expire")
+            assert time.monotonic() - frozen_at >= TTL_S - 1.0  # not before its TTL
+            assert client.gpus()[0].granted_mib == 0
+        wait_for(lambda: not psutil.pid_exists(app_pid) or _zombie(app_pid), GRACE_S + 10, "the command to end")
+    finally:
+        app.proc.send_signal(signal.SIGCONT)
+        app.close()
 
 
 def _zombie(pid: int) -> bool:
