@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from .. import log
 from .ledger import Change, Gpu, Lease, LeaseSpec, Ledger, Size
-from .store import EventRecord, Store
+from .store import EventRecord, StateUnwritable, Store, StoreError
 
 DAEMON = "bitshared"  # the actor of what the daemon does by itself (expiry, grants from the queue)
+PROBE_EVERY_S = 2.0  # while the store cannot be written: how often a write is tried
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,17 @@ _WATCH_KIND = {
 
 
 class LeaseManager:
-    def __init__(self, ledger: Ledger, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        rebuild: Callable[[], Ledger] | None = None,
+    ) -> None:
         self.ledger = ledger
+        self._rebuild = rebuild  # the ledger as the store has it (after a write failed)
+        self.unwritable = ""  # why changes are refused ("" while the store can be written)
+        self._next_probe = 0.0
         self.store = store
         self.clock = clock
         self._watchers: dict[str, set[asyncio.Queue[LeaseUpdate]]] = defaultdict(set)
@@ -79,31 +89,37 @@ class LeaseManager:
     async def submit(
         self, lease_id: str, owner: str, spec: LeaseSpec, mps_uid: int | None = None, **details: str
     ) -> Lease:
+        self._writable()
         lease = self.ledger.submit(lease_id, owner, spec, self.now(), mps_uid=mps_uid, **details)
         await self._persist(acted=(lease_id, owner))
         return lease
 
     async def release(self, lease_id: str, actor: str = DAEMON) -> Lease:
+        self._writable()
         lease = self.ledger.release(lease_id, self.now())
         await self._persist(acted=(lease_id, actor))
         return lease
 
     async def revoke(self, lease_id: str, reason: str, actor: str = DAEMON) -> Lease:
+        self._writable()
         lease = self.ledger.revoke(lease_id, reason, self.now())
         await self._persist(acted=(lease_id, actor))
         return lease
 
     async def resize(self, lease_id: str, size: Size, actor: str = DAEMON) -> Lease:
+        self._writable()
         lease = self.ledger.resize(lease_id, size, self.now())
         await self._persist(acted=(lease_id, actor))
         return lease
 
     async def set_priority(self, lease_id: str, priority: int, actor: str = DAEMON) -> Lease:
+        self._writable()
         lease = self.ledger.set_priority(lease_id, priority, self.now())
         await self._persist(acted=(lease_id, actor))
         return lease
 
     async def drain(self, gpu_index: int, drained: bool, actor: str = DAEMON) -> Gpu:
+        self._writable()
         gpu = self.ledger.drain(gpu_index, drained, self.now())
         kind = "drained" if drained else "undrained"
         log.event(f"gpu.{kind}", gpu=gpu_index, actor=actor)
@@ -115,7 +131,8 @@ class LeaseManager:
         """Record an enforcement event for the lease and tell its holder (``kind`` names it in the log)."""
         lease = self.ledger.get(lease_id)
         log.warning(f"lease.{kind}", lease=lease_id, owner=lease.owner, detail=detail)
-        await self._persist(extra_events=[EventRecord(self.now(), kind, lease_id, detail, DAEMON)])
+        if not self.unwritable:  # the holder is told even when the event cannot be recorded
+            await self._persist(extra_events=[EventRecord(self.now(), kind, lease_id, detail, DAEMON)])
         self.tell(lease_id, LeaseUpdate("warning", lease.copy(), detail))
 
     def tell(self, lease_id: str, update: LeaseUpdate) -> None:
@@ -137,6 +154,11 @@ class LeaseManager:
         return lease
 
     async def tick(self) -> None:
+        """Expire, time out and move the queue; while the store cannot be written, only try it
+        now and then (nothing expires meanwhile: an expiry that is not recorded would come back)."""
+        if self.unwritable:
+            await self._probe()
+            return
         self.ledger.tick(self.now())
         await self._persist()
 
@@ -172,12 +194,46 @@ class LeaseManager:
             latest[change.lease.id] = change.lease
             actor = acted[1] if change.lease.id == acted[0] else DAEMON
             events.append(EventRecord(self.now(), change.kind, change.lease.id, change.detail, actor))
-        await self.store.commit(list(latest.values()), events, drained)
+        try:
+            await self.store.commit(list(latest.values()), events, drained)
+        except StoreError as exc:
+            await self._refuse_changes(exc)
+            raise StateUnwritable(self.unwritable) from None
         for change in changes:
             self._log(change)
             if change.lease.state.ended:
                 self._cpu_seen.pop(change.lease.id, None)
         self._publish(changes)
+
+    def _writable(self) -> None:
+        if self.unwritable:
+            raise StateUnwritable(self.unwritable)
+
+    async def _refuse_changes(self, error: StoreError) -> None:
+        """A write failed: refuse every change from now on, and go back to what the store holds,
+        so that nothing unrecorded is ever shown or acted on."""
+        if self.unwritable:
+            return  # already done by the first failed write of this batch
+        self.unwritable = f"bitshared cannot write its state ({error}); it refuses changes until it can"
+        log.error("store.unwritable", error=error)
+        with contextlib.suppress(StoreError):  # the writes queued behind the failed one settle first
+            await self.store.commit([], [])
+        if self._rebuild is not None:
+            self.ledger = self._rebuild()
+        self._next_probe = self.now() + PROBE_EVERY_S
+
+    async def _probe(self) -> None:
+        """Try a real write (an event); when it succeeds, changes are taken again."""
+        if self.now() < self._next_probe:
+            return
+        self._next_probe = self.now() + PROBE_EVERY_S
+        event = EventRecord(self.now(), "store_writable", "", "the state store can be written again", DAEMON)
+        try:
+            await self.store.commit([], [event])
+        except StoreError:
+            return
+        log.event("store.writable")
+        self.unwritable = ""
 
     def _log(self, change: Change) -> None:
         lease = change.lease

@@ -256,19 +256,6 @@ class Daemon:
 
     def _restore(self, backend: Backend, store: Store, mps_gpus: set[int]) -> LeaseManager:
         config = self.config
-        drained = store.load_drained()
-        gpus = [
-            Gpu(
-                g.index,
-                g.uuid,
-                g.name,
-                g.total_mib,
-                min(config.reserve_mib, g.total_mib),
-                g.uuid in drained,
-                mps=g.index in mps_gpus,
-            )
-            for g in backend.gpus
-        ]
         policy = Policy(
             lease_ttl_s=config.lease_ttl_s,
             max_ttl_s=config.max_ttl_s,
@@ -276,13 +263,31 @@ class Daemon:
             starvation_s=config.starvation_s,
             idle_timeout_s=config.idle_timeout_s,
         )
-        ledger = Ledger(gpus, policy)
-        leases = store.load_leases()
-        ledger.restore(leases, time.time())
-        restored = [lease for lease in leases if not lease.state.ended]
+
+        def from_store() -> Ledger:
+            """The ledger as the store has it (at start, and after a write failed)."""
+            drained = store.load_drained()
+            gpus = [
+                Gpu(
+                    g.index,
+                    g.uuid,
+                    g.name,
+                    g.total_mib,
+                    min(config.reserve_mib, g.total_mib),
+                    g.uuid in drained,
+                    mps=g.index in mps_gpus,
+                )
+                for g in backend.gpus
+            ]
+            ledger = Ledger(gpus, policy)
+            ledger.restore(store.load_leases(), time.time())
+            return ledger
+
+        ledger = from_store()
+        restored = ledger.live()
         if restored:
             log.event("daemon.restored", leases=len(restored))
-        return LeaseManager(ledger, store)
+        return LeaseManager(ledger, store, rebuild=from_store)
 
     async def _listen(self, shared: Shared, auth: Authenticator) -> _Running:
         server = grpc.aio.server(

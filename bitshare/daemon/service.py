@@ -173,7 +173,8 @@ async def _reraise(exc: Exception) -> None:
 
 
 async def guarded(shared: Shared, context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
-    """Await ``work``, turning ledger refusals into gRPC statuses; a failed store write stops the daemon."""
+    """Await ``work``, turning ledger refusals into gRPC statuses. A store that cannot be written
+    refuses the change (UNAVAILABLE): the daemon goes on serving what it has, granting nothing new."""
     try:
         return await work
     except LedgerError as exc:
@@ -181,8 +182,7 @@ async def guarded(shared: Shared, context: grpc.aio.ServicerContext, work: Await
     except _Denied as exc:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
     except StoreError as exc:
-        shared.on_fatal.set()
-        await context.abort(grpc.StatusCode.UNAVAILABLE, f"bitshared cannot write its state and is stopping: {exc}")
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     raise AssertionError("context.abort returned")
 
 

@@ -58,6 +58,11 @@ class StoreError(RuntimeError):
     """The state store cannot be opened or written."""
 
 
+class StateUnwritable(StoreError):
+    """The daemon refuses changes: its state store could not be written (a full disk, a read-only
+    state directory), so nothing more is granted until a write succeeds again."""
+
+
 CHECKPOINT_EVERY_S = 1.0
 
 
@@ -102,19 +107,21 @@ class Store:
                 self._conn.execute("ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT ''")
             self._conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
-    # ----- reads (start-up only) ---------------------------------------------
+    # ----- reads: each with a connection of its own, never the writer thread's -------------
 
     def load_leases(self, ended_limit: int = 1000) -> list[Lease]:
         """Live leases, and the most recent ended ones (for lookups and retries)."""
-        live = self._conn.execute("SELECT record FROM leases WHERE state IN ('queued', 'active')").fetchall()
-        ended = self._conn.execute(
-            "SELECT record FROM leases WHERE state NOT IN ('queued', 'active') ORDER BY seq DESC LIMIT ?",
-            (ended_limit,),
-        ).fetchall()
+        with contextlib.closing(sqlite3.connect(self.path)) as conn:
+            live = conn.execute("SELECT record FROM leases WHERE state IN ('queued', 'active')").fetchall()
+            ended = conn.execute(
+                "SELECT record FROM leases WHERE state NOT IN ('queued', 'active') ORDER BY seq DESC LIMIT ?",
+                (ended_limit,),
+            ).fetchall()
         return [lease_from_json(r[0]) for r in live + ended[::-1]]
 
     def load_drained(self) -> set[str]:
-        return {r[0] for r in self._conn.execute("SELECT uuid FROM gpus WHERE drained=1")}
+        with contextlib.closing(sqlite3.connect(self.path)) as conn:
+            return {r[0] for r in conn.execute("SELECT uuid FROM gpus WHERE drained=1")}
 
     def load_events(self, limit: int, lease_id: str = "") -> list[EventRecord]:
         """Read with a connection of its own, so it never waits on the writer thread."""
@@ -255,4 +262,4 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) ->
             future.set_exception(error)
 
 
-__all__ = ["EventRecord", "LeaseState", "Store", "StoreError"]
+__all__ = ["EventRecord", "LeaseState", "StateUnwritable", "Store", "StoreError"]

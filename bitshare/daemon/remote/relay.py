@@ -27,6 +27,7 @@ from ...v1 import bitshare_pb2 as pb
 from ..auth import Identity
 from ..ledger import InvalidRequest, Lease, LeaseState, LedgerError, WrongState
 from ..service import Shared, guarded
+from ..store import StoreError
 from .framing import HEADER, LIMIT, MAX_FRAME, frame
 
 SERVICE = "bitshare.v1.RemoteService"
@@ -201,7 +202,7 @@ class RemoteRelay:
             manager.unwatch(lease_id, updates)
 
     async def _end_lease(self, lease_id: str, reason: str) -> None:
-        with contextlib.suppress(LedgerError):
+        with contextlib.suppress(LedgerError, StoreError):  # unrecordable: the lease ends when it can be
             await self.shared.manager.revoke(lease_id, reason)
 
 
