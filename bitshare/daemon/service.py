@@ -60,6 +60,7 @@ _UPDATE_KIND = {
     "warning": pb.LeaseEvent.KIND_WARNING,
 }
 MAX_PIDS = 64
+MAX_TELEMETRY_INTERVAL_S = 3600.0  # WatchTelemetry: at most one snapshot per this many seconds
 
 
 class Shared:
@@ -440,6 +441,11 @@ class AdminService(pb_grpc.AdminServiceServicer):
         self, request: pb.WatchTelemetryRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.TelemetrySnapshot]:
         identity = await self.shared.require_admin(context, "WatchTelemetry")
+        if not 0 <= request.min_interval_s <= MAX_TELEMETRY_INTERVAL_S:  # NaN fails this too
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"min_interval_s must be between 0 and {MAX_TELEMETRY_INTERVAL_S:g} seconds",
+            )
         interval = request.min_interval_s if request.min_interval_s > 0 else 0.5
         while True:
             ledger_version = self.manager.ledger.version

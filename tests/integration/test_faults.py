@@ -4,18 +4,25 @@ the books balance, and every client got either its answer or a clear error."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
+
+import psutil
 
 from bitshare.client import LeaseRequest, connect
 from bitshare.errors import BitshareError, NoLease, Unreachable
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon
+from ..conftest import Daemon, bitshare_cmd, free_port, make_token, wait_for
 
 CLIENTS, RESTARTS = 50, 20
 SIZES_MIB = (512, 1024, 2048, 4096)
@@ -116,3 +123,75 @@ def test_sigkill_at_random_moments_loses_nothing_and_grants_nothing_twice(make_d
         # Leases that no client knows of are the ones whose grant answer died with the daemon
         # (the client retried with the same request id and got that lease back, so there are none).
         assert set(live) == set(held)
+
+
+class Proxy:
+    """A loopback TCP relay to the daemon that can be cut, like a network that goes away."""
+
+    def __init__(self, target_port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target_port = target_port
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+
+    def cut(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accepting thread (close alone would not)
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+def test_a_client_whose_network_is_cut_loses_its_lease_at_the_ttl_and_ends_its_command(
+    make_daemon, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.toml"
+    token = make_token(tokens, "remote-job", "client")
+    port = free_port()
+    daemon: Daemon = make_daemon(
+        "--simulate", "1x16GiB", "--lease-ttl", "3", "--listen", f"127.0.0.1:{port}", "--tokens-file", str(tokens)
+    )
+    proxy = Proxy(port)
+    marker = tmp_path / "child.pid"
+    program = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    holder = subprocess.Popen(
+        bitshare_cmd("--server", f"127.0.0.1:{proxy.port}", "--token", token, "run", "-p", "0.25", "--local",
+                     "--", sys.executable, "-c", program),
+        env=daemon.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text(), 20, "the command to start")
+        child = int(marker.read_text())
+        with daemon.client() as client:
+            (lease,) = client.all_leases()
+            proxy.cut()
+            cut_at = time.monotonic()
+            wait_for(lambda: client.get(lease.id).state == pb.LEASE_STATE_EXPIRED, 15, "the lease to expire")
+            assert time.monotonic() - cut_at >= 2.0  # the TTL (3 s), less the last heartbeat's age
+            assert client.gpus()[0].granted_mib == 0
+        holder.wait(timeout=30)  # the holder gave up on its lease and ended its command
+        assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        assert holder.returncode != 0 and "lease" in holder.stderr.read().lower()
+    finally:
+        holder.kill()
+        proxy.cut()

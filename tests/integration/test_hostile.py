@@ -199,3 +199,56 @@ def test_garbage_truncated_and_silent_connections_harm_no_one(make_daemon, tmp_p
     again = Rpc(target, admin)
     assert again.leases.GetLease(pb.LeaseRef(lease_id=lease.id), metadata=again.md).state == pb.LEASE_STATE_ACTIVE
     assert daemon.proc.poll() is None
+
+
+def test_the_other_rpcs_fuzzed_answer_clearly(make_daemon, tmp_path) -> None:
+    daemon, target, admin = start(make_daemon, tmp_path)
+    rpc = Rpc(target, admin)
+    held = rpc.leases.RequestLease(
+        pb.RequestLeaseRequest(spec=pb.LeaseSpec(gpu_count=1, memory_mib=512)), metadata=rpc.md
+    )
+
+    @FUZZ
+    @given(
+        lease_id=st.one_of(text, st.just(held.id)),
+        ids=st.lists(st.one_of(text, st.just(held.id)), max_size=20),
+        ended=st.booleans(),
+        interval=doubles,
+        limit=uint32,
+    )
+    def call_all(lease_id, ids, ended, interval, limit) -> None:
+        unary = [
+            (rpc.leases.GetServerInfo, pb.GetServerInfoRequest()),
+            (rpc.leases.ListGpus, pb.ListGpusRequest()),
+            (rpc.leases.ListLeases, pb.ListLeasesRequest(include_ended=ended)),
+            (rpc.leases.KeepAlive, pb.KeepAliveRequest(lease_ids=ids)),
+            (rpc.admin.ListAllLeases, pb.ListLeasesRequest(include_ended=ended)),
+            (rpc.admin.ListQueue, pb.ListLeasesRequest(include_ended=ended)),
+            (rpc.admin.ListEvents, pb.ListEventsRequest(limit=limit)),
+        ]
+        for call, message in unary:
+            code = rpc.code(call, message)
+            assert code == grpc.StatusCode.OK or code in REFUSALS, (call, code, message)
+        streams = [
+            (rpc.leases.AttachLease, iter([pb.AttachRequest(lease_id=lease_id)])),
+            (rpc.admin.WatchTelemetry, pb.WatchTelemetryRequest(min_interval_s=interval)),
+        ]
+        for call, message in streams:
+            stream = call(message, metadata=rpc.md, timeout=10)
+            try:
+                next(stream)
+                refused = False
+            except grpc.RpcError as exc:
+                assert exc.code() in REFUSALS, (call, exc.code(), exc.details())
+                refused = True
+            finally:
+                stream.cancel()
+            if call == rpc.admin.WatchTelemetry:
+                assert refused == (not 0 <= interval <= 3600), interval
+        if lease_id != held.id:
+            assert rpc.code(rpc.leases.ReleaseLease, pb.ReleaseLeaseRequest(lease_id=lease_id)) in REFUSALS
+        assert rpc.leases.GetLease(pb.LeaseRef(lease_id=held.id), metadata=rpc.md).state == pb.LEASE_STATE_ACTIVE
+        rpc.books_balance()
+
+    call_all()
+    assert daemon.proc.poll() is None
