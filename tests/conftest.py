@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,10 +161,15 @@ def run_cli(
         try:
             out, _ = proc.communicate(input=input, timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGABRT)
+            for hung in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+                with contextlib.suppress(psutil.Error):
+                    hung.send_signal(signal.SIGABRT)  # each prints its stacks (PYTHONFAULTHANDLER)
             proc.wait(timeout=10)
             err.seek(0)
-            raise AssertionError(f"{' '.join(args)} hung for {timeout:g}s; its stderr:\n{err.read()}") from None
+            raise AssertionError(
+                f"{' '.join(args)} hung for {timeout:g}s; its stderr:\n{err.read()}\n"
+                f"the daemon's log ends:\n{daemon.log()[-4000:]}"
+            ) from None
         err.seek(0)
         return subprocess.CompletedProcess(command, proc.returncode, out, err.read())
 

@@ -32,7 +32,7 @@ def daemon(make_daemon: Callable[..., Daemon]) -> Daemon:
     return make_daemon("--simulate", "1x16GiB", "--sample-interval", "0.1", "--grace", "2")
 
 
-def run_python(daemon: Daemon, *args: str, partition: str = "0.25", timeout: float = 120) -> tuple[int, str, str]:
+def run_python(daemon: Daemon, *args: str, partition: str = "0.25", timeout: float = 90) -> tuple[int, str, str]:
     done = run_cli(daemon, "run", "-p", partition, "--", sys.executable, *args, timeout=timeout)
     return done.returncode, done.stdout, done.stderr
 
@@ -58,7 +58,7 @@ def test_the_examples_run_unchanged_and_match_numpy(daemon: Daemon, example: lis
 
 
 def test_the_covered_surface_agrees_with_numpy(daemon: Daemon) -> None:
-    code, out, err = run_python(daemon, "-W", "ignore", str(ROOT / "tests" / "apps" / "conformance.py"), timeout=300)
+    code, out, err = run_python(daemon, "-W", "ignore", str(ROOT / "tests" / "apps" / "conformance.py"), timeout=90)
     summary = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and summary["failures"] == 0, out + err
     assert summary["cases"] > 100
