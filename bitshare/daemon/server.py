@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import gc
 import os
@@ -35,7 +36,7 @@ from .metrics import render as render_metrics
 from .metrics_http import MetricsServer
 from .remote.relay import RemoteRelay
 from .service import AdminService, LeaseService, Shared
-from .store import Store
+from .store import Store, StoreError
 
 MAX_MESSAGE = 64 * 1024 * 1024
 SERVICE_NAMES = (
@@ -107,7 +108,6 @@ class Daemon:
             address: _server_credentials(config, address) for address in self.addresses if address.kind == "tcp"
         }
         self.stop_event = asyncio.Event()
-        self.fatal_event = asyncio.Event()
 
     async def run(self) -> int:
         config = self.config
@@ -153,7 +153,6 @@ class Daemon:
                 backend.name,
                 backend.simulated,
                 time.time(),
-                self.fatal_event,
                 enforcer,
                 simgpu,
                 str(runtime_dir),
@@ -175,12 +174,11 @@ class Daemon:
                 leases=len(manager.ledger.live()),
             )
             stop = asyncio.ensure_future(self.stop_event.wait())
-            fatal = asyncio.ensure_future(self.fatal_event.wait())
-            await asyncio.wait([stop, fatal, housekeeping, enforcement], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([stop, housekeeping, enforcement], return_when=asyncio.FIRST_COMPLETED)
             systemd.notify("STOPPING=1")
-            for task in (stop, fatal, housekeeping, enforcement):
+            for task in (stop, housekeeping, enforcement):
                 task.cancel()
-            failed = self.fatal_event.is_set() or any(
+            failed = any(
                 task.done() and not task.cancelled() and task.exception() is not None
                 for task in (housekeeping, enforcement)
             )
@@ -343,7 +341,8 @@ class Daemon:
         interval = max(0.05, min(1.0, self.config.lease_ttl_s / 10))
         while True:
             await asyncio.sleep(interval)
-            await manager.tick()
+            with contextlib.suppress(StoreError):  # the manager now refuses changes until it can write
+                await manager.tick()
 
     def _install_signals(self, auth: Authenticator) -> None:
         loop = asyncio.get_running_loop()

@@ -73,7 +73,6 @@ class Shared:
         backend: str,
         simulated: bool,
         started_at: float,
-        on_fatal: asyncio.Event,
         enforcer: Enforcer,
         simgpu_directory: str = "",
         runtime_dir: str = "",
@@ -86,7 +85,6 @@ class Shared:
         self.backend = backend
         self.simulated = simulated
         self.started_at = started_at
-        self.on_fatal = on_fatal
         self.hostname = socket.gethostname()
 
     async def identify(self, context: grpc.aio.ServicerContext) -> Identity:
@@ -173,7 +171,7 @@ async def _reraise(exc: Exception) -> None:
     raise exc
 
 
-async def guarded(shared: Shared, context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
+async def guarded(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
     """Await ``work``, turning ledger refusals into gRPC statuses. A store that cannot be written
     refuses the change (UNAVAILABLE): the daemon goes on serving what it has, granting nothing new."""
     try:
@@ -210,7 +208,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
     async def RequestLease(self, request: pb.RequestLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         identity = await self.shared.identify(context)
-        return await guarded(self.shared, context, self._request(identity, request))
+        return await guarded(context, self._request(identity, request))
 
     async def _request(self, identity: Identity, request: pb.RequestLeaseRequest) -> pb.Lease:
         if request.request_id:
@@ -239,7 +237,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             _check_id(request.lease_id, "lease id")
             return self.shared.lease_pb(self.shared.owned_lease(identity, request.lease_id))
 
-        return await guarded(self.shared, context, get())
+        return await guarded(context, get())
 
     async def ListLeases(
         self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext
@@ -255,7 +253,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             self.shared.owned_lease(identity, request.lease_id)
             return self.shared.lease_pb(await self.manager.release(request.lease_id, identity.name))
 
-        return await guarded(self.shared, context, release())
+        return await guarded(context, release())
 
     async def KeepAlive(self, request: pb.KeepAliveRequest, context: grpc.aio.ServicerContext) -> pb.KeepAliveResponse:
         identity = await self.shared.identify(context)
@@ -270,7 +268,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
                 leases.append(self.shared.lease_pb(lease))
             return pb.KeepAliveResponse(leases=leases)
 
-        return await guarded(self.shared, context, keep_alive())
+        return await guarded(context, keep_alive())
 
     async def AttachLease(
         self, request_iterator: AsyncIterator[pb.AttachRequest], context: grpc.aio.ServicerContext
@@ -285,7 +283,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             _check_id(lease_id, "lease id")
             return self.shared.owned_lease(identity, lease_id)
 
-        lease = await guarded(self.shared, context, find())
+        lease = await guarded(context, find())
         updates = self.manager.watch(lease_id)
         # This stream's own refusals of a holder's report end this stream only.
         refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
@@ -293,14 +291,14 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             self._read_heartbeats(identity, lease_id, request_iterator, updates, refused)
         )
         try:
-            await guarded(self.shared, context, self._report(identity, lease, first, updates))
+            await guarded(context, self._report(identity, lease, first, updates))
             if not lease.state.ended:
                 self.manager.heartbeat(lease_id)
             yield self._event(LeaseUpdate("snapshot", lease))
             while not lease.state.ended:
                 update = await updates.get()
                 if update.kind == "refused":
-                    await guarded(self.shared, context, _reraise(refused.result()))
+                    await guarded(context, _reraise(refused.result()))
                 lease = update.lease
                 yield self._event(update)
         finally:
@@ -387,7 +385,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
             lease = await self.manager.resize(request.lease_id, size_from_pb(request), identity.name)
             return self.shared.lease_pb(lease)
 
-        return await guarded(self.shared, context, resize())
+        return await guarded(context, resize())
 
     async def RevokeLease(self, request: pb.RevokeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         identity = await self.shared.require_admin(context, "RevokeLease")
@@ -399,7 +397,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
             reason = request.reason or f"revoked by {identity.name}"
             return self.shared.lease_pb(await self.manager.revoke(request.lease_id, reason, identity.name))
 
-        return await guarded(self.shared, context, revoke())
+        return await guarded(context, revoke())
 
     async def SetPriority(self, request: pb.SetPriorityRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
         identity = await self.shared.require_admin(context, "SetPriority")
@@ -411,7 +409,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
             lease = await self.manager.set_priority(request.lease_id, request.priority, identity.name)
             return self.shared.lease_pb(lease)
 
-        return await guarded(self.shared, context, set_priority())
+        return await guarded(context, set_priority())
 
     async def DrainGpu(self, request: pb.GpuRef, context: grpc.aio.ServicerContext) -> pb.Gpu:
         return await self._drain(request, context, True)
@@ -421,7 +419,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
 
     async def _drain(self, request: pb.GpuRef, context: grpc.aio.ServicerContext, drained: bool) -> pb.Gpu:
         identity = await self.shared.require_admin(context, "DrainGpu" if drained else "UndrainGpu")
-        gpu = await guarded(self.shared, context, self.manager.drain(request.index, drained, identity.name))
+        gpu = await guarded(context, self.manager.drain(request.index, drained, identity.name))
         return next(g for g in self.shared.gpus_pb(None) if g.index == gpu.index)
 
     async def ListEvents(

@@ -100,3 +100,19 @@ def _try(call):
         return call()
     except BitshareError:
         return None
+
+
+def test_an_expiry_that_cannot_be_recorded_waits_for_the_disk(make_daemon, small_disk: Path) -> None:
+    daemon: Daemon = make_daemon(
+        "--simulate", "1x16GiB", "--state-dir", str(small_disk / "state"), "--lease-ttl", "1"
+    )  # fmt: skip
+    with daemon.client() as client:
+        filler = fill(small_disk)
+        filler.unlink()  # room for one grant, then full again
+        silent = client.request(LeaseRequest(fraction=0.25))  # nobody keeps it alive: expires in 1 s
+        filler = fill(small_disk)
+        wait_for(lambda: "store.unwritable" in daemon.log(), 10, "the expiry's write to fail")
+        assert daemon.proc.poll() is None  # housekeeping goes on
+        assert client.get(silent.id).state == pb.LEASE_STATE_ACTIVE  # not expired unrecorded
+        filler.unlink()
+        wait_for(lambda: client.get(silent.id).state == pb.LEASE_STATE_EXPIRED, 15, "the expiry, recorded")

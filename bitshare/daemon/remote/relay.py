@@ -55,7 +55,7 @@ class RemoteRelay:
         first = await anext(aiter(requests), None)
         if first is None:
             return
-        lease = await guarded(self.shared, context, self._open(identity, first))
+        lease = await guarded(context, self._open(identity, first))
         try:
             worker, reader, writer, ready = await self._start(lease, context)
         except BaseException:
