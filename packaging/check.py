@@ -118,6 +118,19 @@ class Machine:
             )
         return result
 
+    def prepare(self, packages: tuple[Path, ...]) -> dict[str, tuple[int, int, int, int]]:
+        """Add the local user alice, list the root's files (before anything is installed), and
+        put the packages in /root; returns that listing."""
+        self.run("useradd", "--create-home", "alice")
+        before = self.files()
+        for package in packages:
+            shutil.copy(package, self.dir / "root")
+        return before
+
+    def unstage(self, packages: tuple[Path, ...]) -> None:
+        for package in packages:
+            (self.dir / "root" / package.name).unlink()
+
     def files(self) -> dict[str, tuple[int, int, int, int]]:
         """Every file and directory outside the kernel's and the boot's own (mode, uid, gid, size)."""
         listing = {}
@@ -226,10 +239,7 @@ def left_behind(before: dict, after: dict, allowed: tuple[str, ...]) -> list[str
 def check_deb(base: Path, work: Path, old: Path, new: Path) -> None:
     machine = Machine(base, work, "bitshare-deb")
     try:
-        machine.run("useradd", "--create-home", "alice")
-        before = machine.files()
-        for package in (old, new):
-            shutil.copy(package, machine.dir / "root")
+        before = machine.prepare((old, new))
         machine.run("dpkg", "-i", f"/root/{old.name}")
         assert machine.run("systemctl", "is-enabled", "bitshared").stdout.strip() == "enabled"
         serving(machine, OLD)
@@ -244,8 +254,7 @@ def check_deb(base: Path, work: Path, old: Path, new: Path) -> None:
         assert not (machine.dir / "opt" / "bitshare").exists() and not (machine.dir / "usr/bin/bitshare").exists()
         log("removed: the service is stopped, /opt/bitshare and /usr/bin/bitshare are gone")
         machine.run("dpkg", "-P", "bitshare")
-        for package in (old, new):
-            (machine.dir / "root" / package.name).unlink()
+        machine.unstage((old, new))
         leftovers = left_behind(before, machine.files(), ())
         if leftovers:
             raise SystemExit("package-check: left behind after purge:\n  " + "\n  ".join(leftovers))
@@ -258,10 +267,7 @@ def check_deb(base: Path, work: Path, old: Path, new: Path) -> None:
 def check_rpm(base: Path, work: Path, old: Path, new: Path) -> None:
     machine = Machine(base, work, "bitshare-rpm")
     try:
-        machine.run("useradd", "--create-home", "alice")
-        before = machine.files()
-        for package in (old, new):
-            shutil.copy(package, machine.dir / "root")
+        before = machine.prepare((old, new))
         # Debian's rpm database knows none of Debian's packages, so the package's requirement on
         # python(abi) = 3.11 cannot be resolved there: --nodeps (python3.11 is in the root).
         machine.run("rpm", "-i", "--nodeps", f"/root/{old.name}")
@@ -282,8 +288,7 @@ def check_rpm(base: Path, work: Path, old: Path, new: Path) -> None:
         lease_through_it(machine)
         machine.run("rpm", "-e", "bitshare")
         assert machine.run("systemctl", "is-active", "bitshared", check=False).stdout.strip() != "active"
-        for package in (old, new):
-            (machine.dir / "root" / package.name).unlink()
+        machine.unstage((old, new))
         saved = machine.dir / "etc" / "bitshare" / "bitshare.toml.rpmsave"
         assert "edited by package-check" in saved.read_text(), "rpm did not keep the edited configuration"
         leftovers = left_behind(before, machine.files(), ("etc/bitshare",))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -126,6 +128,39 @@ def refused_start(*args: str) -> subprocess.CompletedProcess:
 
 def bitshare_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "bitshare", *args]
+
+
+class Terminal:
+    """A command run in a real terminal (a tmux session), in the daemon's environment; what it
+    shows is read with ``screen()``, keys are typed with ``send()``, and its exit status is kept."""
+
+    def __init__(self, daemon: Daemon, tmp: Path, command: str, size: tuple[int, int] = (120, 20)) -> None:
+        self.session = f"bs-{uuid.uuid4().hex[:8]}"
+        self._status = tmp / f"{self.session}.status"
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in daemon.env.items() if k.startswith(("XDG_", "PYTHON")))
+        shell = f"env {env} {command}; echo $? > {self._status}; sleep 60"
+        self._tmux("new-session", "-d", "-s", self.session, "-x", str(size[0]), "-y", str(size[1]), shell)
+
+    @staticmethod
+    def _tmux(*args: str) -> str:
+        return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", self.session)
+
+    def send(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", self.session, *keys)
+
+    def exit_status(self) -> int | None:
+        """The command's exit status once it has ended, else None."""
+        text = self._status.read_text().strip() if self._status.exists() else ""
+        return int(text) if text else None
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True, check=False)
 
 
 def make_token(tokens: Path, name: str, role: str) -> str:

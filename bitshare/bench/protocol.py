@@ -6,12 +6,13 @@ exits when its stdin closes. Any other output line is ignored, so a program may 
 (stderr is better). :func:`serve` does all of this for a Python workload:
 
     from bitshare.bench.protocol import serve
-    serve(lambda: infer_one_batch())      # the function returns the samples it served
+    serve(infer_one_batch, warmup_s=3)    # the function returns the samples it served
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import TextIO
 
@@ -34,10 +35,15 @@ def parse_done(line: str) -> int | None:
     return samples
 
 
-def serve(step: Callable[[], int], stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    """Announce ``ready``, then serve one ``step`` per ``run`` line until stdin closes; returns
-    the requests served."""
+def serve(
+    step: Callable[[], int], warmup_s: float = 0.0, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> int:
+    """Run ``step`` for ``warmup_s`` (not counted), announce ``ready``, then serve one ``step`` per
+    ``run`` line until stdin closes; returns the requests served."""
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    deadline = time.monotonic() + warmup_s
+    while time.monotonic() < deadline:
+        step()
     print(READY, file=stdout, flush=True)
     served = 0
     for line in stdin:

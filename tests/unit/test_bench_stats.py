@@ -55,6 +55,14 @@ def test_serve_answers_each_run_line_and_ignores_others() -> None:
     assert out.getvalue().splitlines() == ["ready", "done 1", "done 2", "done 3"]
 
 
+def test_serve_warms_up_before_it_says_ready() -> None:
+    calls: list[int] = []
+    out = io.StringIO()
+    serve(lambda: calls.append(1) or 4, warmup_s=0.05, stdin=io.StringIO("run\n"), stdout=out)
+    assert len(calls) >= 2  # at least one warm-up step, then the one request
+    assert out.getvalue().splitlines() == ["ready", "done 4"]  # warm-up steps are not reported
+
+
 def test_done_lines_are_parsed_strictly() -> None:
     assert parse_done("done 32\n") == 32 and parse_done("loading weights") is None and parse_done("ready") is None
     for bad in ("done", "done x", "done -1", "done 1.5"):

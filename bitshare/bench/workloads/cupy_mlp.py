@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import time
 
 SIZES = {  # hidden width, hidden layers, batch
     "small": (256, 2, 32),
@@ -51,10 +50,7 @@ def main() -> int:
         int(labels[0])  # the batch is finished, not merely queued
         return batch
 
-    deadline = time.monotonic() + WARMUP_S
-    while time.monotonic() < deadline:
-        step()
-    serve(step)
+    serve(step, warmup_s=WARMUP_S)
     return 0
 
 

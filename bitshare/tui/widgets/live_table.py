@@ -112,10 +112,12 @@ class LiveTable(ScrollView, can_focus=True):
     def sync(self, rows: dict[str, tuple[str, ...]], show: bool = True) -> None:
         """Take the rows; ``show`` False only keeps them (a hidden table neither draws nor moves
         its cursor; the app syncs it again when it is shown)."""
+        if not show:
+            self.model.set_rows(rows)
+            return
         before = self._on_screen()
         self.model.set_rows(rows)
-        if show:
-            self._redraw(*before)
+        self._redraw(*before)
 
     def set_query(self, text: str) -> None:
         before = self._on_screen()
