@@ -15,6 +15,7 @@ import queue
 import socket
 import struct
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +32,7 @@ from ..wire import check_dtype, check_shape, contiguous
 from . import errors
 
 CHUNK = 4 * 1024 * 1024
+CLOSE_WAIT_S = 5.0  # close(): how long the cancelled stream may take to finish
 MAX_QUEUED = 4096  # operations sent without waiting once this many are queued
 Op = pb.ROp
 
@@ -50,6 +52,7 @@ class Session:
         self._seq = 0
         self._lock = threading.RLock()
         self.closed = False
+        self._released = False  # close() has ended the stream (closed alone: the server ended it)
         self.round_trips = 0  # syncs that waited for an answer
         self.ops_sent = 0
         self.device_used_bytes = 0
@@ -237,12 +240,23 @@ class Session:
             raise errors.LeaseLost(f"remote session of lease {self.lease_id}: {exc.details()}") from None
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._outgoing.put(None)
-            if self._data is not None:
-                self._data.close()
-            self.client.close()
+        """End the stream here and wait for it, rather than leave it to the garbage collector at
+        interpreter exit: there gRPC's call finaliser takes a lock that a daemon thread, frozen by
+        the exit, may hold, and the program never ends (seen after an uncaught remote error)."""
+        if self._released:
+            return
+        self._released = self.closed = True
+        self._outgoing.put(None)
+        call = self._replies
+        call.cancel()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while not call.done() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.005)
+        self._replies = iter(())
+        del call  # finalised now, while gRPC's threads still run
+        if self._data is not None:
+            self._data.close()
+        self.client.close()
 
 
 _LENGTH = struct.Struct(">I")
