@@ -55,3 +55,31 @@ def format_mib(mib: float) -> str:
     if mib >= 1024:
         return f"{mib / 1024:.1f} GiB".replace(".0 GiB", " GiB")
     return f"{int(mib)} MiB"
+
+
+def parse_fraction_or_size(text: str) -> tuple[float | None, int | None]:
+    """Parse a share of a GPU into (fraction, None) or (None, MiB). A bare number is a fraction, as
+    ``-p`` takes it ("0.25"; "1" is the whole GPU; "25%" too); a memory size carries its unit
+    ("8GiB", "512MiB"). A bare number above 1 is refused: read as MiB, a "4" meant as 4 GiB
+    would quietly become 4 MiB."""
+    text = str(text).strip()
+    if not text:
+        raise ValueError("give a fraction like 0.25 (1 is the whole GPU), or a memory size like 8GiB")
+    percent = text.endswith("%")
+    try:
+        value = float(text[:-1] if percent else text)
+    except ValueError:
+        match = _SIZE.match(text)
+        if not match or match.group(2).lower() not in _UNITS_MIB:
+            raise ValueError(f"not a fraction or a memory size: {text!r} (write it like 0.25 or 8GiB)") from None
+        return None, parse_mib(text)
+    if percent:
+        value /= 100
+    elif 1 < value < float("inf"):
+        raise ValueError(
+            f"{text} is more than a whole GPU: a bare number is a fraction (1 is the whole GPU); "
+            f"for memory add a unit, like {text}GiB"
+        )
+    if not 0 < value <= 1:  # NaN and infinity fail this too
+        raise ValueError(f"a fraction of a GPU is in (0, 1], got {text}")
+    return value, None

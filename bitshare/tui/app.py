@@ -16,7 +16,7 @@ from textual.widgets import Header, Input, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ..errors import BitshareError
-from ..units import format_mib, parse_mib
+from ..units import format_mib, parse_fraction_or_size
 from ..v1 import bitshare_pb2 as pb
 from .data import Source
 from .format import gpus, partition, since, state, used
@@ -305,7 +305,10 @@ class AdminApp(App[None]):
             if size is not None:
                 self._act(view, lambda: view.source.resize(lease.id, *size), f"lease {lease.id} resized")
 
-        question = f"New size for lease {lease.id} (now {partition(lease)}): a fraction like 0.25, or 8GiB"
+        question = (
+            f"New size for lease {lease.id} (now {partition(lease)}): "
+            "a fraction like 0.25 (1 is the whole GPU), or a size like 8GiB"
+        )
         self.push_screen(AskModal(question, check, "0.25 or 8GiB", "Resize"), done)
 
     def action_revoke(self) -> None:
@@ -397,18 +400,12 @@ def _indices(lease: pb.Lease) -> set[int]:
 
 
 def parse_size(text: str, capacity_mib: int) -> tuple[float | None, int | None]:
-    """A resize's new size: (fraction, None) or (None, MiB); ValueError says what is wrong."""
-    if not text:
-        raise ValueError("give a size: a fraction like 0.25, or a memory size like 8GiB")
-    if text.endswith("%") or (text.replace(".", "", 1).isdigit() and "." in text):
-        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
-        if not 0 < value <= 1:
-            raise ValueError(f"a fraction must be in (0, 1], got {text}")
-        return value, None
-    mib = parse_mib(text)
-    if capacity_mib and mib > capacity_mib:
+    """A resize's new size, read as the CLI reads sizes: (fraction, None) or (None, MiB);
+    ValueError says what is wrong."""
+    fraction, mib = parse_fraction_or_size(text)
+    if mib is not None and capacity_mib and mib > capacity_mib:
         raise ValueError(f"{format_mib(mib)} is more than the GPU lends ({format_mib(capacity_mib)})")
-    return None, mib
+    return fraction, mib
 
 
 def _reason(text: str) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import pytest
 
 from bitshare.client import LeaseRequest
 from bitshare.tui.app import AdminApp, parse_size
@@ -147,9 +150,9 @@ def test_priority_drain_and_checked_input(daemon: Daemon) -> None:
         await until(pilot, lambda: keys_of(app, "queue") == {queued.id}, "the queue shown")
         await pilot.press("w", "p", *"12", "enter")
         await until(pilot, lambda: f"{queued.id}: priority 12" in notes(app), "the priority set")
-        await pilot.press("l", "r", *"2.5", "enter")
+        await pilot.press("l", "r", "0", "enter")
         error = await until(pilot, lambda: str(app.screen.query_one("#error").render()), "the input refused")
-        assert error == "a fraction must be in (0, 1], got 2.5"
+        assert error == "a fraction of a GPU is in (0, 1], got 0"
         await pilot.press("escape", "g")
         app.query_one(GpuPanel).focus()
         await pilot.press("d")
@@ -194,16 +197,26 @@ def test_a_daemon_that_goes_away_is_shown_stale_and_comes_back(daemon: Daemon) -
 
 
 def test_sizes_are_checked_before_they_are_sent() -> None:
-    assert parse_size("0.25", 1000) == (0.25, None)
-    assert parse_size("50%", 1000) == (0.5, None)
-    assert parse_size("512MiB", 1000) == (None, 512)
-    for bad, message in (("", "give a size"), ("1.5", "in (0, 1]"), ("2GiB", "more than the GPU lends")):
-        try:
-            parse_size(bad, 1000)
-        except ValueError as exc:
-            assert message in str(exc)
-        else:
-            raise AssertionError(f"{bad!r} accepted")
+    assert parse_size("0.25", 8192) == (0.25, None)
+    assert parse_size("1", 8192) == (1.0, None)  # the whole GPU, as `-p 1` is
+    assert parse_size("50%", 8192) == (0.5, None)
+    assert parse_size("512MiB", 8192) == (None, 512)
+    assert parse_size("4GiB", 8192) == (None, 4096)
+    refused = (
+        ("", "give a fraction like 0.25"),
+        ("3", "3 is more than a whole GPU"),
+        ("1.5", "for memory add a unit, like 1.5GiB"),
+        ("0", "in (0, 1], got 0"),
+        ("150%", "in (0, 1], got 150%"),
+        ("nan", "in (0, 1], got nan"),
+        ("inf", "in (0, 1], got inf"),
+        ("lots", "not a fraction or a memory size: 'lots'"),
+        ("4KiB", "not a fraction or a memory size: '4KiB'"),
+        ("9GiB", "more than the GPU lends (8 GiB)"),
+    )
+    for bad, message in refused:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_size(bad, 8192)
 
 
 def test_the_filter_narrows_the_rows_and_escape_closes_it(daemon: Daemon) -> None:
@@ -222,3 +235,40 @@ def test_the_filter_narrows_the_rows_and_escape_closes_it(daemon: Daemon) -> Non
         assert not app.query_one("#filter").display and app.focused is shown
 
     drive(app, scenario)
+
+
+def test_the_resize_box_reads_sizes_as_the_cli_does(daemon: Daemon) -> None:
+    """A bare number is a fraction of a GPU (1 is the whole GPU, as `-p 1` is); a size has a unit;
+    a bare number above 1 is refused, not read as MiB."""
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(fraction=0.5))
+        capacity = client.gpus()[0].capacity_mib
+    app = AdminApp([DaemonSource(daemon.server)])
+
+    def size() -> int:
+        with daemon.client() as client:
+            return client.get(lease.id).allocations[0].memory_mib
+
+    async def resize(pilot: Any, text: str) -> None:
+        await pilot.press("r", *text, "enter")
+        await until(pilot, lambda: app.screen is app.screen_stack[0], f"the resize to {text} sent")
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: keys_of(app, "lease") == {lease.id}, "the lease shown")
+        await pilot.press("l")
+        await resize(pilot, "1")
+        await until(pilot, lambda: size() == capacity, "the lease grown to the whole GPU")
+        await resize(pilot, "0.25")
+        await until(pilot, lambda: size() == capacity // 4, "the lease at a quarter of the GPU")
+        await resize(pilot, "4GiB")
+        await until(pilot, lambda: size() == 4096, "the lease at 4 GiB")
+        await pilot.press("r", "3", "enter")
+        error = await until(pilot, lambda: str(app.screen.query_one("#error").render()), "the input refused")
+        assert error == (
+            "3 is more than a whole GPU: a bare number is a fraction (1 is the whole GPU); "
+            "for memory add a unit, like 3GiB"
+        )
+        await pilot.press("escape")
+
+    drive(app, scenario)
+    assert size() == 4096  # the refused 3 changed nothing
