@@ -332,6 +332,8 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         async for beat in request_iterator:
             with contextlib.suppress(LedgerError):
                 lease = self.manager.heartbeat(lease_id, beat.cpu_seconds)
+                # The answer to a heartbeat: the holder counts it as contact with the daemon.
+                updates.put_nowait(LeaseUpdate("snapshot", lease.copy()))
                 try:
                     await self._report(identity, lease, beat, updates)
                 except LedgerError as exc:

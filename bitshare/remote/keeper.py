@@ -1,8 +1,10 @@
 """Keep a lease alive from the client side: heartbeats over the attach stream, events back.
 
-The keeper reconnects when the stream breaks (a daemon restart, say) and gives up
-only when the daemon says the lease ended, or when it could not reach the daemon
-for longer than the lease's TTL (by then the daemon has expired the lease).
+Contact is any answer from the daemon: the event that answers each heartbeat, any other
+event, or a reconnect that attaches again. The keeper reconnects when the stream breaks
+(a daemon restart, say) and gives up only when the daemon says the lease ended, or when
+it has had no contact for longer than the lease's TTL (by then the daemon has expired
+the lease), however long the lease had been held before.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ class LeaseKeeper:
         self.pids: list[int] = []
         self.agent = False
         self._wake = threading.Event()  # send a heartbeat now (the report changed)
+        self._last_contact = time.monotonic()
+        # Set once the daemon is seen answering heartbeats (a daemon older than that answers
+        # only with changes); from then on a stream that stays silent past the TTL is given up.
+        self._answers_heartbeats = False
         self.listeners: list[Callable[[pb.LeaseEvent], None]] = []  # called in the keeper thread
         self._thread = threading.Thread(target=self._run, name=f"bitshare-keeper-{lease.id}", daemon=True)
 
@@ -100,24 +106,38 @@ class LeaseKeeper:
 
     # ----- the thread --------------------------------------------------------------
 
+    @property
+    def silent_s(self) -> float:
+        """Seconds since the daemon last answered."""
+        return time.monotonic() - self._last_contact
+
     def _heartbeats(self) -> Iterator[pb.AttachRequest]:
         while True:
             self._wake.wait(self.heartbeat_s)
             self._wake.clear()
             if self._stop.is_set():
                 return
+            call = self._call
+            if self._answers_heartbeats and self.silent_s > self.ttl_s and call is not None:
+                # The stream looks open but nothing answers (a network that drops everything):
+                # end it, so that the loop below gives the lease up.
+                call.cancel()
+                return
             yield pb.AttachRequest(cpu_seconds=self.usage(), pids=self.pids, agent=self.agent)
 
     def _run(self) -> None:
-        last_contact = time.monotonic()
         backoff = 0.05
         while not self._stop.is_set():
             try:
                 self._call = self.client.attach(self.lease.id, self._heartbeats())
                 if self._stop.is_set():  # stop() ran before the call existed, so it could not cancel it
                     self._call.cancel()
+                first = True
                 for event in self._call:
-                    last_contact = time.monotonic()
+                    self._last_contact = time.monotonic()
+                    if not first and event.kind == pb.LeaseEvent.KIND_SNAPSHOT:
+                        self._answers_heartbeats = True
+                    first = False
                     backoff = 0.05
                     self._update(event)
                     if event.lease.state in ENDED_STATES:
@@ -131,7 +151,7 @@ class LeaseKeeper:
                     return
             if self._stop.is_set():
                 return
-            if time.monotonic() - last_contact > self.ttl_s:
+            if self.silent_s > self.ttl_s:
                 self._lose(f"no contact with bitshared for {self.ttl_s:g}s; the lease has expired")
                 return
             self._stop.wait(backoff)

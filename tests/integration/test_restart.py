@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from bitshare.client import LeaseRequest
 from bitshare.v1 import bitshare_pb2 as pb
@@ -152,3 +156,52 @@ def test_a_queued_session_request_outlives_the_daemon_ttl(make_daemon, tmp_path:
         client.release(holder.id)
     code, out = finish(waiter, 30, waiter_err)
     assert code == 0 and out.strip() == queued.id
+
+
+# Writes its lease id to argv[1], runs until argv[2] exists (at most 120 s), then exits 7: its own code.
+HOLD_AND_EXIT_7 = """
+import os, sys, time, pathlib
+pathlib.Path(sys.argv[1]).write_text(os.environ["BITSHARE_LEASE_ID"])
+deadline = time.monotonic() + 120
+while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
+sys.exit(7)
+"""
+LONG_TTL = 5.0
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM], ids=["kill9", "sigterm"])
+def test_a_lease_held_for_several_ttls_survives_a_restart_and_is_kept_alive(
+    make_daemon, tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(LONG_TTL))
+    marker, stop = tmp_path / "lease", tmp_path / "stop"
+    holder_err = tmp_path / "holder.err"
+    holder = spawn_cli(
+        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", HOLD_AND_EXIT_7, str(marker), str(stop),
+        stderr_path=holder_err,
+    )  # fmt: skip
+    lease_id = wait_for(lambda: marker.exists() and marker.read_text(), 30, "the command to start")
+    with daemon.client() as client:
+        granted = client.get(lease_id).granted_at.ToNanoseconds() / 1e9
+        wait_for(lambda: time.time() > granted + 3 * LONG_TTL, 5 * LONG_TTL, "three TTLs to pass")
+
+    daemon.proc.send_signal(stop_signal)
+    daemon.proc.wait(timeout=15)
+    daemon.restart()
+
+    with daemon.client() as client:
+        started = client.server_info().started_at.ToNanoseconds() / 1e9
+        first_expiry = client.get(lease_id).expires_at.ToNanoseconds() / 1e9
+        # Past two TTLs after the restart the holder has come back and keeps the lease alive.
+        wait_for(lambda: time.time() > started + 2 * LONG_TTL, 4 * LONG_TTL, "two TTLs to pass")
+        kept = client.get(lease_id)
+        assert kept.state == pb.LEASE_STATE_ACTIVE, kept.end_reason
+        assert kept.expires_at.ToNanoseconds() / 1e9 > first_expiry + LONG_TTL / 2  # heartbeats arrive
+    assert holder.poll() is None, holder_err.read_text()
+    stop.touch()
+    code, _ = finish(holder, 30, holder_err)
+    assert code == 7, holder_err.read_text()
+    assert "ending the command" not in holder_err.read_text()
+    with daemon.client() as client:
+        assert client.get(lease_id).state == pb.LEASE_STATE_RELEASED
