@@ -1,4 +1,5 @@
-"""Memory sizes as people write them ("16GiB", "512MiB") and simulated GPU lists ("4x16GiB")."""
+"""Memory sizes as people write them ("16GiB", "512MiB"), simulated GPU lists ("4x16GiB"), and the
+bounds the numbers of a request keep to (checked alike by the CLI and the daemon)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ _UNITS_MIB = {
     "tb": 1024 * 1024,
     "tib": 1024 * 1024,
 }
+MAX_MIB = 2**40  # 1 EiB: far above any GPU, and far inside the protocol's uint64
+MAX_PRIORITY = 1_000_000  # a request's priority is within +-MAX_PRIORITY
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _SIMULATE = re.compile(r"^\s*(?:(\d+)\s*[xX]\s*)?(.+)$")
 
@@ -28,6 +31,8 @@ def parse_mib(text: str) -> int:
     mib = float(match.group(1)) * _UNITS_MIB[match.group(2).lower()]
     if mib < 1:
         raise ValueError(f"memory size must be at least 1 MiB: {text!r}")
+    if mib > MAX_MIB:
+        raise ValueError(f"memory size must be at most 1 EiB: {text!r}")
     return int(mib)
 
 

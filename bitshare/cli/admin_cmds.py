@@ -6,7 +6,7 @@ import typer
 
 from ..errors import UsageError
 from .base import app, state
-from .options import _fraction, _memory
+from .options import UINT32_MAX, _fraction, _memory, bounded, check_priority, gpu_index
 from .render import table, to_json
 
 lease_app = typer.Typer(no_args_is_help=True, help="Act on one lease (admin).")
@@ -54,14 +54,12 @@ def priority(
     value: int = typer.Argument(..., metavar="PRIORITY"),
 ) -> None:
     """Change a queued request's priority."""
-    lease = state(ctx).holder_of(lease_id).set_priority(lease_id, value)
+    lease = state(ctx).holder_of(lease_id).set_priority(lease_id, check_priority(value, "PRIORITY"))
     _print(ctx, lease, f"lease {lease.id} priority {lease.spec.priority}, queue position {lease.queue_position}")
 
 
 def _drain(ctx: typer.Context, index: int, drained: bool) -> None:
-    if index < 0:
-        raise UsageError(f"GPU index must be >= 0, got {index}")
-    gpu = state(ctx).client().drain(index, drained)
+    gpu = state(ctx).client().drain(gpu_index(index), drained)
     _print(ctx, gpu, f"GPU {gpu.index} {'drained' if gpu.drained else 'accepting leases'}")
 
 
@@ -84,8 +82,7 @@ def events(
     lease_id: str = typer.Option("", "--lease", help="Only this lease's events."),
 ) -> None:
     """The daemon's audit log (admin): every lease transition and admin action, and who did it."""
-    if limit < 1:
-        raise UsageError(f"--limit must be >= 1, got {limit}")
+    bounded("--limit", limit, 1, UINT32_MAX)
     cli = state(ctx)
     items = (cli.holder_of(lease_id) if lease_id else cli.client()).events(limit, lease_id)
     if state(ctx).json:

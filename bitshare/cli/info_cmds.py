@@ -16,6 +16,7 @@ from ..client import Client
 from ..errors import BitshareError, Unreachable
 from ..v1 import bitshare_pb2 as pb
 from .base import app, state
+from .options import seconds
 from .render import gpus_table, leases_table, message_dict, tagged_json
 from .render import smi as smi_text
 
@@ -40,6 +41,7 @@ def smi(
     watch: float = typer.Option(0.0, "--watch", help="Redraw every SECONDS until interrupted."),
 ) -> None:
     """The GPUs and the partitions granted on them, drawn as the console draws them."""
+    seconds("--watch", watch)
     pool = state(ctx).pool()
     history: dict[tuple[str, int], deque[float]] = {}  # utilisation per GPU, one point per redraw
     while True:

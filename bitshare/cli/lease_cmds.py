@@ -8,7 +8,7 @@ import typer
 
 from ..remote.launcher import run_command, run_in_session, wait_for_grant
 from .base import app, state
-from .options import build_request
+from .options import build_request, positive_seconds, seconds
 from .render import to_json
 from .session import forget_session, save_session
 
@@ -51,6 +51,7 @@ def run(
     remote: bool | None = _REMOTE,
 ) -> None:
     """Lease GPU partitions, run CMD on them, give them back when CMD ends; exit with CMD's code."""
+    seconds("--kill-grace", kill_grace)
     request = build_request(
         gpus=gpus,
         fraction=partition,
@@ -81,8 +82,7 @@ def request_gpus(
     session_ttl: float = typer.Option(3600.0, "--session-ttl", help="Seconds the lease is held without use."),
 ) -> None:
     """Lease GPUs for a session of several commands (see client and release-gpus); prints the lease id."""
-    if session_ttl <= 0:
-        raise typer.BadParameter(f"must be > 0 seconds, got {session_ttl:g}", param_hint="--session-ttl")
+    positive_seconds("--session-ttl", session_ttl)
     request = build_request(
         gpus=gpus,
         fraction=partition,
@@ -110,6 +110,7 @@ def client(
     remote: bool | None = _REMOTE,
 ) -> None:
     """Run CMD on a lease held by request-gpus; the lease stays held afterwards."""
+    seconds("--kill-grace", kill_grace)
     client, lease_id = state(ctx).session(lease)
     raise typer.Exit(run_in_session(client, lease_id, command, kill_grace_s=kill_grace, agent=agent, remote=remote))
 

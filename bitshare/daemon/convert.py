@@ -7,12 +7,12 @@ import math
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ..units import MAX_PRIORITY
 from ..v1 import bitshare_pb2 as pb
 from .backends.base import GpuSample, ProcessSample
 from .enforcement.enforcer import Measured
 from .ledger import Gpu, GpuFilter, InvalidRequest, Lease, LeaseSpec, LeaseState, Ledger, Size
 
-MAX_PRIORITY = 1_000_000
 MAX_TEXT = 4096
 
 _STATE_TO_PB = {

@@ -183,3 +183,40 @@ def test_token_create_reports_unusable_files_in_one_line(tmp_path: Path) -> None
         assert done.returncode == code, done.stderr
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert broken.read_text() == "x = 1\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--priority", "2147483648", "--", "true"], "--priority must be between -1000000 and 1000000"),
+        (["run", "--priority", "-1000001", "--", "true"], "--priority must be between -1000000 and 1000000"),
+        (["run", "--priority", "high", "--", "true"], "'--priority'"),
+        (["run", "-n", "4294967296", "--", "true"], "-n must be between 1 and 4294967295 GPUs"),
+        (["run", "-m", "99999999999999999TiB", "--", "true"], "-m must be a positive memory size"),
+        (["run", "--filter", "index=4294967296", "--", "true"], "--filter index= takes GPU indices"),
+        (["run", "--filter", "min_memory=999999999999999TiB", "--", "true"], "--filter min_memory= must be a positive"),
+        (["run", "--kill-grace", "-1", "-p", "0.1", "--", "true"], "--kill-grace must be between 0 and 3600"),
+        (["run", "--kill-grace", "nan", "-p", "0.1", "--", "true"], "--kill-grace must be between 0 and 3600"),
+        (["request-gpus", "-p", "0.1", "--session-ttl", "inf"], "--session-ttl must be a positive number"),
+        (["request-gpus", "-p", "0.1", "--session-ttl", "0"], "--session-ttl must be a positive number"),
+        (["request-gpus", "-p", "0.1", "--priority", "2147483648"], "--priority must be between"),
+        (["events", "--limit", "4294967296"], "--limit must be between 1 and 4294967295"),
+        (["gpu", "drain", "4294967296"], "GPU index must be between 0 and 4294967295"),
+        (["gpu", "undrain", "--", "-1"], "GPU index must be between 0 and 4294967295"),
+        (["lease", "priority", "abc", "2147483648"], "PRIORITY must be between -1000000 and 1000000"),
+        (["lease", "resize", "abc", "-m", "99999999999999999TiB"], "-m must be a positive memory size"),
+        (["smi", "--watch", "nan"], "--watch must be between 0 and 3600 seconds"),
+        (["smi", "--watch", "inf"], "--watch must be between 0 and 3600 seconds"),
+        (["leases", "--no-such-flag"], "No such option: --no-such-flag"),
+    ],
+)
+def test_out_of_range_numbers_get_one_line_and_exit_2(daemon: Daemon, args: list[str], message: str) -> None:
+    with daemon.client() as client:
+        client.request(LeaseRequest(fraction=0.5))
+    before = _state(daemon)
+    done = run_cli(daemon, *args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("bitshare: error: "), done.stderr
+    assert _state(daemon) == before
