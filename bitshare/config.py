@@ -21,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
 
 from . import paths
 from .address import parse_address
-from .units import parse_reserve, parse_simulate
+from .units import MAX_PRIORITY, parse_reserve, parse_simulate
 
 
 class ConfigError(ValueError):
@@ -43,6 +43,7 @@ class DaemonConfig:
     max_ttl_s: float = 7 * 24 * 3600.0
     aging_s: float = 60.0
     starvation_s: float = 120.0
+    max_client_priority: int = 0  # the highest priority a client may ask; above it is for admins
     idle_timeout_s: float = 0.0
     admin_group: str = "bitshare"
     tokens_file: str = ""
@@ -132,6 +133,12 @@ _DAEMON_KEYS: dict[tuple[str, str], tuple[str, type | tuple[type, ...], Convert 
     ("leases", "idle_timeout_s"): ("idle_timeout_s", float, _NON_NEGATIVE, "seconds >= 0 (0 turns idle reclaim off)"),
     ("queue", "aging_s"): ("aging_s", float, _NON_NEGATIVE, "seconds >= 0 (0 turns aging off)"),
     ("queue", "starvation_s"): ("starvation_s", float, _POSITIVE, "seconds > 0"),
+    ("queue", "max_client_priority"): (
+        "max_client_priority",
+        int,
+        _must(lambda v: abs(v) <= MAX_PRIORITY),
+        f"a priority between -{MAX_PRIORITY} and {MAX_PRIORITY}",
+    ),
     ("security", "admin_group"): ("admin_group", str, None, "a Unix group name"),
     ("security", "tokens_file"): ("tokens_file", str, None, "a file path"),
     ("security", "tls_cert"): ("tls_cert", str, None, "a PEM file path"),

@@ -55,7 +55,7 @@ def priority(
 ) -> None:
     """Change a queued request's priority."""
     lease = state(ctx).holder_of(lease_id).set_priority(lease_id, check_priority(value, "PRIORITY"))
-    _print(ctx, lease, f"lease {lease.id} priority {lease.spec.priority}, queue position {lease.queue_position}")
+    _print(ctx, lease, f"lease {lease.id} priority {lease.priority}, queue position {lease.queue_position}")
 
 
 def _drain(ctx: typer.Context, index: int, drained: bool) -> None:

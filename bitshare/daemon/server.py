@@ -156,6 +156,7 @@ class Daemon:
                 enforcer,
                 simgpu,
                 str(runtime_dir),
+                config.max_client_priority,
             )
             store.start()
             await manager.tick()  # persist what restoring changed (leases on GPUs that are gone)

@@ -76,8 +76,10 @@ class Shared:
         enforcer: Enforcer,
         simgpu_directory: str = "",
         runtime_dir: str = "",
+        max_client_priority: int = 0,
     ) -> None:
         self.manager = manager
+        self.max_client_priority = max_client_priority  # clients ask at most this; admins anything in range
         self.enforcer = enforcer
         self.simgpu_directory = simgpu_directory
         self.runtime_dir = runtime_dir  # remote sessions' data sockets live under it
@@ -136,6 +138,16 @@ class Shared:
             message.mps = enforcer.mps_up.get(gpu.index, False)
             gpus.append(message)
         return gpus
+
+    def check_priority(self, identity: Identity, priority: int) -> None:
+        """Refuse a client's priority above the ceiling rather than lower it: a request quietly
+        queued lower than asked would wait where its owner does not expect it."""
+        ceiling = self.max_client_priority
+        if priority > ceiling and not identity.is_admin:
+            raise _Denied(
+                f"priority {priority} is above the clients' ceiling of {ceiling} (max_client_priority); "
+                "higher priorities are given by an admin (bitshare lease priority)"
+            )
 
     def owned_lease(self, identity: Identity, lease_id: str) -> Lease:
         lease = self.manager.ledger.get(lease_id)
@@ -219,6 +231,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         if len(request.command) > MAX_TEXT or len(request.client_host) > 255:
             raise InvalidRequest("command or client host is too long")
         spec = spec_from_pb(request.spec)
+        self.shared.check_priority(identity, spec.priority)
         lease = await self.manager.submit(
             uuid.uuid4().hex[:12],
             identity.name,

@@ -93,6 +93,8 @@ def test_bad_rpc_fields_get_invalid_argument(daemon: Daemon) -> None:
         ('[gpus]\nsimulate = "4x"\n', "[gpus] simulate"),
         ("[leases]\nttl_s = -3\n", "[leases] ttl_s: expected seconds > 0"),
         ('[daemon]\nlisten = ["nowhere"]\n', "not a server address"),
+        ("[queue]\nmax_client_priority = 2000000\n", "expected a priority between -1000000 and 1000000"),
+        ('[queue]\nmax_client_priority = "high"\n', "[queue] max_client_priority: expected a priority"),
     ],
 )
 def test_malformed_daemon_config(tmp_path: Path, text: str, message: str) -> None:
