@@ -15,7 +15,7 @@ from ..config import ConfigError, finish_daemon_config, load_daemon_config, metr
 from ..units import parse_reserve, parse_simulate
 from .backends import BackendUnavailable
 from .server import StartupError, run_daemon
-from .store import StoreError
+from .store import StoreError, UnusableState
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -88,7 +88,7 @@ def main(
         code = run_daemon(settings)
     except (ConfigError, StartupError, StoreError, BackendUnavailable, RuntimeError) as exc:
         typer.echo(f"bitshared: error: {exc}", err=True)
-        raise typer.Exit(78 if isinstance(exc, ConfigError) else 1) from None
+        raise typer.Exit(78 if isinstance(exc, (ConfigError, UnusableState)) else 1) from None
     raise typer.Exit(code)
 
 

@@ -36,7 +36,7 @@ from .metrics import render as render_metrics
 from .metrics_http import MetricsServer
 from .remote.relay import RemoteRelay
 from .service import AdminService, LeaseService, Shared
-from .store import Store, StoreError
+from .store import Store, StoreError, UnusableState, trusted_owner
 
 MAX_MESSAGE = 64 * 1024 * 1024
 SERVICE_NAMES = (
@@ -59,8 +59,16 @@ class _Running:
 
 def lock_state_dir(state_dir: Path) -> int:
     """Hold an exclusive lock on the state directory for the daemon's life."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise UnusableState(f"the state directory {state_dir} is not a directory")
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        owner = state_dir.stat().st_uid
+        if not trusted_owner(owner):  # its owner could replace the state file with anything
+            raise UnusableState(
+                f"the state directory {state_dir} is owned by uid {owner}, "
+                f"not by this daemon's user (uid {os.geteuid()})"
+            )
         fd = os.open(state_dir / "bitshared.lock", os.O_RDWR | os.O_CREAT, 0o640)
     except OSError as exc:
         raise StartupError(f"cannot use the state directory {state_dir}: {exc.strerror}") from None
@@ -113,9 +121,20 @@ class Daemon:
         config = self.config
         state_dir = Path(config.state_dir)
         lock_fd = lock_state_dir(state_dir)
-        backend = select_backend(config)
+        try:  # an unusable state file is refused in one line, before anything else starts
+            store = Store(state_dir, history_s=config.history_days * 86400)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        try:
+            backend = select_backend(config)
+        except BaseException:
+            store.close()
+            os.close(lock_fd)
+            raise
         if config.mps == "on" and backend.simulated:
             backend.close()
+            store.close()
             os.close(lock_fd)
             raise ConfigError("mps = on needs NVIDIA GPUs; this daemon serves simulated GPUs")
         log.event("daemon.starting", version=__version__, pid=os.getpid(), state_dir=state_dir)
@@ -123,7 +142,6 @@ class Daemon:
             log.warning("daemon.simulated", detail=backend.describe())
         else:
             log.event("daemon.gpus", detail=backend.describe())
-        store = Store(state_dir, history_s=config.history_days * 86400)
         running: _Running | None = None
         enforcer: Enforcer | None = None
         enforcement: asyncio.Future[None] | None = None

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -58,6 +60,11 @@ class StoreError(RuntimeError):
     """The state store cannot be opened or written."""
 
 
+class UnusableState(StoreError):
+    """The state directory or file is not one bitshared may start from (a damaged, foreign or
+    misplaced file: an admin's matter, exit 78). Nothing in it was changed."""
+
+
 class StateUnwritable(StoreError):
     """The daemon refuses changes: its state store could not be written (a full disk, a read-only
     state directory), so nothing more is granted until a write succeeds again."""
@@ -74,22 +81,116 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+ENDED_KEPT = 1000  # ended leases loaded at start, for lookups and retried requests
+
+
+def _read_leases(conn: sqlite3.Connection, path: Path, ended_limit: int) -> list[Lease]:
+    live = conn.execute("SELECT record FROM leases WHERE state IN ('queued', 'active')").fetchall()
+    ended = conn.execute(
+        "SELECT record FROM leases WHERE state NOT IN ('queued', 'active') ORDER BY seq DESC LIMIT ?",
+        (ended_limit,),
+    ).fetchall()
+    leases = []
+    for (record,) in live + ended[::-1]:
+        try:
+            leases.append(lease_from_json(record))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UnusableState(f"{path} is damaged: a lease record cannot be read ({exc!r})") from None
+    return leases
+
+
+def trusted_owner(uid: int) -> bool:
+    """Whether a file owned by ``uid`` may be trusted: this process's user's, or root's."""
+    return uid in (os.geteuid(), 0)
+
+
+def _check_own_regular_file(path: Path) -> bool:
+    """Whether ``path`` exists (False: it does not); UnusableState if it is not a regular file
+    of this daemon's user (a link or a file of another user could put anything in the state)."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot use {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UnusableState(f"{path} is a symbolic link: the state must be a regular file in the state directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnusableState(f"{path} is not a regular file")
+    if not trusted_owner(info.st_uid):
+        raise UnusableState(f"{path} is owned by uid {info.st_uid}, not by this daemon's user (uid {os.geteuid()})")
+    return True
+
+
+def check_state_file(path: Path) -> bool:
+    """Whether ``path`` holds bitshare state to open; False when there is none (a fresh start).
+
+    Anything else a file there could be (empty, garbage, another program's database, a newer
+    schema, damaged pages) raises UnusableState, read-only: the file is left as it was, for
+    the admin to restore or move away. A fresh start is a missing file, never an unusable one.
+    """
+    wal = path.with_name(path.name + "-wal")
+    for companion in (wal, path.with_name(path.name + "-shm")):
+        _check_own_regular_file(companion)
+    if not _check_own_regular_file(path):
+        if wal.exists() and wal.stat().st_size > 0:
+            # Committed changes not yet copied into the state file: starting afresh beside them
+            # would lose them, or worse, replay them into a new file.
+            raise UnusableState(
+                f"{wal} exists without {path.name}: it may hold the state; move it away to start afresh"
+            )
+        return False
+    if path.stat().st_size == 0:
+        raise UnusableState(f"{path} is empty: it holds no bitshare state (a fresh start is a missing file)")
+    damaged = "restore it from a backup, or move it away to start afresh"
+    # Without a write-ahead log the file is all there is: read it as immutable, which creates no
+    # -wal and -shm files beside it. With one, read both (the log may hold the latest changes).
+    mode = "mode=ro" if wal.exists() else "immutable=1"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True)) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "meta" not in tables:
+                raise UnusableState(f"{path} holds no bitshare state (it is another program's SQLite database)")
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or not str(row[0]).isdigit():
+                raise UnusableState(f"{path} is damaged: it records no schema version; {damaged}")
+            if int(row[0]) > SCHEMA_VERSION:
+                raise UnusableState(
+                    f"{path} was written by a newer bitshare (schema {row[0]}; this one knows {SCHEMA_VERSION})"
+                )
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(1)")]
+            if problems == ["ok"] and "leases" in tables:
+                _read_leases(conn, path, ENDED_KEPT)  # each record the daemon will load must decode
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise UnusableState(f"{path} is not a bitshare state file (not an SQLite database)") from None
+        raise UnusableState(f"{path} is damaged ({' '.join(str(exc).split())}); {damaged}") from None
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the state file {path}: {exc}") from None
+    if problems != ["ok"]:
+        problem = " ".join(problems[0].split())  # SQLite's report spans lines; the refusal is one
+        raise UnusableState(f"{path} is damaged ({problem}); {damaged}")
+    return True
+
+
 class Store:
-    """Opens (or creates) ``state.db`` in the state directory."""
+    """Opens ``state.db`` in the state directory, or creates it where there is none."""
 
     def __init__(self, state_dir: Path, history_s: float = 30 * 86400.0) -> None:
         self.history_s = history_s  # ended leases and events older than this are deleted
         self._pruned_at = 0.0
+        self.path = state_dir / "state.db"
         try:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-            self.path = state_dir / "state.db"
+        except OSError as exc:
+            raise StoreError(f"cannot open state store in {state_dir}: {exc.strerror}") from None
+        check_state_file(self.path)
+        try:
             self._conn = _connect(self.path)
             self._conn.executescript(_SCHEMA)
             row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} was written by a newer bitshare (schema {row[0]})")
             elif int(row[0]) < SCHEMA_VERSION:
                 self._migrate(int(row[0]))
         except (OSError, sqlite3.Error) as exc:
@@ -109,15 +210,10 @@ class Store:
 
     # ----- reads: each with a connection of its own, never the writer thread's -------------
 
-    def load_leases(self, ended_limit: int = 1000) -> list[Lease]:
+    def load_leases(self, ended_limit: int = ENDED_KEPT) -> list[Lease]:
         """Live leases, and the most recent ended ones (for lookups and retries)."""
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
-            live = conn.execute("SELECT record FROM leases WHERE state IN ('queued', 'active')").fetchall()
-            ended = conn.execute(
-                "SELECT record FROM leases WHERE state NOT IN ('queued', 'active') ORDER BY seq DESC LIMIT ?",
-                (ended_limit,),
-            ).fetchall()
-        return [lease_from_json(r[0]) for r in live + ended[::-1]]
+            return _read_leases(conn, self.path, ended_limit)
 
     def load_drained(self) -> set[str]:
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
@@ -262,4 +358,4 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) ->
             future.set_exception(error)
 
 
-__all__ = ["EventRecord", "LeaseState", "StateUnwritable", "Store", "StoreError"]
+__all__ = ["EventRecord", "LeaseState", "StateUnwritable", "Store", "StoreError", "UnusableState"]

@@ -1,13 +1,22 @@
-"""The SQLite store on its own: group commit, reload, and history retention."""
+"""The SQLite store: group commit, reload, history retention, and state files it must not start from."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import random
+import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from bitshare.daemon.ledger import Lease, LeaseSpec, LeaseState, Size
 from bitshare.daemon.store import EventRecord, Store
+
+from ..conftest import refused_start
 
 
 def _lease(lease_id: str, state: LeaseState, ended_at: float | None) -> Lease:
@@ -67,8 +76,6 @@ def test_history_past_retention_is_deleted_and_live_leases_kept(tmp_path: Path) 
 
 
 def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_events(tmp_path: Path) -> None:
-    import sqlite3
-
     old = sqlite3.connect(tmp_path / "state.db")
     old.executescript(
         """
@@ -88,3 +95,151 @@ def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_events(tmp_path: 
         assert version == "2"
     finally:
         store.close()
+
+
+# ----- a state file the daemon must not start from ------------------------------------------
+
+
+def _refused(state_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return refused_start(
+        "--simulate", "1x1GiB", "--state-dir", str(state_dir), "--listen", f"unix:{tmp_path / 'run' / 'd.sock'}"
+    )
+
+
+def _assert_refused_in_one_line(done: subprocess.CompletedProcess, *expected: str) -> str:
+    assert done.returncode == 78, done.stderr
+    line = done.stderr.strip()
+    assert len(line.splitlines()) == 1, done.stderr
+    assert line.startswith("bitshared: error: "), line
+    for text in expected:
+        assert text in line, line
+    return line
+
+
+def _a_used_state_file(state_dir: Path) -> bytes:
+    """A state file as a daemon leaves it: leases, a drained GPU, events."""
+
+    async def write() -> None:
+        store = Store(state_dir)
+        store.start()
+        leases = [_lease(f"lease{i:03d}", LeaseState.ACTIVE, None) for i in range(300)]
+        events = [EventRecord(time.time(), "granted", lease.id, "GPU 0: 100 MiB " + "x" * 200) for lease in leases]
+        await store.commit(leases, events, {"GPU-0": True})
+        store.close()
+
+    asyncio.run(write())
+    return (state_dir / "state.db").read_bytes()
+
+
+def _make_empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _make_foreign_sqlite(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO photos (name) VALUES ('cat.jpg')")
+        conn.commit()
+
+
+def _make_garbage(path: Path) -> None:
+    path.write_bytes(random.Random(4).randbytes(8192))
+
+
+def _make_newer_schema(path: Path) -> None:
+    _a_used_state_file(path.parent)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _make_a_garbage_page(path: Path) -> None:
+    data = bytearray(_a_used_state_file(path.parent))
+    page = 4096
+    assert len(data) > 8 * page
+    data[3 * page : 4 * page] = random.Random(7).randbytes(page)
+    path.write_bytes(bytes(data))
+
+
+def _make_an_unreadable_lease_record(path: Path) -> None:
+    _a_used_state_file(path.parent)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE leases SET record='{\"id\": \"lease007\"' WHERE id='lease007'")
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (_make_empty, "is empty"),
+        (_make_foreign_sqlite, "holds no bitshare state"),
+        (_make_garbage, "is not a bitshare state file"),
+        (_make_newer_schema, "written by a newer bitshare (schema 99;"),
+        (_make_a_garbage_page, "is damaged"),
+        (_make_an_unreadable_lease_record, "is damaged: a lease record cannot be read"),
+    ],
+    ids=["zero-bytes", "foreign-sqlite", "garbage", "newer-schema", "garbage-page", "unreadable-record"],
+)
+def test_a_state_file_without_bitshare_state_stops_the_start_in_one_line_and_is_left_alone(
+    tmp_path: Path, make, expected: str
+) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    path = state_dir / "state.db"
+    make(path)
+    before = path.read_bytes()
+    done = _refused(state_dir, tmp_path)
+    _assert_refused_in_one_line(done, str(path), expected)
+    assert path.read_bytes() == before
+    assert not (state_dir / "state.db-wal").exists() and not (state_dir / "state.db-shm").exists()
+
+
+def test_a_write_ahead_log_without_its_state_file_stops_the_start(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    wal = state_dir / "state.db-wal"
+    wal.write_bytes(b"committed changes that were never checkpointed")
+    done = _refused(state_dir, tmp_path)
+    _assert_refused_in_one_line(done, str(wal), "without")
+    assert not (state_dir / "state.db").exists()
+    assert wal.read_bytes() == b"committed changes that were never checkpointed"
+
+
+def test_a_state_file_that_is_a_directory_or_a_link_or_not_ours_stops_the_start(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    path = state_dir / "state.db"
+    path.mkdir()
+    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(path), "not a regular file")
+    path.rmdir()
+
+    elsewhere = tmp_path / "elsewhere.db"
+    _a_used_state_file(tmp_path / "other")
+    (tmp_path / "other" / "state.db").rename(elsewhere)
+    path.symlink_to(elsewhere)
+    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(path), "symbolic link")
+    path.unlink()
+
+    elsewhere.rename(path)
+    os.chown(path, 65534, 65534)  # nobody's: another user could have written any lease into it
+    before = path.read_bytes()
+    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(path), "owned by uid 65534")
+    assert path.read_bytes() == before
+
+
+def test_a_state_directory_that_is_a_file_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.write_text("not a directory")
+    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(state_dir), "not a directory")
+    assert state_dir.read_text() == "not a directory"
+
+
+def test_a_missing_state_file_is_a_fresh_start(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state")
+    try:
+        assert store.load_leases() == [] and store.load_events(10) == []
+    finally:
+        store.close()
+    assert (tmp_path / "state" / "state.db").stat().st_size > 0
