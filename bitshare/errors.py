@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
+from . import log
+
+log.quiet_grpc()  # before gRPC is first imported: it reads its log level then
+
+import grpc  # noqa: E402
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no daemon could be reached

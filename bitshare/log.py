@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -46,3 +47,19 @@ def warning(name: str, **fields: object) -> None:
 
 def error(name: str, **fields: object) -> None:
     event(name, logging.ERROR, **fields)
+
+
+def quiet_grpc() -> None:
+    """Keep gRPC's own log lines (``I1201 ... ssl_transport_security.cc``) off stderr, unless
+    GRPC_VERBOSITY or GRPC_TRACE asks for them: bitshare says what went wrong in one line itself.
+
+    gRPC reads GRPC_VERBOSITY once, as it is imported; the variable is taken away again so that
+    the commands bitshare runs get the user's environment as it was.
+    """
+    if "grpc" in sys.modules or "GRPC_VERBOSITY" in os.environ or "GRPC_TRACE" in os.environ:
+        return
+    os.environ["GRPC_VERBOSITY"] = "NONE"
+    try:
+        import grpc  # noqa: F401
+    finally:
+        del os.environ["GRPC_VERBOSITY"]
