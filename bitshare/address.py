@@ -30,15 +30,20 @@ class Address:
     def is_loopback(self) -> bool:
         if self.kind == "unix":
             return True
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return self.host == "localhost" or is_loopback_ip(self.host)
 
     def __str__(self) -> str:
         return self.target
+
+
+def is_loopback_ip(text: str) -> bool:
+    """``text`` is a loopback IP address (127.0.0.0/8, ::1, or IPv4-mapped loopback); a name is not."""
+    try:
+        ip = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 def parse_address(text: str) -> Address:

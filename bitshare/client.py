@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import TypeVar
 
 import grpc
 
+from . import paths, transport
 from .address import Address, parse_address
 from .errors import BitshareError, Denied, Unreachable, UsageError, from_rpc_error
 from .v1 import bitshare_pb2 as pb
@@ -64,12 +66,40 @@ class LeaseRequest:
         )
 
 
+def trusted_local_address(address: Address) -> Address:
+    """The Unix socket at its real path, once it is sure that only its user, root or bitshare's
+    system user can have put it (and its credentials socket) there; raises Denied or Unreachable."""
+    owners = paths.daemon_uids()
+    try:
+        real = paths.check_socket_path(Path(address.path), owners)
+        paths.check_socket_path(Path(address.credentials_path), owners)
+    except FileNotFoundError as exc:
+        raise Unreachable(f"cannot reach bitshared at {address}: no socket at {exc.filename}") from None
+    return Address("unix", path=str(real))
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process on the other end of a connected Unix socket, as the kernel says."""
+    _, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return uid
+
+
 def local_token(address: Address, timeout: float = CONNECT_TIMEOUT_S) -> str:
-    """Ask the daemon's credentials socket for this user's token (the kernel vouches for our uid)."""
+    """Ask the daemon's credentials socket for this user's token (the kernel vouches for our uid).
+
+    The kernel also says who serves the socket: a daemon that is not this user's, root's or
+    bitshare's is refused before anything is asked of it.
+    """
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(address.credentials_path)
+            served_by = peer_uid(sock)
+            if served_by not in paths.daemon_uids():
+                raise Denied(
+                    f"refusing bitshared at {address}: its socket is served by uid {served_by}, "
+                    "not by this user, root or the bitshare user"
+                )
             data = b""
             while not data.endswith(b"\n"):
                 chunk = sock.recv(4096)
@@ -89,10 +119,20 @@ def local_token(address: Address, timeout: float = CONNECT_TIMEOUT_S) -> str:
 class Client:
     """A connection to one daemon. Methods raise :class:`BitshareError` subclasses."""
 
-    def __init__(self, address: Address, token: str = "", tls_ca: str = "") -> None:
+    def __init__(
+        self,
+        address: Address,
+        token: str = "",
+        tls_ca: str = "",
+        allow_insecure_tcp: bool = False,
+        route: transport.Route | None = None,
+    ) -> None:
+        """``allow_insecure_tcp``: plaintext (and the token) may go to a TCP daemon off loopback.
+        ``route``: a TCP route already planned (a clone reuses its original's resolved address)."""
         self.address = address
-        self._credentials = (token, tls_ca)
+        self._credentials = (token, tls_ca, allow_insecure_tcp)
         self._info: pb.ServerInfo | None = None
+        self.route: transport.Route | None = None
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -102,16 +142,16 @@ class Client:
             ("grpc.max_reconnect_backoff_ms", 1_000),
         ]
         if address.kind == "unix":
-            token = local_token(address)
-            self.channel = grpc.insecure_channel(address.target, options=options)
-        elif tls_ca:
-            try:
-                ca = Path(tls_ca).read_bytes()
-            except OSError as exc:
-                raise UsageError(f"cannot read TLS CA {tls_ca}: {exc.strerror}") from None
-            self.channel = grpc.secure_channel(address.target, grpc.ssl_channel_credentials(ca), options=options)
+            local = trusted_local_address(address)
+            token = local_token(local)
+            self.channel = grpc.insecure_channel(local.target, options=options)
         else:
-            self.channel = grpc.insecure_channel(address.target, options=options)
+            self.route = route or transport.plan(address, tls_ca, allow_insecure_tcp)
+            if self.route.tls:
+                credentials = grpc.ssl_channel_credentials(self.route.root_certificates)
+                self.channel = grpc.secure_channel(self.route.target, credentials, options=options)
+            else:
+                self.channel = grpc.insecure_channel(self.route.target, options=options)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.leases = pb_grpc.LeaseServiceStub(self.channel)
         self.admin = pb_grpc.AdminServiceStub(self.channel)
@@ -120,13 +160,20 @@ class Client:
         self.channel.close()
 
     @property
-    def credentials(self) -> tuple[str, str]:
-        """(token, TLS CA path) this client was made with; a Unix-socket client's token is fetched anew."""
+    def credentials(self) -> tuple[str, str, bool]:
+        """(token, TLS CA path, insecure TCP allowed) this client was made with; a Unix-socket
+        client's token is fetched anew."""
         return self._credentials
 
     def clone(self) -> Client:
-        """A new connection to the same daemon with the same credentials."""
-        return Client(self.address, *self._credentials)
+        """A new connection to the same daemon with the same credentials (and resolved address)."""
+        return Client(self.address, *self._credentials, route=self.route)
+
+    def explain_unreachable(self) -> str | None:
+        """Why a TCP daemon cannot be reached, when TLS is the reason (wrong CA, expired, ...)."""
+        if self.route is None:
+            return None
+        return transport.explain(self.route, str(self.address), CONNECT_TIMEOUT_S)
 
     def __enter__(self) -> Client:
         return self
@@ -215,15 +262,19 @@ class Client:
         return list(self.call(self.admin.ListEvents, pb.ListEventsRequest(limit=limit, lease_id=lease_id)).events)
 
 
-def connect(server: str, token: str = "", tls_ca: str = "") -> Client:
+def connect(server: str, token: str = "", tls_ca: str = "", allow_insecure_tcp: bool = False) -> Client:
     """Open a client for ``server`` (``unix:PATH`` or ``HOST:PORT``) and check the daemon answers."""
     try:
         address = parse_address(server)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    client = Client(address, token, tls_ca)
+    client = Client(address, token, tls_ca, allow_insecure_tcp)
     try:
         client.server_info()
+    except Unreachable as exc:
+        client.close()
+        reason = client.explain_unreachable()
+        raise (Unreachable(reason) if reason else exc) from None
     except BitshareError:
         client.close()
         raise

@@ -69,6 +69,7 @@ class ClientConfig:
     servers: list[str] = field(default_factory=list)  # the pool, in order of preference
     token: str = ""
     tls_ca: str = ""
+    allow_insecure_tcp: bool = False  # plaintext (and the token) to TCP daemons off loopback
 
 
 Convert = Callable[[Any], Any]
@@ -161,6 +162,7 @@ _CLIENT_KEYS: dict[str, tuple[str, type]] = {
     "servers": ("servers", list),
     "token": ("token", str),
     "tls_ca": ("tls_ca", str),
+    "allow_insecure_tcp": ("allow_insecure_tcp", bool),
 }
 
 
@@ -230,7 +232,7 @@ def finish_daemon_config(config: DaemonConfig) -> DaemonConfig:
 
 def load_client_config(path: Path | None = None, environ: dict[str, str] | None = None) -> ClientConfig:
     """The client's settings: the config file (BITSHARE_CONFIG, else the user's, else the host's
-    /etc/bitshare/client.toml), then BITSHARE_SERVER / _TOKEN / _TLS_CA."""
+    /etc/bitshare/client.toml), then BITSHARE_SERVER / _TOKEN / _TLS_CA / _ALLOW_INSECURE_TCP."""
     environ = dict(os.environ) if environ is None else environ
     config = ClientConfig()
     if path is None and environ.get("BITSHARE_CONFIG"):
@@ -253,6 +255,11 @@ def load_client_config(path: Path | None = None, environ: dict[str, str] | None 
     for key in ("token", "tls_ca"):
         if environ.get(f"BITSHARE_{key.upper()}"):
             setattr(config, key, environ[f"BITSHARE_{key.upper()}"])
+    insecure = environ.get("BITSHARE_ALLOW_INSECURE_TCP", "")
+    if insecure:
+        if insecure.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ConfigError(f"BITSHARE_ALLOW_INSECURE_TCP: expected 1 or 0 (true or false), got {insecure!r}")
+        config.allow_insecure_tcp = insecure.lower() in ("1", "true", "yes")
     for server in config.servers:
         try:
             parse_address(server)

@@ -27,9 +27,20 @@ def main(
     ),
     token: str | None = typer.Option(None, "--token", envvar="BITSHARE_TOKEN", help="Bearer token for TCP servers."),
     tls_ca: str | None = typer.Option(None, "--tls-ca", envvar="BITSHARE_TLS_CA", help="CA file for a TLS server."),
+    allow_insecure_tcp: bool = typer.Option(
+        False,
+        "--allow-insecure-tcp",
+        help="Talk plaintext (token included) to TCP servers off loopback [env BITSHARE_ALLOW_INSECURE_TCP].",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    ctx.obj = CliState(server=server or "", token=token or "", tls_ca=tls_ca or "", json=json_output)
+    ctx.obj = CliState(
+        server=server or "",
+        token=token or "",
+        tls_ca=tls_ca or "",
+        allow_insecure_tcp=allow_insecure_tcp,
+        json=json_output,
+    )
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -13,22 +13,30 @@ from ..config import ConfigError, load_client_config, split_servers
 from ..errors import EXIT_CONFIG, EXIT_UNAVAILABLE, BitshareError, NotFound, Unreachable, UsageError
 from ..remote.embedded import ensure_embedded, running_embedded, system_daemon
 
+Credentials = tuple[str, str, bool]  # token, TLS CA file, plaintext TCP allowed off loopback
+
 
 @dataclass
 class CliState:
     server: str = ""  # --server / BITSHARE_SERVER: one address, or a comma-separated pool
     token: str = ""
     tls_ca: str = ""
+    allow_insecure_tcp: bool = False
     json: bool = False
     _clients: list[Client] = field(default_factory=list, repr=False)
 
-    def _settings(self) -> tuple[list[str], str, str]:
+    def _settings(self) -> tuple[list[str], Credentials]:
         try:
             config = load_client_config()
         except ConfigError as exc:
             raise BitshareError(str(exc), exit_code=EXIT_CONFIG) from None
         servers = split_servers(self.server) or config.servers
-        return servers, self.token or config.token, self.tls_ca or config.tls_ca
+        credentials = (
+            self.token or config.token,
+            self.tls_ca or config.tls_ca,
+            self.allow_insecure_tcp or config.allow_insecure_tcp,
+        )
+        return servers, credentials
 
     def pool(self, start_embedded: bool = True) -> list[Client]:
         """Every reachable daemon of the pool, in order; else the system or per-user daemon.
@@ -37,14 +45,14 @@ class CliState:
         """
         if self._clients:
             return self._clients
-        servers, token, tls_ca = self._settings()
+        servers, credentials = self._settings()
         if not servers:
-            self._clients = [self._default(token, tls_ca, start_embedded)]
+            self._clients = [self._default(credentials, start_embedded)]
             return self._clients
         failures: list[Unreachable] = []
         for server in servers:
             try:
-                self._clients.append(connect(server, token, tls_ca))
+                self._clients.append(connect(server, *credentials))
             except Unreachable as exc:
                 failures.append(exc)
         if not self._clients:
@@ -55,7 +63,7 @@ class CliState:
 
     def client(self, start_embedded: bool = True) -> Client:
         """The one daemon a command acts on; in a pool of several, --server must name it."""
-        servers, _, _ = self._settings()
+        servers, _ = self._settings()
         if len(servers) > 1:
             raise UsageError(f"this command acts on one daemon and the pool has {len(servers)}: name one with --server")
         return self.pool(start_embedded)[0]
@@ -64,8 +72,8 @@ class CliState:
         """The daemon and lease a session command acts on: --lease in the pool, else request-gpus's."""
         lease_id, server = session_lease(lease_id)
         if server and not self.server:
-            _, token, tls_ca = self._settings()
-            client = connect(server, token, tls_ca)
+            _, credentials = self._settings()
+            client = connect(server, *credentials)
             self._clients.append(client)
             return client, lease_id
         return self.holder_of(lease_id), lease_id
@@ -85,14 +93,14 @@ class CliState:
                 return client  # it knows the lease but will not show it: let the action say why
         raise NotFound(f"no lease {lease_id!r} on any daemon of the pool")
 
-    def _default(self, token: str, tls_ca: str, start_embedded: bool) -> Client:
+    def _default(self, credentials: Credentials, start_embedded: bool) -> Client:
         server = system_daemon() or running_embedded() or ""
         if server:
-            return connect(server, token, tls_ca)
+            return connect(server, *credentials)
         if not start_embedded:
             raise BitshareError("no bitshared is running (bitshare run starts a per-user one)", EXIT_UNAVAILABLE)
         server, started = ensure_embedded()
-        client = connect(server, token, tls_ca)
+        client = connect(server, *credentials)
         if started:
             info = client.info
             what = "SIMULATED GPU (CPU-backed)" if info.simulated else f"{info.backend} GPUs"

@@ -60,7 +60,15 @@ def _lock_owner(state_dir: Path) -> int | None:
 
 
 def running_embedded() -> str | None:
-    """The per-user daemon's address when it is running."""
+    """The per-user daemon's address when it is running.
+
+    Its directory must be this user's own and private (raises Denied): in /tmp another user can
+    create it first and serve a daemon of theirs from it.
+    """
+    try:
+        paths.check_private_dir(paths.user_runtime_dir())
+    except FileNotFoundError:
+        return None
     sock = paths.embedded_socket()
     if _listening(sock) and _listening(Path(str(sock) + ".cred")):
         return f"unix:{sock}"

@@ -57,9 +57,11 @@ def mps_environment(lease: pb.Lease) -> dict[str, str]:
     return env
 
 
-def remote_environment(env: dict[str, str], token: str, tls_ca: str) -> dict[str, str]:
+def remote_environment(
+    env: dict[str, str], token: str, tls_ca: str, allow_insecure_tcp: bool = False
+) -> dict[str, str]:
     """Make the command's ``import cupy`` give bitshare's remote CuPy, reaching the lease's worker
-    with the launcher's own credentials."""
+    with the launcher's own credentials (and its leave to use plaintext TCP off loopback)."""
     python_path = env.get("PYTHONPATH", "")
     out = {
         "BITSHARE_REMOTE": "1",
@@ -69,6 +71,8 @@ def remote_environment(env: dict[str, str], token: str, tls_ca: str) -> dict[str
         out["BITSHARE_TOKEN"] = token
     if tls_ca:
         out["BITSHARE_TLS_CA"] = tls_ca
+    if allow_insecure_tcp:
+        out["BITSHARE_ALLOW_INSECURE_TCP"] = "1"
     return out
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..config import ConfigError, load_client_config, split_servers
+from ..errors import BitshareError
 from ..remote.embedded import running_embedded, system_daemon
 from .data import DaemonSource
 
@@ -34,7 +35,11 @@ def main(
         raise typer.Exit(78) from None
     servers = [s for item in (server or []) for s in split_servers(item)] or config.servers
     if not servers:
-        default = system_daemon() or running_embedded()
+        try:
+            default = system_daemon() or running_embedded()
+        except BitshareError as exc:  # a per-user directory that is not this user's own
+            typer.echo(f"bitshare-admin: error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
         if default is None:
             typer.echo("bitshare-admin: error: no daemon to watch: give --server or `servers` in the config", err=True)
             raise typer.Exit(69)
