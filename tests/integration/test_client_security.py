@@ -368,3 +368,27 @@ def test_a_socket_served_by_another_user_is_refused(homes: dict[int, Path]) -> N
         assert "lease.granted" not in (homes[USER_B] / "bitshared.log").read_text()
     finally:
         stop(impostor)
+
+
+@NEEDS_SETPRIV
+def test_a_socket_that_others_could_replace_is_refused(make_daemon) -> None:
+    """Any Unix socket a client is pointed at: each directory above it must be its owner's or
+    root's, and not open to others' writes unless sticky."""
+    daemon: Daemon = make_daemon("--simulate", "1x16GiB")
+    home = daemon.socket.parent
+    try:
+        home.chmod(0o777)
+        done = cli(daemon.env, "--server", daemon.server, "leases")
+        assert done.returncode == 77
+        assert one_line(done) == f"bitshare: error: refusing the socket {daemon.socket}: others can write to {home}"
+        home.chmod(0o755)
+        os.chown(home, USER_B, USER_B)
+        done = cli(daemon.env, "--server", daemon.server, "leases")
+        assert done.returncode == 77
+        assert f"{home} belongs to uid {USER_B}" in one_line(done)
+        os.chown(home, 0, 0)
+        home.chmod(0o1777)  # sticky, like /tmp: others cannot move the daemon's socket away
+        assert cli(daemon.env, "--server", daemon.server, "leases").returncode == 0
+    finally:
+        os.chown(home, 0, 0)
+        home.chmod(0o755)
