@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
-from textual.app import App, ComposeResult
+from textual.actions import parse as parse_action
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Header, Input, TabbedContent, TabPane
+from textual.screen import Screen
+from textual.widgets import Header, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ..errors import BitshareError
 from ..units import format_mib, parse_fraction_or_size
 from ..v1 import bitshare_pb2 as pb
+from .access import access_line, may, waiting_line
+from .commands import PALETTE
 from .data import Source
 from .format import gpus, partition, since, state, used
 from .messages import SnapshotReceived, SourceLost
@@ -55,7 +60,8 @@ class DaemonView:
         self.snapshot: pb.TelemetrySnapshot | None = None
         self.history: dict[int, deque[float]] = {}  # per GPU: utilisation, one point per snapshot
         self.stale = ""  # why it is stale ("" when live)
-        self.role = "unknown"
+        self.role = "unknown"  # the caller's role there ("admin" or "client"), as its last snapshot says
+        self.caller = ""
 
 
 class AdminApp(App[None]):
@@ -98,6 +104,7 @@ class AdminApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static("", id="access", markup=False)  # daemons' errors are shown as they are
         with TabbedContent(initial="gpus"):
             with TabPane("GPUs", id="gpus"):
                 yield VerticalScroll(id="gpu-list")
@@ -110,6 +117,7 @@ class AdminApp(App[None]):
 
     def on_mount(self) -> None:
         self.sub_title = ", ".join(self.views)
+        self._show_access()
         for view in self.views.values():
             self.run_worker(lambda view=view: self._follow(view), thread=True, group="telemetry", exit_on_error=False)
 
@@ -125,8 +133,6 @@ class AdminApp(App[None]):
         failures = 0
         while not worker.is_cancelled:
             try:
-                role = view.source.role()
-                view.role = role
                 for snapshot in view.source.snapshots(self.min_interval_s):
                     failures = 0
                     self.post_message(SnapshotReceived(view.source.name, snapshot))
@@ -141,13 +147,25 @@ class AdminApp(App[None]):
 
     def on_snapshot_received(self, message: SnapshotReceived) -> None:
         view = self.views[message.server]
+        first = view.snapshot is None
         view.snapshot, view.stale = message.snapshot, ""
+        server = message.snapshot.server
+        role = "admin" if server.caller_role == pb.ROLE_ADMIN else "client"
+        if first or (role, server.caller) != (view.role, view.caller):
+            view.role, view.caller = role, server.caller
+            self._show_access()
+            self.refresh_bindings()  # the footer offers what may now be done
         for gpu in message.snapshot.gpus:
             view.history.setdefault(gpu.index, deque(maxlen=HISTORY)).append(gpu.utilization_pct)
         self._schedule_refresh()
 
     def on_source_lost(self, message: SourceLost) -> None:
         view = self.views[message.server]
+        if view.snapshot is None:  # nothing to show: the standing line says why, until there is
+            if message.error != view.stale:
+                view.stale = message.error
+                self._show_access()
+            return
         if not view.stale:
             self.notify(f"{message.server}: {message.error}; showing its last data", severity="warning")
         view.stale = message.error
@@ -241,13 +259,43 @@ class AdminApp(App[None]):
         return None
 
     def _may_act(self, view: DaemonView) -> bool:
-        if self.readonly:
-            self.notify("read-only console (--readonly): actions are off", severity="warning")
-            return False
+        """Whether an admin action may be taken on ``view``'s daemon (one of several, where the
+        caller is an admin on some: on none, the action is not offered at all)."""
         if view.role != "admin":
-            self.notify(f"read-only on {view.source.name}: this token is a client, not an admin", severity="warning")
+            self.notify(f"{view.source.name}: watching as a client there, admin actions are unavailable")
             return False
         return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Actions that may not be taken are not offered: no key in the footer, no command."""
+        return may(action, self.readonly, {server: view.role for server, view in self.views.items()})
+
+    def _show_access(self) -> None:
+        """Say, for as long as it holds, what this console can show and do, and which daemons it
+        has no data from (and why)."""
+        clients = {server: view.caller for server, view in self.views.items() if view.role == "client"}
+        admin_elsewhere = any(view.role == "admin" for view in self.views.values())
+        lines = [access_line(self.readonly, clients, admin_elsewhere)]
+        lines += [waiting_line(server, v.stale) for server, v in self.views.items() if v.snapshot is None and v.stale]
+        text = "\n".join(line for line in lines if line)
+        banner = self.query_one("#access", Static)
+        banner.update(text)
+        banner.display = bool(text)
+
+    def _commands(self) -> Iterable[tuple[str, str, str, str]]:
+        """(name, what it does, key, action) of each console command that may be run now."""
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.id in PALETTE:
+                _, action, parameters = parse_action(binding.action)
+                if self.check_action(action, parameters):
+                    yield (*PALETTE[binding.id], self.get_key_display(binding), binding.action)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if screen is not self.screen_stack[0]:
+            return  # the console's commands act on its main screen
+        for name, what, key, action in self._commands():
+            yield SystemCommand(name, f"{what} ({key})", partial(self.run_action, action))
 
     def _tab(self) -> str:
         return self.query_one(TabbedContent).active
@@ -266,7 +314,8 @@ class AdminApp(App[None]):
             return
         selected = self._selected_lease("#lease-table")
         if selected is not None:
-            self.push_screen(LeaseDetailScreen(selected[0].source, selected[1], self.clock()))
+            view, lease = selected
+            self.push_screen(LeaseDetailScreen(view.source, lease, self.clock(), events=view.role == "admin"))
 
     def on_live_table_row_highlighted(self, event: LiveTable.RowHighlighted) -> None:
         self._name_selection()
@@ -374,12 +423,8 @@ class AdminApp(App[None]):
             self.notify(f"sorted by {column}")
 
     def action_help(self) -> None:
-        self.notify(
-            "g/l/w: GPUs, Leases, Queue · Enter: lease details · r: resize · x: revoke · p: priority · "
-            "d/u: drain/undrain the focused GPU · /: filter · s: sort · ctrl+p: commands · ctrl+q: quit",
-            title="bitshare-admin",
-            timeout=10,
-        )
+        keys = [f"{key}: {name}" for name, _, key, _ in self._commands()]
+        self.notify(" · ".join([*keys, "ctrl+p: commands", "ctrl+q: quit"]), title="bitshare-admin", timeout=10)
 
     def _act(self, view: DaemonView, call: Callable[[], Any], done: str) -> None:
         """Run an admin call in a worker; say how it went."""

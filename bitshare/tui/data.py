@@ -1,6 +1,9 @@
-"""Where the console's data comes from: one source per daemon, over the admin API.
+"""Where the console's data comes from: one source per daemon.
 
-A source streams telemetry snapshots (``WatchTelemetry``) and carries out admin actions.
+A source streams snapshots of its daemon and carries out admin actions. An admin's snapshots
+come from the telemetry stream (``WatchTelemetry``); a client may not open it, so a client's are
+put together from what a client may read (``ListGpus``, ``ListLeases``: its own leases). Each
+snapshot names the caller's role (``server.caller_role``), which says what the console may do.
 The console runs each source's stream in a worker thread, so nothing here touches the UI.
 :class:`FixedSource` serves recorded snapshots, for snapshot tests and demos.
 """
@@ -18,13 +21,12 @@ from ..client import Client, connect
 from ..errors import BitshareError, from_rpc_error
 from ..v1 import bitshare_pb2 as pb
 
+# A client's console asks at most this often (two calls each time, from every such console).
+CLIENT_POLL_S = 1.0
+
 
 class Source(Protocol):
     name: str  # the daemon's address, as the console shows it
-
-    def role(self) -> str:
-        """ "admin" or "client": what the console may do on this daemon."""
-        ...
 
     def snapshots(self, min_interval_s: float) -> Iterator[pb.TelemetrySnapshot]:
         """Snapshots as the daemon changes; raises BitshareError when the daemon goes away."""
@@ -52,6 +54,7 @@ class DaemonSource:
         self._client: Client | None = None
         self._call: grpc.Future | None = None
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
 
     def _connected(self) -> Client:
         with self._lock:
@@ -65,13 +68,13 @@ class DaemonSource:
         if client is not None:
             client.close()
 
-    def role(self) -> str:
-        info = self._connected().info
-        return "admin" if info.caller_role == pb.ROLE_ADMIN else "client"
-
     def snapshots(self, min_interval_s: float) -> Iterator[pb.TelemetrySnapshot]:
         try:
-            call = self._connected().watch_telemetry(min_interval_s)
+            client = self._connected()
+            if client.info.caller_role != pb.ROLE_ADMIN:
+                yield from self._client_snapshots(client, max(min_interval_s, CLIENT_POLL_S))
+                return
+            call = client.watch_telemetry(min_interval_s)
             self._call = call
             yield from call
         except grpc.RpcError as exc:
@@ -83,7 +86,18 @@ class DaemonSource:
             raise
         raise BitshareError(f"{self.name} ended the telemetry stream")
 
+    def _client_snapshots(self, client: Client, interval_s: float) -> Iterator[pb.TelemetrySnapshot]:
+        """What a client may see, asked for every ``interval_s`` until the source is stopped: the
+        GPUs (others' partitions unnamed) and its own leases."""
+        version = 0
+        while not self._stopped.is_set():
+            version += 1
+            leases = client.my_leases()
+            yield pb.TelemetrySnapshot(server=client.info, gpus=client.gpus(), leases=leases, version=version)
+            self._stopped.wait(interval_s)
+
     def stop(self) -> None:
+        self._stopped.set()
         call = self._call
         if call is not None:
             call.cancel()
@@ -110,13 +124,9 @@ class FixedSource:
     """Recorded snapshots, served once each; actions are refused (it is a picture, not a daemon)."""
 
     name: str
-    recorded: list[pb.TelemetrySnapshot]
-    admin: bool = True
+    recorded: list[pb.TelemetrySnapshot]  # their ``server.caller_role`` says what the console may do
     lease_events: dict[str, list[pb.Event]] = field(default_factory=dict)
     _stopped: threading.Event = field(default_factory=threading.Event)
-
-    def role(self) -> str:
-        return "admin" if self.admin else "client"
 
     def snapshots(self, min_interval_s: float) -> Iterator[pb.TelemetrySnapshot]:
         yield from self.recorded

@@ -124,3 +124,25 @@ def sources() -> list[FixedSource]:
         FixedSource("gpu1:7443", snapshots, lease_events=events),
         FixedSource("unix:/run/bitshare/bitshared.sock", [sim]),
     ]
+
+
+def as_client(snapshot: pb.TelemetrySnapshot, caller: str) -> pb.TelemetrySnapshot:
+    """``snapshot`` as the daemon shows it to the client ``caller``: its own leases, the GPUs with
+    others' partitions unnamed, no processes outside leases."""
+    seen = pb.TelemetrySnapshot()
+    seen.CopyFrom(snapshot)
+    seen.server.caller, seen.server.caller_role = caller, pb.ROLE_CLIENT
+    del seen.leases[:]
+    seen.leases.extend(lease for lease in snapshot.leases if lease.owner == caller)
+    for gpu in seen.gpus:
+        del gpu.unleased[:]
+        for part in gpu.partitions:
+            if part.owner != caller:
+                part.lease_id, part.owner = "", ""
+    return seen
+
+
+def client_sources() -> list[FixedSource]:
+    """The first daemon of :func:`sources`, watched with the client token of ``token:ci-runner``."""
+    first = sources()[0]
+    return [FixedSource(first.name, [as_client(s, "token:ci-runner") for s in first.recorded])]

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from textual.command import CommandList
+from textual.widgets._footer import FooterKey
 
-from bitshare.client import LeaseRequest
+from bitshare.client import LeaseRequest, connect
 from bitshare.tui.app import AdminApp, parse_size
 from bitshare.tui.data import DaemonSource
 from bitshare.tui.widgets.gpu_panel import GpuPanel
 from bitshare.tui.widgets.live_table import LiveTable
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon
+from ..conftest import Daemon, free_port, make_token
 
 SIZE = (140, 40)
 
@@ -51,6 +53,120 @@ def keys_of(app: AdminApp, name: str) -> set[str]:
 
 def notes(app: AdminApp) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+ACTION_KEYS = {"r", "x", "p", "d", "u"}  # resize, revoke, priority, drain, undrain
+
+
+def footer_keys(app: AdminApp) -> set[str]:
+    return {key.key for key in app.screen.query(FooterKey)}
+
+
+async def palette(pilot: Any, query: str) -> list[str]:
+    """Open the command palette, type ``query``, and return the commands it offers (once it has
+    offered some, or said it has none); the palette is closed again."""
+    app = pilot.app
+    await pilot.press("ctrl+p", *query)
+
+    def offered() -> list[str] | None:
+        found = app.screen.query_one(CommandList)
+        options = [found.get_option_at_index(i) for i in range(found.option_count)]
+        if any(option.id == "--no-matches" for option in options):
+            return []
+        return [str(option.prompt).splitlines()[0] for option in options] or None
+
+    commands = await until(pilot, lambda: offered() is not None, f"the palette's answer to {query!r}")
+    commands = offered()
+    await pilot.press("escape")
+    return commands
+
+
+def offers_actions(app: AdminApp) -> set[str]:
+    """The admin actions among the commands the palette would offer now."""
+    actions = {"Resize lease", "Revoke lease", "Priority of queued request", "Drain GPU", "Undrain GPU"}
+    return actions & {command.title for command in app.get_system_commands(app.screen)}
+
+
+def test_the_command_palette_offers_the_console_actions_by_name(daemon: Daemon) -> None:
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(fraction=0.25))
+    app = AdminApp([DaemonSource(daemon.server)])
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: keys_of(app, "lease") == {lease.id}, "the lease shown")
+        for query, command in (("revoke", "Revoke lease"), ("resize", "Resize lease"), ("drain", "Drain GPU")):
+            assert command in await palette(pilot, query)
+        assert "Queue view" in await palette(pilot, "queue")
+        assert len(offers_actions(app)) == 5
+        await pilot.press("l", "ctrl+p", *"revoke")
+        await until(pilot, lambda: app.screen.query_one(CommandList).option_count, "the revoke command offered")
+        await pilot.press("enter")
+        await until(pilot, lambda: "Revoke lease" in str(app.screen.query_one("Label").render()), "the revoke question")
+        await pilot.press(*"palette", "enter")
+        await until(pilot, lambda: lease.id not in keys_of(app, "lease"), "the lease revoked")
+
+    drive(app, scenario)
+    with daemon.client() as client:
+        assert client.get(lease.id).end_reason == "palette"
+
+
+def tcp_daemon_with_a_client(make_daemon: Any, tmp_path: Any) -> tuple[Daemon, str, str]:
+    """A daemon on its Unix socket (where this test is an admin) and on loopback TCP, and a
+    client token for it: (the daemon, its TCP address, the token of ``token:alice``)."""
+    tokens, port = tmp_path / "tokens.toml", free_port()
+    alice = make_token(tokens, "alice", "client")
+    daemon = make_daemon(
+        "--simulate", "1x16GiB", "--listen", f"unix:{tmp_path}/d.sock", "--listen", f"127.0.0.1:{port}",
+        "--tokens-file", str(tokens),
+    )  # fmt: skip
+    return daemon, f"127.0.0.1:{port}", alice
+
+
+def test_a_client_token_watches_its_own_leases_and_keeps_saying_so(make_daemon: Any, tmp_path: Any) -> None:
+    daemon, server, alice = tcp_daemon_with_a_client(make_daemon, tmp_path)
+    with daemon.client() as admin:
+        theirs = admin.request(LeaseRequest(fraction=0.5, command="python theirs.py"))
+    with connect(server, alice) as client:
+        mine = client.request(LeaseRequest(fraction=0.25, command="python mine.py"))
+        waiting = client.request(LeaseRequest(fraction=0.5))
+    app = AdminApp([DaemonSource(server, alice)], min_interval_s=0.1)
+
+    def banner() -> str:
+        shown = app.query_one("#access")
+        return str(shown.render()) if shown.display else ""
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: keys_of(app, "lease") == {mine.id}, "the client's own lease shown")
+        assert keys_of(app, "queue") == {waiting.id}
+        panel = app.query_one(GpuPanel)
+        assert mine.id in panel.plain and theirs.id not in panel.plain and "(hidden)" in panel.plain
+        said = banner()
+        assert said == (
+            f"watching {server} as a client (token:alice): your own leases and queued requests only, "
+            "and the GPUs; admin actions are unavailable"
+        )
+        history = app.views[server].history[0]
+        seen = len(history)
+        await until(pilot, lambda: len(history) >= seen + 3, "three more refreshes")
+        assert banner() == said  # still said, not a toast that has gone
+        await until(pilot, lambda: {"g", "l", "w"} <= footer_keys(app), "the footer's keys")
+        assert not footer_keys(app) & ACTION_KEYS
+        await pilot.press("l")
+        assert not footer_keys(app) & ACTION_KEYS
+        assert not offers_actions(app) and "Revoke lease" not in await palette(pilot, "revoke")
+        assert "Leases view" in await palette(pilot, "leases")
+        await pilot.press("x", "r")
+        assert app.screen is app.screen_stack[0]  # no dialog opened
+        await pilot.press("enter")  # the lease's details: what a client may see of it
+        events = await until(pilot, lambda: app.screen.query("#events"), "the lease's details")
+        assert str(events.first().render()) == "events: only an admin may read them"
+        await pilot.press("escape")
+        assert not [note for note in notes(app) if "admin role" in note or "PERMISSION" in note]
+
+    drive(app, scenario)
+    with daemon.client() as admin:
+        assert admin.get(mine.id).state == pb.LEASE_STATE_ACTIVE
+        assert admin.get(theirs.id).state == pb.LEASE_STATE_ACTIVE
 
 
 def test_keys_move_the_cursor_the_header_names_its_lease_and_it_falls_back_when_the_lease_ends(
@@ -164,15 +280,20 @@ def test_priority_drain_and_checked_input(daemon: Daemon) -> None:
         assert client.gpus()[0].drained
 
 
-def test_a_readonly_console_changes_nothing(daemon: Daemon) -> None:
+def test_a_readonly_console_changes_nothing_and_offers_no_actions(daemon: Daemon) -> None:
     with daemon.client() as client:
         lease = client.request(LeaseRequest(fraction=0.25))
     app = AdminApp([DaemonSource(daemon.server)], readonly=True)
 
     async def scenario(pilot: Any) -> None:
         await until(pilot, lambda: keys_of(app, "lease") == {lease.id}, "the lease shown")
-        await pilot.press("l", "x")
-        assert any("read-only" in note for note in notes(app))
+        assert "read-only (--readonly)" in str(app.query_one("#access").render())
+        await until(pilot, lambda: {"g", "l", "w"} <= footer_keys(app), "the footer's keys")
+        assert not footer_keys(app) & ACTION_KEYS
+        await pilot.press("l")
+        assert not footer_keys(app) & ACTION_KEYS
+        assert not offers_actions(app) and "Revoke lease" not in await palette(pilot, "revoke")
+        await pilot.press("x")
         assert app.screen is app.screen_stack[0]  # no dialog opened
 
     drive(app, scenario)
@@ -272,3 +393,61 @@ def test_the_resize_box_reads_sizes_as_the_cli_does(daemon: Daemon) -> None:
 
     drive(app, scenario)
     assert size() == 4096  # the refused 3 changed nothing
+
+
+def test_a_console_on_an_admin_and_a_client_connection_acts_only_as_the_admin(make_daemon: Any, tmp_path: Any) -> None:
+    daemon, server, alice = tcp_daemon_with_a_client(make_daemon, tmp_path)
+    with connect(server, alice) as client:
+        mine = client.request(LeaseRequest(fraction=0.25))
+    app = AdminApp([DaemonSource(daemon.server), DaemonSource(server, alice)], min_interval_s=0.1)
+
+    async def scenario(pilot: Any) -> None:
+        rows = {f"{daemon.server}|{mine.id}", f"{server}|{mine.id}"}
+        await until(pilot, lambda: set(table(app, "lease").keys) == rows, "the lease seen through both")
+        await until(pilot, lambda: str(app.query_one("#access").render()).endswith("unavailable there"), "the line")
+        await pilot.press("l")
+        assert {"r", "x"} <= footer_keys(app)  # offered: this console is an admin on one of them
+        table(app, "lease").move_to(f"{server}|{mine.id}")
+        await pilot.press("x")
+        assert app.screen is app.screen_stack[0]  # no dialog for the client connection's row
+        assert f"{server}: watching as a client there, admin actions are unavailable" in notes(app)
+        table(app, "lease").move_to(f"{daemon.server}|{mine.id}")
+        await pilot.press("x")
+        await until(pilot, lambda: app.screen is not app.screen_stack[0], "the revoke question")
+        await pilot.press("escape")
+
+    drive(app, scenario)
+    with daemon.client() as admin:
+        assert admin.get(mine.id).state == pb.LEASE_STATE_ACTIVE
+
+
+class CountedSource(DaemonSource):
+    """A daemon source that counts its tries to watch."""
+
+    tries = 0
+
+    def snapshots(self, min_interval_s: float) -> Iterator[pb.TelemetrySnapshot]:
+        self.tries += 1
+        return super().snapshots(min_interval_s)
+
+
+def test_a_daemon_that_cannot_be_watched_is_named_with_why_for_as_long_as_it_lasts(
+    make_daemon: Any, tmp_path: Any
+) -> None:
+    daemon, server, _ = tcp_daemon_with_a_client(make_daemon, tmp_path)
+    refused = CountedSource(server, "bst_" + "1" * 40)
+    app = AdminApp([DaemonSource(daemon.server), refused], min_interval_s=0.1)
+
+    def line() -> str:
+        return str(app.query_one("#access").render())
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: app.query(GpuPanel), "the GPU of the daemon that may be watched")
+        said = await until(pilot, lambda: f"no data from {server}: bitshared refuses" in line() and line(), "the line")
+        assert said.endswith("; trying again")
+        tries = refused.tries
+        await until(pilot, lambda: refused.tries >= tries + 2, "two more tries", 30)
+        assert line() == said
+        assert not [note for note in notes(app) if "showing its last data" in note]  # it has none
+
+    drive(app, scenario)

@@ -21,22 +21,25 @@ class LeaseDetailScreen(Screen[None]):
     AUTO_FOCUS = "VerticalScroll"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back", id="detail.back")]
 
-    def __init__(self, source: Source, lease: pb.Lease, now: float) -> None:
+    def __init__(self, source: Source, lease: pb.Lease, now: float, events: bool = True) -> None:
+        """``events``: whether the caller may read the daemon's event log (an admin may)."""
         super().__init__()
         self.source = source
         self.lease = lease
         self.now = now
+        self.events = events
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll():
             yield Static(self._summary(), id="summary")
-            yield Static("events: loading…", id="events")
+            yield Static("events: loading…" if self.events else "events: only an admin may read them", id="events")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = f"lease {self.lease.id} on {self.source.name}"
-        self.run_worker(self._load_events, thread=True, group="detail")
+        if self.events:
+            self.run_worker(self._load_events, thread=True, group="detail")
 
     def _load_events(self) -> None:
         try:
