@@ -48,9 +48,12 @@ def plan(address: Address, tls_ca: str, allow_insecure_tcp: bool) -> Route:
     that cannot be read."""
     if tls_ca:
         try:
-            return Route(address.host, address.port, True, Path(tls_ca).read_bytes(), tls_ca)
+            pem = Path(tls_ca).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read TLS CA {tls_ca}: {exc.strerror}") from None
+        if not _holds_certificates(pem):
+            raise UsageError(f"the TLS CA file {tls_ca} holds no PEM certificate")
+        return Route(address.host, address.port, True, pem, tls_ca)
     resolved = resolve(address)
     if all(is_loopback_ip(ip) for ip in resolved):
         # The address itself, not the name again: a name can resolve elsewhere the second time.
@@ -80,6 +83,15 @@ def _first_answering(addresses: list[str], port: int) -> str:
     return addresses[0]
 
 
+def _holds_certificates(pem: bytes) -> bool:
+    """``pem`` holds at least one certificate OpenSSL can load (gRPC would only fail at connect)."""
+    try:
+        ssl.create_default_context(cadata=pem.decode("ascii"))
+    except (ssl.SSLError, UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
 def system_ca_bundle(address: Address) -> bytes:
     """The system's trusted CAs (OpenSSL's default file, which SSL_CERT_FILE overrides), as PEM.
 
@@ -89,7 +101,9 @@ def system_ca_bundle(address: Address) -> bytes:
     for candidate in (defaults.cafile, defaults.openssl_cafile, *FALLBACK_CA_BUNDLES):
         if candidate:
             with contextlib.suppress(OSError):
-                return Path(candidate).read_bytes()
+                pem = Path(candidate).read_bytes()
+                if _holds_certificates(pem):
+                    return pem
     raise BitshareError(
         f"this system has no CA bundle to check the certificate of bitshared at {address}: "
         f"give its CA with --tls-ca (tls_ca), or set {INSECURE_HINT}",
@@ -100,7 +114,7 @@ def system_ca_bundle(address: Address) -> bytes:
 def explain(route: Route, server: str, timeout: float) -> str | None:
     """Why a channel on ``route`` failed, when it is TLS's doing; None when it is not (or unknown)."""
     if route.tls:
-        context = ssl.create_default_context(cadata=route.root_certificates.decode("ascii", "replace"))
+        context = ssl.create_default_context(cadata=route.root_certificates.decode("ascii"))  # checked by plan()
     else:
         context = ssl.create_default_context()
         context.check_hostname = False

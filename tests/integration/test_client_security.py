@@ -392,3 +392,16 @@ def test_a_socket_that_others_could_replace_is_refused(make_daemon) -> None:
     finally:
         os.chown(home, 0, 0)
         home.chmod(0o755)
+
+
+def test_a_ca_file_that_holds_no_certificate_is_a_usage_error(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env.pop("BITSHARE_SERVER", None)
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        server = f"127.0.0.1:{listener.getsockname()[1]}"
+        done = cli(env, "--server", server, "--tls-ca", str(garbage), "list-gpus")
+    assert done.returncode == 2
+    assert one_line(done) == f"bitshare: error: the TLS CA file {garbage} holds no PEM certificate"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,15 @@ import pytest
 from bitshare.address import is_loopback_ip, parse_address
 from bitshare.errors import Unreachable
 from bitshare.transport import plan
+
+
+def self_signed(cert: Path) -> None:
+    """A CA certificate at ``cert`` (its key beside it)."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-days", "1", "-subj", "/CN=site-ca", "-keyout", str(cert.with_suffix(".key")), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -52,7 +62,7 @@ def test_a_name_that_resolves_to_loopback_is_reached_at_the_resolved_address() -
 
 def test_off_loopback_is_tls_by_name_with_the_systems_cas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = tmp_path / "bundle.pem"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    self_signed(bundle)
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # OpenSSL's override of the system bundle
     route = plan(parse_address("192.0.2.77:17999"), tls_ca="", allow_insecure_tcp=False)
     assert route.tls and route.host == "192.0.2.77" and route.ca_file == ""
@@ -66,9 +76,9 @@ def test_insecure_tcp_allowed_is_plaintext_by_name() -> None:
 
 def test_a_ca_file_means_tls_even_on_loopback(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_bytes(b"PEM")
+    self_signed(ca)
     route = plan(parse_address("localhost:17999"), tls_ca=str(ca), allow_insecure_tcp=False)
-    assert route.tls and route.host == "localhost" and route.root_certificates == b"PEM"
+    assert route.tls and route.host == "localhost" and route.root_certificates == ca.read_bytes()
 
 
 def test_a_name_that_does_not_resolve_is_unreachable() -> None:
