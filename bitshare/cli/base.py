@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .render import to_json
 from .session import CliState
 
 app = typer.Typer(
@@ -46,3 +47,16 @@ def main(
 
 def state(ctx: typer.Context) -> CliState:
     return ctx.ensure_object(CliState)
+
+
+# Taken by every verb that prints, as well as before the verb; either asks for JSON.
+JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+def wants_json(ctx: typer.Context, json_flag: bool) -> bool:
+    return json_flag or state(ctx).json
+
+
+def emit(ctx: typer.Context, json_flag: bool, data: object, text: str) -> None:
+    """Print ``data`` as JSON (see :func:`render.to_json`) when asked to, else ``text``."""
+    typer.echo(to_json(data) if wants_json(ctx, json_flag) else text)

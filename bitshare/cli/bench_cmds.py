@@ -14,7 +14,7 @@ from .. import __version__
 from ..bench import report
 from ..bench.seed import LOADS, BenchError, Plan, builtin_workloads, run_seed, user_workloads
 from ..errors import UsageError
-from .base import app, state
+from .base import JSON, app, emit, state
 
 bench_app = typer.Typer(no_args_is_help=True, help="Experiments through real leases.")
 app.add_typer(bench_app, name="bench")
@@ -32,6 +32,7 @@ def seed(
     gpu: int = typer.Option(0, "--gpu", help="The GPU to share (its index on the daemon)."),
     bare: bool = typer.Option(False, "--bare", help="Also run them at once without bitshare."),
     out: Path | None = typer.Option(None, "--out", help="Directory for seed.json and the plots."),
+    json_output: bool = JSON,
 ) -> None:
     """Four workloads under 25% leases of one GPU: one after another, then all at once."""
     if load not in (*LOADS, "both"):
@@ -92,7 +93,7 @@ def seed(
         "loads": loads,
     }
     (out / "seed.json").write_text(json.dumps(data, indent=2) + "\n")
-    typer.echo(report.text_report(data))
+    emit(ctx, json_output, data, report.text_report(data))  # the JSON is seed.json's
     try:
         plots = report.write_plots(data, out)
     except ImportError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections import deque
 
@@ -15,29 +14,23 @@ from .. import __version__
 from ..client import Client
 from ..errors import BitshareError, Unreachable
 from ..v1 import bitshare_pb2 as pb
-from .base import app, state
+from .base import JSON, app, emit, state, wants_json
 from .options import seconds
-from .render import gpus_table, leases_table, message_dict, tagged_json
+from .render import gpus_table, leases_table, tagged, to_json
 from .render import smi as smi_text
-
-_JSON = typer.Option(False, "--json", help="Print JSON.")
-
-
-def _wants_json(ctx: typer.Context, json_flag: bool) -> bool:
-    return json_flag or state(ctx).json
 
 
 @app.command("list-gpus")
-def list_gpus(ctx: typer.Context, json_output: bool = _JSON) -> None:
+def list_gpus(ctx: typer.Context, json_output: bool = JSON) -> None:
     """The GPUs of every daemon: size, what is lent, what is free."""
     items = [(str(c.address), gpu) for c in state(ctx).pool() for gpu in c.gpus()]
-    typer.echo(tagged_json(items) if _wants_json(ctx, json_output) else gpus_table(items))
+    emit(ctx, json_output, tagged(items), gpus_table(items))
 
 
 @app.command()
 def smi(
     ctx: typer.Context,
-    json_output: bool = _JSON,
+    json_output: bool = JSON,
     watch: float = typer.Option(0.0, "--watch", help="Redraw every SECONDS until interrupted."),
 ) -> None:
     """The GPUs and the partitions granted on them, drawn as the console draws them."""
@@ -46,9 +39,8 @@ def smi(
     history: dict[tuple[str, int], deque[float]] = {}  # utilisation per GPU, one point per redraw
     while True:
         views = [(str(c.address), c.info, c.gpus()) for c in pool]
-        if _wants_json(ctx, json_output):
-            data = [{"server": s, "info": message_dict(i), "gpus": [message_dict(g) for g in gs]} for s, i, gs in views]
-            typer.echo(json.dumps(data, indent=2))
+        if wants_json(ctx, json_output):
+            typer.echo(to_json([{"server": s, "info": i, "gpus": gs} for s, i, gs in views]))
         else:
             texts = []
             for client, (server, info, gpus) in zip(pool, views, strict=True):
@@ -64,13 +56,10 @@ def smi(
 
 
 @app.command()
-def health(ctx: typer.Context, json_output: bool = _JSON) -> None:
+def health(ctx: typer.Context, json_output: bool = JSON) -> None:
     """Check that every daemon answers (standard gRPC health check); exit 69 if one does not."""
     reports = [_health(client) for client in state(ctx).pool(start_embedded=False)]
-    if _wants_json(ctx, json_output):
-        typer.echo(json.dumps([report for report, _ in reports], indent=2))
-    else:
-        typer.echo("\n".join(line for _, line in reports))
+    emit(ctx, json_output, [report for report, _ in reports], "\n".join(line for _, line in reports))
     if any(report["status"] != "SERVING" for report, _ in reports):
         raise typer.Exit(69)
 
@@ -89,7 +78,7 @@ def _health(client: Client) -> tuple[dict, str]:
         f"{name.replace('_', ' ')}  {client.address}  bitshared {info.version}  {info.gpu_count} {kind}  "
         f"you are {info.caller} ({role})"
     )
-    return {"server": str(client.address), "status": name, "info": message_dict(info)}, line
+    return {"server": str(client.address), "status": name, "info": info}, line
 
 
 @app.command()
@@ -97,7 +86,7 @@ def leases(
     ctx: typer.Context,
     all_users: bool = typer.Option(False, "--all", "-a", help="Everyone's leases (admin)."),
     ended: bool = typer.Option(False, "--ended", help="Include recently ended leases."),
-    json_output: bool = _JSON,
+    json_output: bool = JSON,
 ) -> None:
     """Live and queued leases on every daemon: yours, or everyone's with --all."""
     items = [
@@ -105,11 +94,11 @@ def leases(
         for c in state(ctx).pool()
         for lease in (c.all_leases(ended) if all_users else c.my_leases(ended))
     ]
-    typer.echo(tagged_json(items) if _wants_json(ctx, json_output) else leases_table(items))
+    emit(ctx, json_output, tagged(items), leases_table(items))
 
 
 @app.command()
-def queue(ctx: typer.Context, json_output: bool = _JSON) -> None:
+def queue(ctx: typer.Context, json_output: bool = JSON) -> None:
     """Waiting requests in the order each daemon will grant them (yours only, unless you are an admin)."""
     items: list[tuple[str, pb.Lease]] = []
     for client in state(ctx).pool():
@@ -119,16 +108,14 @@ def queue(ctx: typer.Context, json_output: bool = _JSON) -> None:
             mine = (lease for lease in client.my_leases() if lease.state == pb.LEASE_STATE_QUEUED)
             waiting = sorted(mine, key=lambda lease: lease.queue_position)
         items += [(str(client.address), lease) for lease in waiting]
-    typer.echo(tagged_json(items) if _wants_json(ctx, json_output) else leases_table(items))
+    emit(ctx, json_output, tagged(items), leases_table(items))
 
 
 @app.command()
-def version(ctx: typer.Context, json_output: bool = _JSON) -> None:
+def version(ctx: typer.Context, json_output: bool = JSON) -> None:
     """bitshare's version, and each running daemon's."""
     servers: dict[str, str] = {}
     with contextlib.suppress(BitshareError):  # no daemon running: the client's version alone
         servers = {str(c.address): c.info.version for c in state(ctx).pool(start_embedded=False)}
-    if _wants_json(ctx, json_output):
-        typer.echo(json.dumps({"client": __version__, "servers": servers}, indent=2))
-    else:
-        typer.echo("\n".join([f"bitshare {__version__}", *(f"bitshared {v} at {s}" for s, v in servers.items())]))
+    text = "\n".join([f"bitshare {__version__}", *(f"bitshared {v} at {s}" for s, v in servers.items())])
+    emit(ctx, json_output, {"client": __version__, "servers": servers}, text)

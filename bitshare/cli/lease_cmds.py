@@ -6,11 +6,13 @@ import sys
 
 import typer
 
+from ..errors import NotFound, UsageError
 from ..remote.launcher import run_command, run_in_session, wait_for_grant
-from .base import app, state
+from ..v1 import bitshare_pb2 as pb
+from .base import JSON, app, emit, state, wants_json
 from .options import build_request, positive_seconds, seconds
 from .render import to_json
-from .session import forget_session, save_session
+from .session import SessionLease, forget_session, save_session, session_leases
 
 RUN_SETTINGS = {"allow_interspersed_args": False}
 
@@ -80,6 +82,7 @@ def request_gpus(
     wait: bool = _WAIT,
     timeout: float | None = _TIMEOUT,
     session_ttl: float = typer.Option(3600.0, "--session-ttl", help="Seconds the lease is held without use."),
+    json_output: bool = JSON,
 ) -> None:
     """Lease GPUs for a session of several commands (see client and release-gpus); prints the lease id."""
     positive_seconds("--session-ttl", session_ttl)
@@ -94,17 +97,19 @@ def request_gpus(
         timeout=timeout,
         ttl=session_ttl,
     )
-    cli = state(ctx)
-    client, lease = wait_for_grant(cli.pool(), request)
-    save_session(str(client.address), lease.id)
-    typer.echo(to_json(lease) if cli.json else lease.id)
+    client, lease = wait_for_grant(state(ctx).pool(), request)
+    others = save_session(str(client.address), lease.id)
+    if others:
+        held = ", ".join(other.lease_id for other in others)
+        sys.stderr.write(f"bitshare: also holding session lease {held} (release-gpus releases the latest first)\n")
+    emit(ctx, json_output, lease, lease.id)
 
 
 @app.command(context_settings=RUN_SETTINGS)
 def client(
     ctx: typer.Context,
     command: list[str] = typer.Argument(..., metavar="-- CMD [ARGS]...", help="The command to run on the lease."),
-    lease: str | None = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
+    lease: str | None = typer.Option(None, "--lease", help="Lease id [default: the latest session's]."),
     kill_grace: float = _GRACE,
     agent: bool = _AGENT,
     remote: bool | None = _REMOTE,
@@ -112,20 +117,40 @@ def client(
     """Run CMD on a lease held by request-gpus; the lease stays held afterwards."""
     seconds("--kill-grace", kill_grace)
     client, lease_id = state(ctx).session(lease)
+    if lease is None and len(held := session_leases()) > 1:
+        sys.stderr.write(f"bitshare: on session lease {lease_id}, the latest of {len(held)} (--lease ID for another)\n")
     raise typer.Exit(run_in_session(client, lease_id, command, kill_grace_s=kill_grace, agent=agent, remote=remote))
 
 
 @app.command("release-gpus")
 def release_gpus(
     ctx: typer.Context,
-    lease: str | None = typer.Option(None, "--lease", help="Lease id [default: the session's]."),
+    lease: str | None = typer.Option(None, "--lease", help="Lease id [default: the latest session's]."),
+    every: bool = typer.Option(False, "--all", help="Every lease request-gpus holds for you."),
+    json_output: bool = JSON,
 ) -> None:
-    """Give back a lease (or withdraw a queued request)."""
+    """Give back a session lease (or withdraw a queued request): the latest, --lease ID, or --all."""
+    if every and lease:
+        raise UsageError("give --lease ID or --all, not both")
     cli = state(ctx)
-    client, lease_id = cli.session(lease)
-    released = client.release(lease_id)
-    forget_session(lease_id)
-    if cli.json:
-        typer.echo(to_json(released))
-    else:
-        sys.stderr.write(f"bitshare: lease {lease_id} released\n")
+    count = len(session_leases()) if every else 1
+    if count == 0:
+        raise UsageError("no session lease: nothing to release")
+    released: list[pb.Lease] = []
+    remaining: list[SessionLease] = []
+    for _ in range(count):  # with --all: the latest first, as one by one would
+        client, lease_id = cli.session(lease)
+        try:
+            released.append(client.release(lease_id))
+        except NotFound as exc:  # long gone from the daemon: a session lease of that id would block the others
+            forget_session(lease_id)
+            if lease is None:
+                raise NotFound(f"{exc}; dropped from your session leases") from None
+            raise
+        remaining = forget_session(lease_id)
+        if not wants_json(ctx, json_output):
+            held = ", ".join(other.lease_id for other in remaining)
+            more = f"; still held: {held} (release-gpus --lease ID, or --all)" if remaining and not every else ""
+            sys.stderr.write(f"bitshare: lease {lease_id} released{more}\n")
+    if wants_json(ctx, json_output):
+        typer.echo(to_json({"released": released, "still_held": [other.lease_id for other in remaining]}))

@@ -2,29 +2,77 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from ..tui.gpu_lines import gpu_lines
 from ..v1 import bitshare_pb2 as pb
 
 
-def message_dict(message: Any) -> Any:
-    return MessageToDict(message, preserving_proto_field_name=True) if hasattr(message, "DESCRIPTOR") else message
+def to_json(data: Any) -> str:
+    """The one way the CLI writes JSON: protobuf messages (anywhere inside lists and dicts) become
+    objects with every field, typed, as :func:`message_data` writes them."""
+    return json.dumps(json_data(data), indent=2, allow_nan=False)
 
 
-def to_json(messages: Sequence[Any] | Any) -> str:
-    data = [message_dict(m) for m in messages] if isinstance(messages, (list, tuple)) else message_dict(messages)
-    return json.dumps(data, indent=2, sort_keys=False)
+def json_data(data: Any) -> Any:
+    """``data`` with its protobuf messages turned into plain dicts, ready for :func:`json.dumps`."""
+    if isinstance(data, Message):
+        return message_data(data)
+    if isinstance(data, Mapping):
+        return {str(key): json_data(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_data(item) for item in data]
+    return data
 
 
-def tagged_json(items: Sequence[tuple[str, Any]]) -> str:
+def message_data(message: Message) -> dict[str, Any]:
+    """Every field of ``message`` by its proto name: zero, false and empty values too (protobuf's
+    own JSON leaves them out), 64-bit integers as numbers (it writes them as strings), an unset
+    message or oneof member as null, enums by name, timestamps in RFC 3339."""
+    return {field.name: _field_data(message, field) for field in message.DESCRIPTOR.fields}
+
+
+def _field_data(message: Message, field: FieldDescriptor) -> Any:
+    value = getattr(message, field.name)
+    if field.label == FieldDescriptor.LABEL_REPEATED:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            entry = field.message_type.fields_by_name["value"]
+            return {str(key): _single_data(item, entry) for key, item in value.items()}
+        return [_single_data(item, field) for item in value]
+    oneof = field.containing_oneof
+    if oneof is not None and message.WhichOneof(oneof.name) != field.name:
+        return None
+    if field.type == FieldDescriptor.TYPE_MESSAGE and not message.HasField(field.name):
+        return None
+    return _single_data(value, field)
+
+
+def _single_data(value: Any, field: FieldDescriptor) -> Any:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if field.message_type.full_name == "google.protobuf.Timestamp":
+            return value.ToJsonString()
+        return message_data(value)
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        known = field.enum_type.values_by_number.get(value)
+        return known.name if known is not None else value
+    if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return value if math.isfinite(value) else None  # JSON has no NaN or infinity
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode()
+    return value
+
+
+def tagged(items: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
     """Messages from several daemons, each with the ``server`` it came from."""
-    return json.dumps([{"server": server, **message_dict(m)} for server, m in items], indent=2)
+    return [{"server": server, **message_data(m)} for server, m in items]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

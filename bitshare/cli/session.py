@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import stat
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
 from ..client import Client, connect
 from ..config import ConfigError, load_client_config, split_servers
-from ..errors import EXIT_CONFIG, EXIT_UNAVAILABLE, BitshareError, NotFound, Unreachable, UsageError
+from ..errors import EXIT_CONFIG, EXIT_UNAVAILABLE, BitshareError, Denied, NotFound, Unreachable, UsageError
 from ..remote.embedded import ensure_embedded, running_embedded, system_daemon
 
 Credentials = tuple[str, str, bool]  # token, TLS CA file, plaintext TCP allowed off loopback
@@ -113,29 +118,113 @@ class CliState:
         self._clients = []
 
 
+@dataclass(frozen=True)
+class SessionLease:
+    """A lease request-gpus holds for this user, and the daemon it came from."""
+
+    lease_id: str
+    server: str
+
+
 def _session_file() -> Path:
     return paths.user_runtime_dir() / "session.json"
 
 
-def save_session(server: str, lease_id: str) -> None:
-    paths.ensure_private_dir(paths.user_runtime_dir())
-    _session_file().write_text(json.dumps({"server": server, "lease_id": lease_id}))
+def session_leases() -> list[SessionLease]:
+    """The leases request-gpus holds for this user, oldest first.
+
+    The file is read only from this user's private runtime directory, and only when it is this
+    user's own regular file (not a link): anyone else's could name a daemon of theirs.
+    """
+    path = _session_file()
+    paths.ensure_private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:  # ELOOP: a symbolic link
+        raise Denied(f"refusing {path}: {exc.strerror.lower()}; remove it") from None
+    with os.fdopen(fd) as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise Denied(f"refusing {path}: it is not a private file of this user; remove it")
+        text = handle.read()
+    return _parse_sessions(text)
+
+
+def _parse_sessions(text: str) -> list[SessionLease]:
+    """The entries of a session file; a damaged file holds none (the daemon still has the leases)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    entries = data.get("leases", [data]) if isinstance(data, dict) else []  # [data]: one lease, as older files hold
+    found = []
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("lease_id"), str) and entry["lease_id"]:
+            server = entry.get("server")
+            found.append(SessionLease(entry["lease_id"], server if isinstance(server, str) else ""))
+    return found
+
+
+def _write_sessions(leases: list[SessionLease]) -> None:
+    """Replace the session file at once (a reader sees the old list or the new), mode 0600."""
+    path = _session_file()
+    if not leases:
+        path.unlink(missing_ok=True)
+        return
+    data = {"leases": [{"lease_id": lease.lease_id, "server": lease.server} for lease in leases]}
+    partial = path.with_name(f".session.{os.getpid()}.tmp")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(data))
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _sessions_locked() -> Iterator[None]:
+    """One change of the session file at a time: two request-gpus at once both keep their lease."""
+    directory = paths.ensure_private_dir(paths.user_runtime_dir())
+    fd = os.open(directory / "session.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def save_session(server: str, lease_id: str) -> list[SessionLease]:
+    """Add a lease to this user's session leases; returns the others still held."""
+    with _sessions_locked():
+        others = [lease for lease in session_leases() if lease.lease_id != lease_id]
+        _write_sessions([*others, SessionLease(lease_id, server)])
+    return others
 
 
 def session_lease(explicit: str | None) -> tuple[str, str | None]:
-    """The lease a session command acts on, and its daemon when known: --lease, else request-gpus's."""
+    """The lease a session command acts on, and its daemon when known: --lease, else the latest
+    request-gpus holds."""
     if explicit:
         return explicit, None
-    try:
-        saved = json.loads(_session_file().read_text())
-        return saved["lease_id"], saved.get("server")
-    except (FileNotFoundError, ValueError, KeyError):
-        raise UsageError("no session lease: run bitshare request-gpus first, or pass --lease ID") from None
+    leases = session_leases()
+    if not leases:
+        raise UsageError("no session lease: run bitshare request-gpus first, or pass --lease ID")
+    return leases[-1].lease_id, leases[-1].server or None
 
 
-def forget_session(lease_id: str) -> None:
+def forget_session(lease_id: str) -> list[SessionLease]:
+    """Drop a lease from this user's session leases; returns those still held."""
     try:
-        if json.loads(_session_file().read_text()).get("lease_id") == lease_id:
-            _session_file().unlink()
-    except (FileNotFoundError, ValueError):
-        pass
+        with _sessions_locked():
+            leases = session_leases()
+            remaining = [lease for lease in leases if lease.lease_id != lease_id]
+            if remaining != leases:
+                _write_sessions(remaining)
+    except Denied:
+        return []  # no session file of this user's: nothing of theirs to forget
+    return remaining

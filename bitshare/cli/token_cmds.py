@@ -13,7 +13,7 @@ import typer
 from ..config import ConfigError
 from ..daemon.auth import ROLES, hash_token, load_tokens, new_token
 from ..errors import EXIT_CONFIG, BitshareError, UsageError
-from .base import app
+from .base import JSON, app, emit
 
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for clients and admins on TCP.")
 app.add_typer(token_app, name="token")
@@ -21,9 +21,11 @@ app.add_typer(token_app, name="token")
 
 @token_app.command("create")
 def create(
+    ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Who the token is for (shown as owner token:NAME)."),
     role: str = typer.Option("client", "--role", help="client or admin."),
     tokens_file: Path = typer.Option(Path("/etc/bitshare/tokens.toml"), "--file", help="The daemon's tokens file."),
+    json_output: bool = JSON,
 ) -> None:
     """Create a token, append its SHA-256 to the tokens file, and print the token once."""
     if role not in ROLES:
@@ -47,7 +49,7 @@ def create(
             os.chown(tokens_file, -1, grp.getgrnam("bitshare").gr_gid)
     except OSError as exc:
         raise BitshareError(f"cannot write {tokens_file}: {exc.strerror}") from None
-    typer.echo(token)
+    emit(ctx, json_output, {"name": name, "role": role, "file": str(tokens_file), "token": token}, token)
     typer.echo(
         f"bitshare: token {name!r} ({role}) added to {tokens_file}; reload bitshared (SIGHUP) to use it", err=True
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import sys
 import time
@@ -9,7 +11,7 @@ from pathlib import Path
 
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, spawn_cli, wait_for
+from ..conftest import Daemon, run_cli, spawn_cli, wait_for
 
 BUSY = """
 import pathlib, sys, time
@@ -61,3 +63,77 @@ def test_signals_reach_the_command_and_the_lease_is_released(daemon: Daemon, tmp
     assert run.wait(timeout=30) == 42  # the command's own exit code, from its own handler
     lease = _lease_of(daemon, "-c")
     assert lease.state == pb.LEASE_STATE_RELEASED
+
+
+def _session(daemon: Daemon, *args: str) -> str:
+    done = run_cli(daemon, "request-gpus", "-p", "0.25", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _states(daemon: Daemon, *lease_ids: str) -> list[int]:
+    with daemon.client() as client:
+        return [client.get(lease_id).state for lease_id in lease_ids]
+
+
+def test_a_second_session_keeps_the_first_and_release_says_which_remain(daemon: Daemon) -> None:
+    first = _session(daemon)
+    second = run_cli(daemon, "request-gpus", "-p", "0.25")
+    assert second.returncode == 0, second.stderr
+    second_id = second.stdout.strip()
+    assert f"also holding session lease {first}" in second.stderr
+    assert _states(daemon, first, second_id) == [pb.LEASE_STATE_ACTIVE, pb.LEASE_STATE_ACTIVE]
+
+    on = run_cli(daemon, "client", "--", "sh", "-c", "echo $BITSHARE_LEASE_ID")
+    assert (on.returncode, on.stdout.strip()) == (0, second_id)  # the latest session
+    done = run_cli(daemon, "release-gpus")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (
+        f"bitshare: lease {second_id} released; still held: {first} (release-gpus --lease ID, or --all)"
+    )
+    assert _states(daemon, first, second_id) == [pb.LEASE_STATE_ACTIVE, pb.LEASE_STATE_RELEASED]
+
+    on = run_cli(daemon, "client", "--", "sh", "-c", "echo $BITSHARE_LEASE_ID")
+    assert on.stdout.strip() == first
+    done = run_cli(daemon, "release-gpus")
+    assert done.stderr.strip() == f"bitshare: lease {first} released"
+    assert _states(daemon, first) == [pb.LEASE_STATE_RELEASED]
+    none = run_cli(daemon, "release-gpus")
+    assert none.returncode == 2 and "no session lease" in none.stderr
+
+
+def test_release_gpus_all_and_by_id(daemon: Daemon) -> None:
+    leases = [_session(daemon) for _ in range(3)]
+    done = run_cli(daemon, "release-gpus", "--lease", leases[1])
+    assert done.stderr.strip() == (
+        f"bitshare: lease {leases[1]} released; still held: {leases[0]}, {leases[2]} "
+        "(release-gpus --lease ID, or --all)"
+    )
+    done = run_cli(daemon, "release-gpus", "--all")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == f"bitshare: lease {leases[2]} released\nbitshare: lease {leases[0]} released"
+    assert set(_states(daemon, *leases)) == {pb.LEASE_STATE_RELEASED}
+    both = run_cli(daemon, "release-gpus", "--all", "--lease", leases[0])
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_the_session_file_is_private_and_a_foreign_one_is_refused(daemon: Daemon) -> None:
+    lease_id = _session(daemon)
+    runtime = Path(daemon.env["XDG_RUNTIME_DIR"]) / "bitshare"
+    session = runtime / "session.json"
+    info = session.stat()
+    assert (info.st_uid, info.st_mode & 0o777) == (os.getuid(), 0o600)
+    assert sorted(p.name for p in runtime.iterdir() if "session" in p.name) == ["session.json", "session.lock"]
+
+    os.chown(session, 65534, -1)  # someone else's file where ours should be
+    done = run_cli(daemon, "release-gpus")
+    assert done.returncode == 77, done.stderr
+    assert done.stderr.strip().startswith(f"bitshare: error: refusing {session}: ")
+    assert _states(daemon, lease_id) == [pb.LEASE_STATE_ACTIVE]
+
+    session.unlink()
+    (runtime / "elsewhere.json").write_text(json.dumps({"leases": [{"lease_id": lease_id, "server": "x"}]}))
+    session.symlink_to(runtime / "elsewhere.json")
+    done = run_cli(daemon, "release-gpus")
+    assert done.returncode == 77 and "refusing" in done.stderr, done.stderr
+    assert _states(daemon, lease_id) == [pb.LEASE_STATE_ACTIVE]
