@@ -27,6 +27,7 @@ from .data import Source
 from .format import gpus, partition, since, state, used
 from .messages import SnapshotReceived, SourceLost
 from .modals.ask import AskModal
+from .printable import make_printable, printable
 from .screens.lease_detail import LeaseDetailScreen
 from .widgets.footer import KeysFooter
 from .widgets.gpu_panel import HISTORY, GpuPanel
@@ -135,11 +136,12 @@ class AdminApp(App[None]):
             try:
                 for snapshot in view.source.snapshots(self.min_interval_s):
                     failures = 0
-                    self.post_message(SnapshotReceived(view.source.name, snapshot))
+                    # Made printable here, in the worker: nothing a client wrote reaches the terminal.
+                    self.post_message(SnapshotReceived(view.source.name, make_printable(snapshot)))
                     if worker.is_cancelled:
                         return
             except BitshareError as exc:
-                self.post_message(SourceLost(view.source.name, str(exc)))
+                self.post_message(SourceLost(view.source.name, printable(str(exc))))
             failures += 1
             deadline = time.monotonic() + BACKOFF_S[min(failures, len(BACKOFF_S)) - 1]
             while time.monotonic() < deadline and not worker.is_cancelled:
@@ -167,7 +169,7 @@ class AdminApp(App[None]):
                 self._show_access()
             return
         if not view.stale:
-            self.notify(f"{message.server}: {message.error}; showing its last data", severity="warning")
+            self.notify(f"{message.server}: {message.error}; showing its last data", severity="warning", markup=False)
         view.stale = message.error
         self._schedule_refresh()
 
@@ -433,7 +435,8 @@ class AdminApp(App[None]):
             try:
                 call()
             except BitshareError as exc:
-                self.call_from_thread(self.notify, f"{view.source.name}: {exc}", severity="error")
+                error = printable(str(exc))
+                self.call_from_thread(self.notify, f"{view.source.name}: {error}", severity="error", markup=False)
                 return
             self.call_from_thread(self.notify, done)
 

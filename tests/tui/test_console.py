@@ -451,3 +451,31 @@ def test_a_daemon_that_cannot_be_watched_is_named_with_why_for_as_long_as_it_las
         assert not [note for note in notes(app) if "showing its last data" in note]  # it has none
 
     drive(app, scenario)
+
+
+def test_text_from_a_lease_cannot_drive_the_admins_terminal(daemon: Daemon) -> None:
+    """A lease's command and host are the client's to choose: escape sequences in them (here: clear
+    the screen, write elsewhere, set the window title) are drawn as marks, never sent to the terminal."""
+    hostile = "job \x1b[2J\x1b[HPWNED\x1b]2;title\x07 \x9b31m\u202eevil"
+    request = LeaseRequest(fraction=0.25, command=hostile).to_pb()
+    request.client_host = "host\x1b[1;1H"  # as a client of its own making sends it
+    with daemon.client() as client:
+        lease = client.call(client.leases.RequestLease, request)
+    app = AdminApp([DaemonSource(daemon.server)])
+    controls = {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))} | {"\u202e"}
+
+    def drawn(widget: Any) -> str:
+        return "".join(segment.text for y in range(widget.size.height) for segment in widget.render_line(y))
+
+    async def scenario(pilot: Any) -> None:
+        await until(pilot, lambda: keys_of(app, "lease") == {lease.id}, "the lease shown")
+        await pilot.press("l")
+        await until(pilot, lambda: "PWNED" in drawn(table(app, "lease")), "the lease's row drawn")
+        row = drawn(table(app, "lease"))
+        assert not controls & set(row) and "job \ufffd[2J\ufffd[HPWNED" in row and "host\ufffd[1;1H" in row
+        await pilot.press("enter")
+        summary = await until(pilot, lambda: app.screen.query("#summary"), "the lease's details")
+        text = str(summary.first().render())
+        assert not controls & set(text.replace("\n", "")) and "PWNED" in text
+
+    drive(app, scenario)

@@ -15,6 +15,7 @@ from ...units import format_mib
 from ...v1 import bitshare_pb2 as pb
 from ..data import Source
 from ..format import gpus, partition, since, state, used
+from ..printable import make_printable, printable
 
 
 class LeaseDetailScreen(Screen[None]):
@@ -43,9 +44,10 @@ class LeaseDetailScreen(Screen[None]):
 
     def _load_events(self) -> None:
         try:
-            events = self.source.events(self.lease.id)
+            events = [make_printable(event) for event in self.source.events(self.lease.id)]
         except Exception as exc:  # any failure is shown in place of the events
-            self.app.call_from_thread(self.query_one("#events", Static).update, f"events: cannot load ({exc})")
+            failure = Text(f"events: cannot load ({printable(str(exc))})")
+            self.app.call_from_thread(self.query_one("#events", Static).update, failure)
             return
         text = Text("events (newest first):\n", style="bold")
         for event in events:
