@@ -48,9 +48,9 @@ class Source(Protocol):
 class DaemonSource:
     """A real daemon, reached with the caller's token (or local identity on a Unix socket)."""
 
-    def __init__(self, server: str, token: str = "", tls_ca: str = "") -> None:
+    def __init__(self, server: str, token: str = "", tls_ca: str = "", allow_insecure_tcp: bool = False) -> None:
         self.name = server
-        self._credentials = (token, tls_ca)
+        self._credentials = (token, tls_ca, allow_insecure_tcp)
         self._client: Client | None = None
         self._call: grpc.Future | None = None
         self._lock = threading.Lock()

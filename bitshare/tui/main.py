@@ -22,6 +22,9 @@ def main(
     ),
     token: str | None = typer.Option(None, "--token", help="Bearer token for TCP daemons [env BITSHARE_TOKEN]."),
     tls_ca: Path | None = typer.Option(None, "--tls-ca", help="CA certificate for TLS daemons."),
+    allow_insecure_tcp: bool = typer.Option(
+        False, "--allow-insecure-tcp", help="Talk plaintext (token included) to TCP daemons off loopback."
+    ),
     readonly: bool = typer.Option(False, "--readonly", help="Watch only: no resize, revoke, drain or priority."),
     interval: float = typer.Option(0.5, "--interval", help="At most one update per daemon per SECONDS."),
 ) -> None:
@@ -47,7 +50,12 @@ def main(
     if interval < 0.1:
         typer.echo("bitshare-admin: error: --interval must be at least 0.1 seconds", err=True)
         raise typer.Exit(2)
-    sources = [DaemonSource(s, token or config.token, str(tls_ca) if tls_ca else config.tls_ca) for s in servers]
+    credentials = (
+        token or config.token,
+        str(tls_ca) if tls_ca else config.tls_ca,
+        allow_insecure_tcp or config.allow_insecure_tcp,
+    )
+    sources = [DaemonSource(s, *credentials) for s in servers]
     # Everything loaded so far (Textual, gRPC, protobuf: most of the process's objects) lives as
     # long as the console: keeping it out of the collector's full passes keeps those passes from
     # stalling a keypress by 30-60 ms.

@@ -405,3 +405,24 @@ def test_a_ca_file_that_holds_no_certificate_is_a_usage_error(tmp_path: Path) ->
         done = cli(env, "--server", server, "--tls-ca", str(garbage), "list-gpus")
     assert done.returncode == 2
     assert one_line(done) == f"bitshare: error: the TLS CA file {garbage} holds no PEM certificate"
+
+
+def test_the_console_takes_the_insecure_tcp_setting(make_daemon, tmp_path: Path) -> None:
+    from bitshare.errors import Unreachable
+    from bitshare.tui.data import DaemonSource
+
+    host = non_loopback_address()
+    tokens = tmp_path / "tokens.toml"
+    token = make_token(tokens, "ops", "admin")
+    port = free_port()
+    make_daemon(
+        "--simulate", "1x16GiB", "--listen", f"{host}:{port}", "--allow-insecure-tcp", "--tokens-file", str(tokens)
+    )
+    refused = DaemonSource(f"{host}:{port}", token)
+    with pytest.raises(Unreachable, match="does not speak TLS"):
+        next(refused.snapshots(0.1))
+    allowed = DaemonSource(f"{host}:{port}", token, allow_insecure_tcp=True)
+    try:
+        assert next(allowed.snapshots(0.1)).server.caller == "token:ops"
+    finally:
+        allowed.stop()
