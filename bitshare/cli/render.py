@@ -30,6 +30,8 @@ def json_data(data: Any) -> Any:
         return {str(key): json_data(value) for key, value in data.items()}
     if isinstance(data, (list, tuple)):
         return [json_data(item) for item in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None  # JSON has no NaN or infinity
     return data
 
 

@@ -222,3 +222,35 @@ def test_out_of_range_numbers_get_one_line_and_exit_2(daemon: Daemon, args: list
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("bitshare: error: "), done.stderr
     assert _state(daemon) == before
+
+
+def test_extreme_numbers_at_the_rpc_edge_get_a_clear_status(daemon: Daemon) -> None:
+    """What the CLI checks before sending, the daemon checks again for any other program."""
+    uint32, uint64 = 2**32 - 1, 2**64 - 1
+    invalid, never = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE
+    with daemon.client() as client:
+        cases = [
+            (pb.LeaseSpec(gpu_count=1, fraction=0.5, priority=2**31 - 1), invalid),
+            (pb.LeaseSpec(gpu_count=1, fraction=0.5, priority=-(2**31)), invalid),
+            (pb.LeaseSpec(gpu_count=1, fraction=0.5, compute_pct=uint32), invalid),
+            (pb.LeaseSpec(gpu_count=1, fraction=0.5, filter=pb.GpuFilter(indices=[uint32])), invalid),
+            (pb.LeaseSpec(gpu_count=uint32, fraction=0.5), never),
+            (pb.LeaseSpec(gpu_count=1, memory_mib=uint64), never),
+            (pb.LeaseSpec(gpu_count=1, fraction=0.5, filter=pb.GpuFilter(min_memory_mib=uint64)), never),
+        ]
+        for spec, code in cases:
+            with pytest.raises(grpc.RpcError) as err:
+                client.leases.RequestLease(pb.RequestLeaseRequest(spec=spec), metadata=client.metadata)
+            assert err.value.code() == code, spec
+            assert err.value.details() and "\n" not in err.value.details()
+        queued = client.request(LeaseRequest(fraction=1.0))
+        waiting = client.request(LeaseRequest(fraction=1.0))
+        for call, request in (
+            (client.admin.SetPriority, pb.SetPriorityRequest(lease_id=waiting.id, priority=2**31 - 1)),
+            (client.admin.DrainGpu, pb.GpuRef(index=uint32)),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                call(request, metadata=client.metadata)
+            assert err.value.code() == invalid, request
+        assert [lease.id for lease in client.all_leases()] == [queued.id, waiting.id]
+        assert client.get(waiting.id).priority == 0 and not client.gpus()[0].drained
