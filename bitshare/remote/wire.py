@@ -18,7 +18,7 @@ from ..v1 import bitshare_pb2 as pb
 INLINE_LIMIT = 1 << 20  # host arrays up to this many bytes travel inline; larger ones are uploaded
 MAX_NDIM = 32
 MAX_DEPTH = 16
-_DTYPE_KINDS = "biufc"
+CUPY_DTYPE_CHARS = "?bhilqBHILQefdFD"  # what CuPy's arrays hold: bool, integers, float16/32/64, complex64/128
 
 
 class WireError(ValueError):
@@ -31,11 +31,30 @@ def check_dtype(name: str) -> np.dtype:
         dtype = np.dtype(name)
     except TypeError:
         raise WireError(f"unknown dtype {name!r}") from None
-    if dtype.kind not in _DTYPE_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+    if dtype.char not in CUPY_DTYPE_CHARS or dtype.fields is not None or dtype.subdtype is not None:
         raise WireError(f"dtype {name!r} is not supported: arrays hold booleans or numbers")
     if dtype.byteorder not in ("=", "|", "<"):
         raise WireError(f"dtype {name!r} is big-endian; send little-endian data")
     return dtype
+
+
+def cupy_dtype(value: Any) -> np.dtype:
+    """``value`` as a dtype CuPy's arrays can hold, else the ValueError CuPy raises for it
+    (``Unsupported dtype <U5``): strings, objects, structured, datetimes and long doubles are
+    refused when the array is made, not when its data is read."""
+    dtype = np.dtype(value)
+    if dtype.byteorder == ">":
+        raise ValueError(f"Unsupported dtype {dtype} with big-endian byte-order")
+    if dtype.char not in CUPY_DTYPE_CHARS or dtype.fields is not None or dtype.subdtype is not None:
+        raise ValueError(f"Unsupported dtype {dtype}")
+    return dtype
+
+
+def native(array: np.ndarray) -> np.ndarray:
+    """A big-endian host array in this machine's byte order (CuPy swaps such arrays too)."""
+    if array.dtype.byteorder == ">":
+        return array.astype(array.dtype.newbyteorder("="))
+    return array
 
 
 def check_shape(shape: Any) -> tuple[int, ...]:
@@ -59,8 +78,8 @@ def contiguous(array: np.ndarray) -> np.ndarray:
 
 
 def host_array(array: np.ndarray) -> pb.RHostArray:
-    array = contiguous(array)
-    check_dtype(array.dtype.str)
+    array = contiguous(native(array))
+    cupy_dtype(array.dtype)
     return pb.RHostArray(dtype=array.dtype.str, shape=array.shape, data=array.tobytes())
 
 
@@ -97,9 +116,10 @@ def encode(value: Any, handle_of: Callable[[Any], int | None]) -> pb.RValue:
         return pb.RValue(list=pb.RList(items=[encode(v, handle_of) for v in value], tuple=isinstance(value, tuple)))
     if isinstance(value, (np.dtype, type)):  # a dtype, given as NumPy's or as float, int, bool, complex
         try:
-            return pb.RValue(dtype=check_dtype(np.dtype(value).str).str)
+            dtype = np.dtype(value)
         except TypeError:
             raise TypeError(f"bitshare cannot send the type {value.__name__} to the GPU server") from None
+        return pb.RValue(dtype=cupy_dtype(dtype).str)
     if isinstance(value, np.ndarray):
         return pb.RValue(array=host_array(value))
     raise TypeError(f"bitshare cannot send a {type(value).__name__} to the GPU server")

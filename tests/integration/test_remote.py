@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -32,8 +32,11 @@ def daemon(make_daemon: Callable[..., Daemon]) -> Daemon:
     return make_daemon("--simulate", "1x16GiB", "--sample-interval", "0.1", "--grace", "2")
 
 
-def run_python(daemon: Daemon, *args: str, partition: str = "0.25", timeout: float = 90) -> tuple[int, str, str]:
-    done = run_cli(daemon, "run", "-p", partition, "--", sys.executable, *args, timeout=timeout)
+def run_python(
+    daemon: Daemon, *args: str, partition: str = "0.25", memory_mib: int = 0, timeout: float = 90
+) -> tuple[int, str, str]:
+    size = ["-m", str(memory_mib)] if memory_mib else ["-p", partition]
+    done = run_cli(daemon, "run", *size, "--", sys.executable, *args, timeout=timeout)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -375,3 +378,161 @@ def test_a_resize_reaches_the_worker_at_once(daemon: Daemon, tmp_path: Path) -> 
     (tmp_path / "go").touch()
     code, out = finish(proc, 60)
     assert code == 0 and out.split() == ["256", "refused"]
+
+
+# ----- freeing and refusing ------------------------------------------------------------------------
+
+REPLACING_LOOP = """
+import cupy as cp
+x = cp.ones(262144, dtype=cp.float64)  # 2 MiB
+for _ in range(3000):  # no sync inside: one batch of 3,000 multiplications
+    x = x * 1.0001
+print(float(x[0]))
+for _ in range(200):  # temporaries dropped inside one expression
+    x = (x * 2.0 + 1.0) / 2.0 - 0.5
+print(float(x[0]))
+base = cp.arange(262144, dtype=cp.float64)
+view = base[::2]
+del base  # the view keeps its base's buffer on the worker
+for _ in range(100):
+    junk = cp.ones(262144) * 3.0
+print(float(view[3]), view.shape)
+print(cp.get_default_memory_pool().used_bytes() // 2**20)
+kept = [cp.ones(262144) for _ in range(10)]  # dropped at interpreter exit
+"""
+
+
+def test_dropped_arrays_are_freed_in_the_batch_that_follows(daemon: Daemon) -> None:
+    code, out, err = run_python(daemon, "-c", REPLACING_LOOP, memory_mib=160)
+    assert code == 0, err
+    first, second, view, used = out.splitlines()
+    assert float(first) == pytest.approx(1.0001**3000)
+    assert float(second) == pytest.approx(1.0001**3000)
+    assert view == "6.0 (131072,)"
+    assert int(used) <= 8, f"{used} MiB held on the worker with about 6 MiB live"
+    assert "Exception ignored" not in err and "Traceback" not in err, err
+
+
+UNSUPPORTED_DTYPES = """
+import numpy as np
+import cupy as cp
+
+def attempt(what, make):
+    try:
+        value = make()
+        print(what, "made", value.dtype)
+    except Exception as exc:
+        print(what, type(exc).__name__, exc)
+    print(what, "then", float(cp.arange(4).sum()))
+
+x = cp.ones(3)
+attempt("zeros", lambda: cp.zeros(3, dtype="U5"))
+attempt("ones", lambda: cp.ones(3, dtype=object))
+attempt("empty", lambda: cp.empty(3, dtype="S4"))
+attempt("full", lambda: cp.full(3, 1, dtype="M8[s]"))
+attempt("void", lambda: cp.zeros(3, dtype="V8"))
+attempt("structured", lambda: cp.zeros(3, dtype=[("a", "f4")]))
+attempt("longdouble", lambda: cp.zeros(3, dtype=np.longdouble))
+attempt("array", lambda: cp.array(["a", "bc"]))
+attempt("asarray", lambda: cp.asarray(np.array([1, None], dtype=object)))
+attempt("astype", lambda: x.astype("U5"))
+attempt("like", lambda: cp.zeros_like(x, dtype=object))
+attempt("typed", lambda: cp.zeros(3, dtype=np.str_))
+attempt("big-endian input", lambda: cp.asarray(np.arange(3, dtype=">f8")) + 0)
+attempt("view", lambda: x.view("U2").get())
+attempt("worker error", lambda: cp.linalg.inv(cp.zeros((2, 2))).get())
+attempt("index", lambda: x[5].get())
+attempt("shape", lambda: (cp.ones(3) + cp.ones(4)).get())
+
+def never_made():
+    failing = cp.linalg.inv(cp.zeros((2, 2)))
+    skipped = cp.unique(x)  # queued after the failure: not run, its shape never told
+    try:
+        failing.get()
+    except Exception:
+        pass
+    return skipped.shape
+
+attempt("skipped", never_made)
+print("end", (x * 2).get().tolist())
+"""
+
+
+def test_unsupported_dtypes_are_refused_as_cupy_refuses_them_and_the_session_goes_on(daemon: Daemon) -> None:
+    code, out, err = run_python(daemon, "-c", UNSUPPORTED_DTYPES)
+    assert code == 0, err
+    lines = out.splitlines()
+    then = [line for line in lines if " then " in line]
+    assert then and all(line.endswith(" then 6.0") for line in then), out
+    said = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in lines if " then " not in line}
+    assert said["zeros"] == "ValueError Unsupported dtype <U5"
+    assert said["ones"] == "ValueError Unsupported dtype object"
+    assert said["empty"] == "ValueError Unsupported dtype |S4"
+    assert said["full"] == "ValueError Unsupported dtype datetime64[s]"
+    assert said["void"] == "ValueError Unsupported dtype |V8"
+    assert said["structured"] == "ValueError Unsupported dtype [('a', '<f4')]"
+    assert said["longdouble"] == "ValueError Unsupported dtype float128"
+    assert said["array"] == "ValueError Unsupported dtype <U2"
+    assert said["asarray"] == "ValueError Unsupported dtype object"
+    assert said["astype"] == "ValueError Unsupported dtype <U5"
+    assert said["like"] == "ValueError Unsupported dtype object"
+    assert said["typed"] == "ValueError Unsupported dtype <U0"
+    assert said["big-endian"] == "input made float64"
+    assert said["view"].startswith("ValueError Unsupported dtype <U2")
+    assert said["worker"].startswith("error LinAlgError")
+    assert said["index"].startswith("IndexError index 5 is out of bounds")
+    assert said["shape"].startswith("ValueError")
+    assert said["skipped"].startswith("ValueError this array was not made: an operation queued before it failed")
+    assert said["end"] == "[2.0, 2.0, 2.0]"
+
+
+def test_a_transfer_broken_off_part_way_leaves_the_session_usable(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the middle of a download (here raised where the client reads the data socket,
+    then where it reads the stream) leaves the next operations of the session working."""
+    from bitshare.remote import interposer as cupy
+    from bitshare.remote.interposer import session as remote
+
+    with daemon.client() as client:
+        lease = client.request(LeaseRequest(memory_mib=512))
+    monkeypatch.setenv("BITSHARE_SERVER", daemon.server)
+    monkeypatch.setenv("BITSHARE_LEASE_ID", lease.id)
+    monkeypatch.setattr(remote, "_current", [])
+    expected = np.arange(2_000_000.0)  # 16 MB: more than a socket buffer holds
+    try:
+        x = cupy.asarray(expected)
+        opened = remote.session()
+        assert opened._data is not None  # on the daemon's host: bulk bytes on the data socket
+
+        read_into = remote.read_into
+
+        def interrupted(sock: socket.socket, view: memoryview) -> bool:
+            monkeypatch.setattr(remote, "read_into", read_into)  # once only
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(remote, "read_into", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            x.get()
+        np.testing.assert_array_equal(x.get(), expected)  # now in chunks on the stream
+        assert opened._data is None
+
+        replies = opened._replies
+
+        def broken_at_the_first_chunk() -> Iterator[pb.RemoteReply]:
+            for reply in replies:
+                if reply.WhichOneof("kind") == "chunk":
+                    raise KeyboardInterrupt
+                yield reply
+
+        opened._replies = broken_at_the_first_chunk()
+        with pytest.raises(KeyboardInterrupt):
+            x.get()
+        opened._replies = replies
+        np.testing.assert_array_equal((x * 2).get(), expected * 2)  # the rest of the earlier download is skipped
+        assert float(x.sum()) == expected.sum()
+    finally:
+        if remote._current:
+            remote._current[0].close()
+    with daemon.client() as client:
+        client.release(lease.id)

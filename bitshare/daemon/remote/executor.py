@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ...remote import catalog
-from ...remote.wire import WireError, check_dtype, check_shape, decode, encode, meta_pb, nbytes_of
+from ...remote.wire import WireError, check_dtype, check_shape, cupy_dtype, decode, encode, meta_pb, nbytes_of
 from ...v1 import bitshare_pb2 as pb
 from .data_channel import DataChannel
 
@@ -163,6 +163,7 @@ class Executor:
             raise RemoteFault("ValueError", f"{op.name} gave {len(results)} results where {len(op.out)} were expected")
         for position, (handle, value) in enumerate(zip(op.out, results, strict=True)):
             array = value if isinstance(value, self.xp.ndarray) else self.xp.asarray(value)
+            cupy_dtype(array.dtype)  # (NumPy, on a simulated GPU, makes arrays that CuPy would not)
             self.device.adopt(array)
             self._hold(handle, array)
             expect = op.expect[position] if position < len(op.expect) else None

@@ -45,7 +45,11 @@ class ndarray:
     def _meta(self) -> Meta:
         if self._shape is None:
             self._session.sync()
-        assert self._shape is not None and self._dtype is not None
+        if self._shape is None or self._dtype is None:  # the worker skipped it, after a failure
+            raise ValueError(
+                "this array was not made: an operation queued before it failed (the error was raised "
+                "at an earlier sync)"
+            )
         return self._shape, self._dtype
 
     # ----- attributes -----------------------------------------------------------------------
@@ -417,6 +421,9 @@ def _handle_of(value: Any) -> int | None:
 def _queue(
     kind: int, name: str, args: Sequence[Any], kwargs: dict[str, Any], metas: Sequence[Meta | None]
 ) -> list[ndarray]:
+    for found in metas:
+        if found is not None:
+            wire.cupy_dtype(found[1])  # refused here, as CuPy refuses it, before anything is queued
     owner = session()
     args = [_operand(owner, a) for a in args]
     kwargs = {k: _operand(owner, v) for k, v in kwargs.items()}
@@ -435,7 +442,8 @@ def _queue(
 
 def upload(array: np.ndarray, owner: Session | None = None) -> ndarray:
     owner = owner or session()
-    host = wire.contiguous(np.asarray(array))
+    host = wire.contiguous(wire.native(np.asarray(array)))
+    wire.cupy_dtype(host.dtype)
     result = ndarray(owner, owner.new_handle(), (host.shape, host.dtype))
     owner.upload(result._handle, host)
     return result
@@ -495,8 +503,8 @@ def asarray(value: Any, dtype: Any = None) -> ndarray:
     """A remote array of ``value`` (a remote array is returned as it is, or cast)."""
     if isinstance(value, ndarray):
         return value if dtype is None or np.dtype(dtype) == value.dtype else value.astype(dtype)
-    host = np.asarray(value, dtype=dtype)
-    wire.check_dtype(host.dtype.str)
+    host = wire.native(np.asarray(value, dtype=dtype))
+    wire.cupy_dtype(host.dtype)
     if host.nbytes <= wire.INLINE_LIMIT:
         return call("asarray", host, meta=(host.shape, host.dtype))
     return upload(host)

@@ -9,6 +9,7 @@ waits for one answer; chunks of uploads follow their operation on the same strea
 from __future__ import annotations
 
 import atexit
+import collections
 import itertools
 import os
 import queue
@@ -22,13 +23,14 @@ from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from ...client import Client, connect
 from ...errors import BitshareError
 from ...v1 import bitshare_pb2 as pb
 from ...v1 import bitshare_pb2_grpc as pb_grpc
 from ..sockio import read_bytes, read_into
-from ..wire import check_dtype, check_shape, contiguous
+from ..wire import check_dtype, check_shape, contiguous, cupy_dtype, native
 from . import errors
 
 CHUNK = 4 * 1024 * 1024
@@ -47,9 +49,12 @@ class Session:
         self._outgoing.put(pb.RemoteRequest(open=pb.RemoteOpen(lease_id=lease_id)))
         self._handles = itertools.count(1)
         self._ops: list[pb.ROp] = []
-        self._frees: list[int] = []  # appended by the garbage collector, sent with the next batch
+        # Appended by the garbage collector (any thread, any moment): no lock, no I/O. They go
+        # ahead of the next operation queued, so the worker frees them in the same batch.
+        self._frees: collections.deque[int] = collections.deque()
         self._lazy: dict[int, weakref.ref[Any]] = {}  # arrays whose meta the worker will tell
-        self._seq = 0
+        self._seq = 0  # of the last synced batch sent
+        self._answered = 0  # seq of the last answer read (behind _seq - 1: a sync was interrupted)
         self._lock = threading.RLock()
         self.closed = False
         self._released = False  # close() has ended the stream (closed alone: the server ended it)
@@ -67,13 +72,23 @@ class Session:
 
     def queue(self, op: pb.ROp) -> None:
         with self._lock:
+            self._queue_frees()
             self._ops.append(op)
             if len(self._ops) >= MAX_QUEUED:
                 self._send_batch(sync=False)
 
     def free(self, handle: int) -> None:
-        """Called by the garbage collector: no I/O here, the handle goes with the next batch."""
+        """Called by the garbage collector: no I/O here, the handle goes ahead of the next operation."""
         self._frees.append(handle)
+
+    def _queue_frees(self) -> None:
+        """Queue the arrays dropped so far, in order with the work: a loop that replaces an
+        array holds two on the worker, not one per iteration until the next sync."""
+        handles = []
+        while self._frees:
+            handles.append(self._frees.popleft())  # (popleft is atomic: none is lost to a race)
+        if handles:
+            self._ops.append(Op(kind=Op.KIND_FREE, args=[pb.RValue(handle=h) for h in handles]))
 
     def expect_meta(self, handle: int, array: Any) -> None:
         """The worker will tell this array's shape and dtype at the next sync."""
@@ -82,11 +97,12 @@ class Session:
     def upload(self, handle: int, array: np.ndarray) -> None:
         """Make ``handle`` an array on the worker holding ``array``'s data (over the data socket,
         or in chunks on the stream)."""
-        array = contiguous(np.asarray(array))
-        check_dtype(array.dtype.str)
+        array = contiguous(native(np.asarray(array)))
+        cupy_dtype(array.dtype)
         with self._lock:
             meta = pb.RMeta(shape=array.shape, dtype=array.dtype.str)
             direct = self._data is not None
+            self._queue_frees()
             self._ops.append(Op(kind=Op.KIND_UPLOAD, out=[handle], meta=meta, direct=direct))
             self._send_batch(sync=False)
             data = memoryview(array).cast("B") if array.size else memoryview(b"")
@@ -101,16 +117,21 @@ class Session:
         """The array's bytes on the host (a sync point)."""
         with self._lock:
             direct = self._data is not None
+            self._queue_frees()
             self._ops.append(Op(kind=Op.KIND_DOWNLOAD, args=[pb.RValue(handle=handle)], direct=direct))
             if not direct:
                 buffer = np.empty(*meta) if meta is not None else None
                 _, host = self.sync(download=(handle, buffer))
-                assert host is not None
-                return host
-            self._send_batch(sync=True)
-            host = self._receive_data()  # before the answer: the worker writes the bytes first
-            self._finish_sync()
-            assert host is not None  # else the answer carried the error, raised above
+            else:
+                self._send_batch(sync=True)
+                try:
+                    host = self._receive_data()  # before the answer: the worker writes the bytes first
+                except errors.ProtocolError:
+                    self._finish_sync()  # the answer still comes; an error it carries comes first
+                    raise
+                self._finish_sync()
+            if host is None:  # (else the answer carried the error, raised above)
+                raise errors.ProtocolError(f"the worker sent no data for array {handle} and gave no reason")
             return host
 
     # ----- sync points ----------------------------------------------------------------------
@@ -133,6 +154,8 @@ class Session:
             while True:
                 reply = self._next_reply()
                 if reply.WhichOneof("kind") == "chunk":
+                    if self._answered < self._seq - 1:
+                        continue  # data for an earlier sync, abandoned part way (its answer follows)
                     chunk = reply.chunk
                     if chunk.handle != handle:
                         raise errors.ProtocolError(f"the worker sent data for array {chunk.handle}, not {handle}")
@@ -144,9 +167,11 @@ class Session:
                     continue
                 result = reply.result
                 if result.seq == self._seq:
+                    self._answered = result.seq
                     break
                 if result.error.type == "ProtocolError":
                     raise errors.ProtocolError(result.error.message)
+                self._answered = max(self._answered, result.seq)  # the answer to an abandoned sync
             self.device_used_bytes = result.device_used_bytes
             self.device_limit_bytes = result.device_limit_bytes
             self._apply_metas(result.metas)
@@ -188,28 +213,40 @@ class Session:
             raise errors.LeaseLost(f"the data socket of lease {self.lease_id} failed: {exc}") from None
 
     def _receive_data(self) -> np.ndarray | None:
-        """A direct download: None when it did not happen (the answer says why)."""
+        """A direct download: None when it did not happen (the answer says why).
+
+        The socket carries raw bytes with no way to find the next message's start: whatever
+        stops a read part way (bad data, Ctrl-C) closes it, and later transfers travel in
+        chunks on the stream."""
         assert self._data is not None
+        complete = False
         try:
             (size,) = _LENGTH.unpack(_required(read_bytes(self._data, _LENGTH.size)))
             if size == 0:
+                complete = True
                 return None
             meta = pb.RMeta.FromString(_required(read_bytes(self._data, size)))
-            host = np.empty(check_shape(meta.shape), check_dtype(meta.dtype))
+            try:
+                host = np.empty(check_shape(meta.shape), check_dtype(meta.dtype))
+            except ValueError as exc:
+                raise errors.ProtocolError(f"the worker sent an array this client cannot take: {exc}") from None
             if host.size and not read_into(self._data, memoryview(host).cast("B")):
                 raise EOFError("the worker closed the data socket")
+            complete = True
             return host
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, DecodeError) as exc:
             self.closed = True
             raise errors.LeaseLost(f"the data socket of lease {self.lease_id} failed: {exc}") from None
+        finally:
+            if not complete and not self.closed:
+                self._data.close()
+                self._data = None
 
     # ----- the stream -------------------------------------------------------------------------
 
     def _send_batch(self, sync: bool) -> None:
+        self._queue_frees()
         ops, self._ops = self._ops, []
-        frees, self._frees = self._frees, []
-        if frees:
-            ops.append(Op(kind=Op.KIND_FREE, args=[pb.RValue(handle=h) for h in frees]))
         if not ops and not sync:
             return
         if sync:
