@@ -19,7 +19,7 @@ from textual.widgets import Header, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ..errors import BitshareError
-from ..units import format_mib, parse_fraction_or_size
+from ..units import MAX_PRIORITY, format_mib, parse_fraction_or_size
 from ..v1 import bitshare_pb2 as pb
 from .access import access_line, may, waiting_line
 from .commands import PALETTE
@@ -467,6 +467,6 @@ def _priority(text: str) -> int:
         value = int(text)
     except ValueError:
         raise ValueError(f"a priority is a whole number, got {text!r}") from None
-    if abs(value) > 1_000_000:
-        raise ValueError("a priority is within ±1,000,000")
+    if abs(value) > MAX_PRIORITY:
+        raise ValueError(f"a priority is within ±{MAX_PRIORITY:,}")
     return value
