@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 import fcntl
 import gc
+import inspect
 import os
 import signal
+import ssl
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psutil
@@ -20,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from .. import __version__, log
 from ..address import Address, parse_address
 from ..config import ConfigError, DaemonConfig
+from ..units import format_mib
 from ..v1 import bitshare_pb2 as pb
 from ..v1 import bitshare_pb2_grpc as pb_grpc
 from . import systemd
@@ -46,13 +51,86 @@ SERVICE_NAMES = (
 )
 
 
+# What unary calls in flight at a stop get to finish; streams are ended at once (see below).
+STOP_GRACE_S = 0.5
+STOPPING = "bitshared is stopping"
+
+
 class StartupError(RuntimeError):
     """The daemon cannot start; the message says why."""
+
+
+class StreamsEndAtStop(grpc.aio.ServerInterceptor):
+    """At a stop, every response stream (holders' attach streams, telemetry, remote sessions)
+    ends at once with UNAVAILABLE, "bitshared is stopping", and streams that arrive after it are
+    refused so. Left to gRPC, a stream runs out the stop's grace period and is then cancelled,
+    which gRPC logs as an error with a CancelledError traceback; a holder reconnects either way.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._streams: set[asyncio.Task] = set()
+
+    def end_all(self) -> None:
+        self.stopping = True
+        for task in list(self._streams):
+            task.cancel()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler.response_streaming:
+            return handler
+        if handler.request_streaming:
+            return handler._replace(stream_stream=self._wrap(handler.stream_stream))
+        return handler._replace(unary_stream=self._wrap(handler.unary_stream))
+
+    def _wrap(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """The handler, ended at a stop; of the same kind (gRPC treats an async generator, which
+        yields its replies, and a coroutine, which writes them, differently)."""
+        if inspect.isasyncgenfunction(behaviour):
+
+            async def generator_ended_at_stop(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                with self._ended_at_stop():
+                    if not self.stopping:
+                        async for reply in behaviour(request, context):
+                            yield reply
+                if self.stopping:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+
+            return generator_ended_at_stop
+
+        async def writer_ended_at_stop(request: Any, context: grpc.aio.ServicerContext) -> None:
+            with self._ended_at_stop():
+                if not self.stopping:
+                    await behaviour(request, context)
+            if self.stopping:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+
+        return writer_ended_at_stop
+
+    @contextlib.contextmanager
+    def _ended_at_stop(self) -> Iterator[None]:
+        """Track the running stream, so that a stop can cancel it; that cancellation ends here."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self.stopping:  # the caller went away: gRPC's own cancellation
+                raise
+        finally:
+            self._streams.discard(task)
 
 
 @dataclass
 class _Running:
     server: grpc.aio.Server
+    streams: StreamsEndAtStop
     cred_servers: list[asyncio.AbstractServer] = field(default_factory=list)
     sockets: list[Path] = field(default_factory=list)
 
@@ -82,6 +160,66 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+def _check_reserve(backend: Backend, reserve_mib: int) -> None:
+    """A reserve at or above a GPU's memory leaves that GPU lending nothing. On every GPU it is
+    surely a mistake (a daemon that can grant nothing at all): the start is refused. On some
+    GPUs only, it may be meant (a small display GPU beside large ones), so the daemon starts
+    and says which GPUs lend nothing."""
+    empty = [gpu for gpu in backend.gpus if reserve_mib >= gpu.total_mib]
+    if not empty:
+        return
+    named = ", ".join(f"GPU {gpu.index} ({format_mib(gpu.total_mib)})" for gpu in empty)
+    if len(empty) == len(backend.gpus):
+        raise ConfigError(
+            f"reserve = {format_mib(reserve_mib)} leaves nothing to lend: it is at or above the memory of {named}"
+        )
+    log.warning("daemon.reserve", detail=f"reserve = {format_mib(reserve_mib)} leaves {named} lending nothing")
+
+
+def _check_tls_material(cert: Path, key: Path) -> None:
+    """Refuse a certificate or key that does not parse, or a key that is not the certificate's,
+    before anything listens (gRPC would only say that it failed to bind). An expired or not yet
+    valid certificate is a warning: local callers on the Unix socket are served either way, and a
+    renewed certificate is often only a restart away; TLS clients will refuse it meanwhile."""
+    try:
+        ssl.create_default_context(cafile=str(cert))
+    except ssl.SSLError:
+        raise ConfigError(f"TLS certificate {cert} is not a PEM certificate") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the TLS certificate {cert}: {exc.strerror}") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(f"TLS key {key} does not match the certificate {cert}") from None
+        raise ConfigError(f"TLS key {key} is not an unencrypted PEM private key") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the TLS key {key}: {exc.strerror}") from None
+    _warn_of_validity(cert)
+
+
+def _warn_of_validity(cert: Path) -> None:
+    # The standard library reads a certificate's dates only through this helper (which its own
+    # tests use); without it the dates go unchecked, and the TLS handshake still checks them.
+    decode = getattr(ssl._ssl, "_test_decode_cert", None)  # type: ignore[attr-defined]
+    if decode is None:
+        return
+    try:
+        decoded = decode(str(cert))
+        not_before = ssl.cert_time_to_seconds(decoded["notBefore"])
+        not_after = ssl.cert_time_to_seconds(decoded["notAfter"])
+    except (ssl.SSLError, KeyError, ValueError):
+        return
+    now = time.time()
+    if now > not_after:
+        log.warning("daemon.tls_expired", cert=cert, expired=decoded["notAfter"], detail=_CLIENTS_REFUSE)
+    elif now < not_before:
+        log.warning("daemon.tls_not_yet_valid", cert=cert, valid_from=decoded["notBefore"], detail=_CLIENTS_REFUSE)
+
+
+_CLIENTS_REFUSE = "TLS clients will refuse this daemon until its certificate is valid"
+
+
 def _server_credentials(config: DaemonConfig, address: Address) -> grpc.ServerCredentials | None:
     """TLS credentials for a TCP listener, None for plaintext (loopback or explicitly allowed)."""
     if config.tls_cert or config.tls_key:
@@ -107,36 +245,36 @@ class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.addresses = [parse_address(a) for a in config.listen]
+        # Checked (and TLS files read) before any state is touched; None means plaintext.
+        if config.tls_cert and config.tls_key and any(a.kind == "tcp" for a in self.addresses):
+            _check_tls_material(Path(config.tls_cert), Path(config.tls_key))
+        self.tcp_credentials = {
+            address: _server_credentials(config, address) for address in self.addresses if address.kind == "tcp"
+        }
         if any(a.kind == "tcp" for a in self.addresses) and not config.tokens_file:
             log.warning(
                 "daemon.no_tokens", detail="TCP listener without a tokens file: no remote caller can authenticate"
             )
-        # Checked (and TLS files read) before any state is touched; None means plaintext.
-        self.tcp_credentials = {
-            address: _server_credentials(config, address) for address in self.addresses if address.kind == "tcp"
-        }
         self.stop_event = asyncio.Event()
 
     async def run(self) -> int:
         config = self.config
         state_dir = Path(config.state_dir)
         lock_fd = lock_state_dir(state_dir)
-        try:  # an unusable state file is refused in one line, before anything else starts
-            store = Store(state_dir, history_s=config.history_days * 86400)
-        except BaseException:
-            os.close(lock_fd)
-            raise
         try:
             backend = select_backend(config)
         except BaseException:
-            store.close()
             os.close(lock_fd)
             raise
-        if config.mps == "on" and backend.simulated:
+        try:  # what is refused is refused in one line, before the state or anything else is opened
+            if config.mps == "on" and backend.simulated:
+                raise ConfigError("mps = on needs NVIDIA GPUs; this daemon serves simulated GPUs")
+            _check_reserve(backend, config.reserve_mib)
+            store = Store(state_dir, history_s=config.history_days * 86400)
+        except BaseException:
             backend.close()
-            store.close()
             os.close(lock_fd)
-            raise ConfigError("mps = on needs NVIDIA GPUs; this daemon serves simulated GPUs")
+            raise
         log.event("daemon.starting", version=__version__, pid=os.getpid(), state_dir=state_dir)
         if backend.simulated:
             log.warning("daemon.simulated", detail=backend.describe())
@@ -207,7 +345,8 @@ class Daemon:
             if metrics is not None:
                 await metrics.stop()
             if running is not None:
-                await running.server.stop(grace=2)
+                running.streams.end_all()
+                await running.server.stop(grace=STOP_GRACE_S)
                 for cred in running.cred_servers:
                     cred.close()
                 for path in running.sockets:
@@ -307,7 +446,9 @@ class Daemon:
         return LeaseManager(ledger, store, rebuild=from_store)
 
     async def _listen(self, shared: Shared, auth: Authenticator) -> _Running:
+        streams = StreamsEndAtStop()
         server = grpc.aio.server(
+            interceptors=[streams],
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE),
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -315,7 +456,7 @@ class Daemon:
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         pb_grpc.add_LeaseServiceServicer_to_server(LeaseService(shared), server)
         pb_grpc.add_AdminServiceServicer_to_server(AdminService(shared), server)
@@ -323,7 +464,7 @@ class Daemon:
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        running = _Running(server)
+        running = _Running(server, streams)
         for address in self.addresses:
             if address.kind == "unix":
                 path = Path(address.path)
