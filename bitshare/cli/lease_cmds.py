@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ..errors import NotFound, UsageError
+from ..errors import BitshareError, NotFound, UsageError
 from ..remote.launcher import run_command, run_in_session, wait_for_grant
 from ..v1 import bitshare_pb2 as pb
 from .base import JSON, app, emit, state, wants_json
@@ -97,8 +97,13 @@ def request_gpus(
         timeout=timeout,
         ttl=session_ttl,
     )
+    session_leases()  # a session file that may not be used stops this before any lease is taken
     client, lease = wait_for_grant(state(ctx).pool(), request)
-    others = save_session(str(client.address), lease.id)
+    try:
+        others = save_session(str(client.address), lease.id)
+    except BitshareError:
+        client.release(lease.id)  # a lease no session command could find would be held for the whole TTL
+        raise
     if others:
         held = ", ".join(other.lease_id for other in others)
         sys.stderr.write(f"bitshare: also holding session lease {held} (release-gpus releases the latest first)\n")

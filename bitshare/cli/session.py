@@ -200,9 +200,12 @@ def _sessions_locked() -> Iterator[None]:
 
 def save_session(server: str, lease_id: str) -> list[SessionLease]:
     """Add a lease to this user's session leases; returns the others still held."""
-    with _sessions_locked():
-        others = [lease for lease in session_leases() if lease.lease_id != lease_id]
-        _write_sessions([*others, SessionLease(lease_id, server)])
+    try:
+        with _sessions_locked():
+            others = [lease for lease in session_leases() if lease.lease_id != lease_id]
+            _write_sessions([*others, SessionLease(lease_id, server)])
+    except OSError as exc:
+        raise BitshareError(f"cannot record the session lease in {_session_file()}: {exc.strerror}") from None
     return others
 
 
@@ -227,4 +230,7 @@ def forget_session(lease_id: str) -> list[SessionLease]:
                 _write_sessions(remaining)
     except Denied:
         return []  # no session file of this user's: nothing of theirs to forget
+    except OSError as exc:  # the lease is given back all the same; only the record is stale
+        sys.stderr.write(f"bitshare: warning: cannot update {_session_file()}: {exc.strerror}\n")
+        return []
     return remaining

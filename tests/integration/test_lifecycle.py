@@ -137,3 +137,15 @@ def test_the_session_file_is_private_and_a_foreign_one_is_refused(daemon: Daemon
     done = run_cli(daemon, "release-gpus")
     assert done.returncode == 77 and "refusing" in done.stderr, done.stderr
     assert _states(daemon, lease_id) == [pb.LEASE_STATE_ACTIVE]
+
+
+def test_request_gpus_takes_no_lease_it_could_not_remember(daemon: Daemon) -> None:
+    runtime = Path(daemon.env["XDG_RUNTIME_DIR"]) / "bitshare"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    (runtime / "session.json").write_text(json.dumps({"leases": []}))
+    os.chown(runtime / "session.json", 65534, -1)
+    done = run_cli(daemon, "request-gpus", "-p", "0.25")
+    assert done.returncode == 77, done.stderr
+    assert "refusing" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    with daemon.client() as client:
+        assert client.all_leases(include_ended=True) == []  # asked for nothing
