@@ -5,8 +5,9 @@
 3. For each format, in a fresh Debian 12 root booted with its own systemd (mmdebstrap, then
    ``systemd-nspawn -b``): install the old version, see bitshared active as user bitshare and a
    local user's lease granted through it, edit the configuration, upgrade, see the new version
-   serving with the edit kept, remove (and purge), and see nothing left behind but what the
-   distribution's policy keeps (the system user and group; rpm's .rpmsave of an edited file).
+   serving with the edit kept, see a running ``bitshare run`` keep a lease older than its TTL
+   across ``systemctl restart bitshared``, remove (and purge), and see nothing left behind but
+   what the distribution's policy keeps (the system user and group; rpm's .rpmsave of an edit).
 
 The amd64 packages are installed; the arm64 ones are built and linted only (no arm64 machine).
 """
@@ -105,18 +106,21 @@ class Machine:
         state = self.run("systemctl", "is-system-running", check=False).stdout.strip()
         return state if state in ("running", "degraded") else None
 
-    def run(self, *command: str, check: bool = True, user: str = "") -> subprocess.CompletedProcess:
+    def _inside(self, command: tuple[str, ...], user: str) -> list[str]:
         prefix = ["runuser", "-u", user, "--"] if user else []
-        result = subprocess.run(
-            ["nsenter", "-t", str(self.leader), "-a", "env", "-i", *PATH_ENV, *prefix, *command],
-            capture_output=True,
-            text=True,
-        )
+        return ["nsenter", "-t", str(self.leader), "-a", "env", "-i", *PATH_ENV, *prefix, *command]
+
+    def run(self, *command: str, check: bool = True, user: str = "") -> subprocess.CompletedProcess:
+        result = subprocess.run(self._inside(command, user), capture_output=True, text=True)
         if check and result.returncode != 0:
             raise SystemExit(
                 f"package-check: `{' '.join(command)}` exited with {result.returncode}:\n{result.stdout}{result.stderr}"
             )
         return result
+
+    def spawn(self, *command: str, user: str = "") -> subprocess.Popen:
+        """Start a command in the root and leave it running (its output is read at its end)."""
+        return subprocess.Popen(self._inside(command, user), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def prepare(self, packages: tuple[Path, ...]) -> dict[str, tuple[int, int, int, int]]:
         """Add the local user alice, list the root's files (before anything is installed), and
@@ -223,6 +227,59 @@ def edit_config(machine: Machine) -> None:
     log("edited /etc/bitshare/bitshare.toml (reserve 1GiB), in force after a restart")
 
 
+def lease_state(machine: Machine, lease_id: str) -> tuple[str, str]:
+    """(state, expires_at) of one lease, as an admin lists it."""
+    shown = machine.run("bitshare", "--json", "leases", "--all", "--ended").stdout
+    lease = next((lease for lease in json.loads(shown) if lease["id"] == lease_id), None)
+    return (lease["state"], lease["expires_at"] or "") if lease else ("", "")
+
+
+HOLDER_TTL_S = 4  # short, so that the lease is several TTLs old when the daemon restarts
+
+
+def holder_survives_restart(machine: Machine) -> None:
+    """A lease held by a running ``bitshare run`` for longer than its TTL is kept across
+    ``systemctl restart bitshared``: the holder reconnects, the lease stays active and kept
+    alive, and the command ends with its own exit status."""
+    config = machine.dir / "etc" / "bitshare" / "bitshare.toml"
+    text = config.read_text()
+    assert "\nttl_s = 30\n" in text
+    config.write_text(text.replace("\nttl_s = 30\n", f"\nttl_s = {HOLDER_TTL_S}  # edited by package-check\n"))
+    machine.run("systemctl", "restart", "bitshared")
+    wait_until(lambda: service_state(machine)[0] == "active", 30, "bitshared back after the TTL edit")
+    stop = "/home/alice/stop-holder"
+    holder = machine.spawn(
+        "bitshare", "run", "-p", "0.25", "--", "sh", "-c",
+        f'echo "lease=$BITSHARE_LEASE_ID"; while [ ! -e {stop} ]; do sleep 0.1; done; exit 7',
+        user="alice",
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        first = holder.stdout.readline().strip()
+        assert first.startswith("lease=") and first != "lease=", first
+        lease_id = first.removeprefix("lease=")
+        held_since = time.monotonic()
+        wait_until(lambda: time.monotonic() - held_since > 3 * HOLDER_TTL_S, 5 * HOLDER_TTL_S, "three TTLs")
+        machine.run("systemctl", "restart", "bitshared")
+        restarted = time.monotonic()
+        wait_until(lambda: lease_state(machine, lease_id)[0] == "LEASE_STATE_ACTIVE", 30, "the restored lease")
+        expiry = lease_state(machine, lease_id)[1]
+        wait_until(lambda: time.monotonic() - restarted > 2 * HOLDER_TTL_S, 4 * HOLDER_TTL_S, "two TTLs")
+        state, later = lease_state(machine, lease_id)
+        assert state == "LEASE_STATE_ACTIVE" and later > expiry, (state, expiry, later)  # heartbeats arrive
+        assert holder.poll() is None, holder.communicate()
+        machine.run("touch", stop, user="alice")
+        out, err = holder.communicate(timeout=60)
+        assert holder.returncode == 7 and "ending the command" not in err, (holder.returncode, out, err)
+        assert lease_state(machine, lease_id)[0] == "LEASE_STATE_RELEASED"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        machine.run("rm", "-f", stop)
+    log(f"a lease held for {3 * HOLDER_TTL_S}+ s (TTL {HOLDER_TTL_S} s) was kept across systemctl restart")
+
+
 def edit_kept(machine: Machine) -> None:
     config = (machine.dir / "etc" / "bitshare" / "bitshare.toml").read_text()
     assert "edited by package-check" in config, "the configuration edit was lost in the upgrade"
@@ -249,6 +306,7 @@ def check_deb(base: Path, work: Path, old: Path, new: Path) -> None:
         serving(machine, NEW)
         edit_kept(machine)
         lease_through_it(machine)
+        holder_survives_restart(machine)
         machine.run("dpkg", "-r", "bitshare")
         assert machine.run("systemctl", "is-active", "bitshared", check=False).stdout.strip() != "active"
         assert not (machine.dir / "opt" / "bitshare").exists() and not (machine.dir / "usr/bin/bitshare").exists()
@@ -286,6 +344,7 @@ def check_rpm(base: Path, work: Path, old: Path, new: Path) -> None:
         serving(machine, NEW)
         edit_kept(machine)
         lease_through_it(machine)
+        holder_survives_restart(machine)
         machine.run("rpm", "-e", "bitshare")
         assert machine.run("systemctl", "is-active", "bitshared", check=False).stdout.strip() != "active"
         machine.unstage((old, new))

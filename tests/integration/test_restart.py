@@ -205,3 +205,29 @@ def test_a_lease_held_for_several_ttls_survives_a_restart_and_is_kept_alive(
     assert "ending the command" not in holder_err.read_text()
     with daemon.client() as client:
         assert client.get(lease_id).state == pb.LEASE_STATE_RELEASED
+
+
+def test_a_holder_whose_daemon_stops_answering_ends_its_command_at_the_ttl(make_daemon, tmp_path: Path) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(TTL))
+    marker, stop = tmp_path / "lease", tmp_path / "stop"
+    holder_err = tmp_path / "holder.err"
+    holder = spawn_cli(
+        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", HOLD_AND_EXIT_7, str(marker), str(stop),
+        stderr_path=holder_err,
+    )  # fmt: skip
+    lease_id = wait_for(lambda: marker.exists() and marker.read_text(), 30, "the command to start")
+    with daemon.client() as client:
+        granted = client.get(lease_id).granted_at.ToNanoseconds() / 1e9
+        wait_for(lambda: time.time() > granted + TTL, 3 * TTL, "a TTL to pass")
+    # Frozen, the daemon keeps its socket open but answers nothing, as across a network that
+    # drops every packet: the stream does not break, and the holder must notice the silence.
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        frozen_at = time.monotonic()
+        code, _ = finish(holder, 3 * TTL + 10, holder_err)
+        assert time.monotonic() - frozen_at < 3 * TTL, holder_err.read_text()  # gRPC's keepalive: 30 s
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    assert code != 7 and f"no contact with bitshared for {TTL:g}s" in holder_err.read_text()
+    with daemon.client() as client:  # the daemon, awake again, has expired the silent lease itself
+        wait_for(lambda: client.get(lease_id).state == pb.LEASE_STATE_EXPIRED, 3 * TTL, "the lease to expire")
