@@ -9,7 +9,7 @@ import time
 from typing import TextIO
 
 from ..client import Client, LeaseRequest
-from ..errors import BitshareError, LeaseLost, NoLease, UsageError
+from ..errors import BitshareError, LeaseLost, NoLease, Unreachable, UsageError
 from ..v1 import bitshare_pb2 as pb
 from .agent_hub import AgentHub
 from .environment import has_local_gpu, lease_environment, remote_environment
@@ -18,6 +18,7 @@ from .placement import place
 from .process import CommandNotFound, Supervised, exit_code
 
 EXIT_INTERRUPTED = 130
+RELEASE_BACKOFF_S = (0.05, 1.0)  # first and longest wait between tries to release while bitshared is away
 
 
 def _describe_end(lease: pb.Lease) -> str:
@@ -201,10 +202,44 @@ def run_command(
     finally:
         keeper.stop()
         if not keeper.ended:
-            try:
-                client.release(lease.id)
-            except BitshareError as exc:
-                stderr.write(f"bitshare: could not release lease {lease.id}: {exc}\n")
+            release(client, lease.id, keeper.ttl_s, stderr)
+
+
+def release(client: Client, lease_id: str, ttl_s: float, stderr: TextIO) -> None:
+    """Give the lease back. While bitshared is away (a restart) try again, on fresh connections,
+    until the lease's TTL has passed: by then the daemon expires it anyway."""
+    deadline = time.monotonic() + ttl_s
+    wait = RELEASE_BACKOFF_S[0]
+    attempt = client
+    while True:
+        try:
+            attempt.release(lease_id)
+            return
+        except Unreachable as exc:
+            if time.monotonic() + wait > deadline:
+                stderr.write(f"bitshare: could not release lease {lease_id}: {exc}\n")
+                return
+        except BitshareError as exc:
+            if not _released_already(attempt, lease_id):
+                stderr.write(f"bitshare: could not release lease {lease_id}: {exc}\n")
+            return
+        finally:
+            if attempt is not client:
+                attempt.close()
+        time.sleep(wait)
+        wait = min(wait * 2, RELEASE_BACKOFF_S[1])
+        try:
+            attempt = client.clone()  # a failed channel may sit in gRPC's reconnect backoff
+        except BitshareError:
+            attempt = client
+
+
+def _released_already(client: Client, lease_id: str) -> bool:
+    """A release retried after its reply was lost (the daemon died just after committing it)."""
+    try:
+        return client.get(lease_id).state == pb.LEASE_STATE_RELEASED
+    except BitshareError:
+        return False
 
 
 def run_in_session(

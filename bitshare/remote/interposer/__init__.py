@@ -15,7 +15,7 @@ from .. import catalog as _catalog
 from . import cuda  # noqa: F401
 from .array import ndarray  # noqa: F401
 from .cuda import get_default_memory_pool  # noqa: F401 - cupy.get_default_memory_pool, as in CuPy
-from .errors import KernelUnavailable, LeaseLost, OutOfMemoryError  # noqa: F401 - part of the module
+from .errors import ArrayLost, KernelUnavailable, LeaseLost, OutOfMemoryError  # noqa: F401 - part of the module
 from .kernels import ElementwiseKernel, RawKernel, ReductionKernel  # noqa: F401
 from .namespace import TOP, fft, linalg, random  # noqa: F401
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ...v1 import bitshare_pb2 as pb
 from .. import catalog, wire
+from . import errors
 from . import meta as rules
 from .session import Session, session
 
@@ -45,7 +46,9 @@ class ndarray:
     def _meta(self) -> Meta:
         if self._shape is None:
             self._session.sync()
-        if self._shape is None or self._dtype is None:  # the worker skipped it, after a failure
+        if self._shape is None or self._dtype is None:  # the worker never made it
+            if self._session.is_lost(self._handle):
+                raise errors.ArrayLost(self._session.lost_message())
             raise ValueError(
                 "this array was not made: an operation queued before it failed (the error was raised "
                 "at an earlier sync)"

@@ -27,6 +27,11 @@ class LeaseLost(RuntimeError):
     """The remote session ended: the lease was revoked or expired, or its worker crashed."""
 
 
+class ArrayLost(RuntimeError):
+    """An array held by a worker that is gone: bitshared restarted, and the session went on with a
+    new worker (the lease is kept; arrays made since work)."""
+
+
 class ProtocolError(RuntimeError):
     """The client and the worker disagree about the protocol (a bug, or mismatched versions)."""
 

@@ -23,17 +23,17 @@ class _Kernel:
         self._params = {k: v for k, v in params.items() if v is not None}
         text = json.dumps([self.kind, sorted((k, repr(v)) for k, v in self._params.items())])
         self.name = f"{self.kind}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
-        self._defined_in: int | None = None  # the session it was sent to
+        self._defined_in: tuple[int, int] | None = None  # the session and worker it was sent to
 
     def _define(self) -> None:
         owner = session()
-        if self._defined_in == id(owner):
+        if self._defined_in == (id(owner), owner.incarnation):
             return
         kwargs = {"kind": self.kind, **self._params}
         owner.queue(
             Op(kind=Op.KIND_KERNEL, name=self.name, kwargs={k: wire.encode(v, _handle_of) for k, v in kwargs.items()})
         )
-        self._defined_in = id(owner)
+        self._defined_in = (id(owner), owner.incarnation)
 
 
 class RawKernel(_Kernel):

@@ -15,10 +15,12 @@ import os
 import queue
 import socket
 import struct
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Any
 
 import grpc
@@ -34,19 +36,26 @@ from ..wire import check_dtype, check_shape, contiguous, cupy_dtype, native
 from . import errors
 
 CHUNK = 4 * 1024 * 1024
+RESUME_BACKOFF_S = (0.05, 1.0)  # first and longest wait between tries to reopen after a restart
 CLOSE_WAIT_S = 5.0  # close(): how long the cancelled stream may take to finish
 MAX_QUEUED = 4096  # operations sent without waiting once this many are queued
 Op = pb.ROp
 
 
 class Session:
+    """The process's remote session of one lease.
+
+    When bitshared goes away (killed, restarted) the session is opened again on the daemon
+    that comes back, within the lease's TTL, with a new worker: the arrays made before are
+    lost with the old worker's GPU memory. The sync that was under way, and any later
+    operation on a lost array, raise :class:`errors.ArrayLost`; new arrays work as before.
+    """
+
     def __init__(self, client: Client, lease_id: str) -> None:
         self.client = client
         self.lease_id = lease_id
-        self._outgoing: queue.SimpleQueue[pb.RemoteRequest | None] = queue.SimpleQueue()
-        stub = pb_grpc.RemoteServiceStub(client.channel)
-        self._replies: Iterator[pb.RemoteReply] = stub.Session(self._requests(), metadata=client.metadata)
-        self._outgoing.put(pb.RemoteRequest(open=pb.RemoteOpen(lease_id=lease_id)))
+        self.incarnation = 0  # the worker this session speaks to: 1 more after each reopening
+        self._outgoing, self._replies = self._open_stream(client)
         self._handles = itertools.count(1)
         self._ops: list[pb.ROp] = []
         # Appended by the garbage collector (any thread, any moment): no lock, no I/O. They go
@@ -63,7 +72,19 @@ class Session:
         self.device_used_bytes = 0
         self.device_limit_bytes = 0
         self._data: socket.socket | None = None  # raw bulk bytes, when the worker is on this host
-        self._open_data_socket(self._next_reply())
+        self._lost_below = 0  # arrays with handles below this were held by a worker that is gone
+        self._lost_since: set[int] = set()  # made since, from lost arrays: never sent
+        self._loss = ""  # what the next sync raises (a lost array was used), or ""
+        self._restarted_at = ""
+        self._open_data_socket(self._next_reply(resume=False))
+
+    def _open_stream(
+        self, client: Client
+    ) -> tuple[queue.SimpleQueue[pb.RemoteRequest | None], Iterator[pb.RemoteReply]]:
+        outgoing: queue.SimpleQueue[pb.RemoteRequest | None] = queue.SimpleQueue()
+        outgoing.put(pb.RemoteRequest(open=pb.RemoteOpen(lease_id=self.lease_id)))
+        stub = pb_grpc.RemoteServiceStub(client.channel)
+        return outgoing, stub.Session(_requests(outgoing), metadata=client.metadata)
 
     # ----- queueing -----------------------------------------------------------------------
 
@@ -73,6 +94,10 @@ class Session:
     def queue(self, op: pb.ROp) -> None:
         with self._lock:
             self._queue_frees()
+            if self._lost_below and self._uses_lost(op):
+                self._lost_since.update(op.out)  # its results are lost as well; nothing is sent
+                self._loss = self.lost_message()
+                return
             self._ops.append(op)
             if len(self._ops) >= MAX_QUEUED:
                 self._send_batch(sync=False)
@@ -86,9 +111,35 @@ class Session:
         array holds two on the worker, not one per iteration until the next sync."""
         handles = []
         while self._frees:
-            handles.append(self._frees.popleft())  # (popleft is atomic: none is lost to a race)
+            handle = self._frees.popleft()  # (popleft is atomic: none is lost to a race)
+            if handle < self._lost_below or handle in self._lost_since:
+                self._lost_since.discard(handle)  # the worker that held it is gone
+            else:
+                handles.append(handle)
         if handles:
             self._ops.append(Op(kind=Op.KIND_FREE, args=[pb.RValue(handle=h) for h in handles]))
+
+    def is_lost(self, handle: int) -> bool:
+        return handle < self._lost_below or handle in self._lost_since
+
+    def lost_message(self) -> str:
+        return (
+            f"remote array lost: bitshared restarted at {self._restarted_at} and the arrays its worker held "
+            f"on the GPU (lease {self.lease_id}) went with it"
+        )
+
+    def _uses_lost(self, op: pb.ROp) -> bool:
+        values = [*op.args, *op.kwargs.values()]
+        while values:
+            value = values.pop()
+            which = value.WhichOneof("kind")
+            if which == "handle" and self.is_lost(value.handle):
+                return True
+            if which == "list":
+                values.extend(value.list.items)
+            elif which == "slice":
+                values.extend((value.slice.start, value.slice.stop, value.slice.step))
+        return False
 
     def expect_meta(self, handle: int, array: Any) -> None:
         """The worker will tell this array's shape and dtype at the next sync."""
@@ -107,7 +158,7 @@ class Session:
             self._send_batch(sync=False)
             data = memoryview(array).cast("B") if array.size else memoryview(b"")
             if direct:
-                self._send_data(data)
+                self._send_data(handle, data)
                 return
             for offset in range(0, len(data), CHUNK):
                 chunk = pb.RChunk(handle=handle, offset=offset, data=data[offset : offset + CHUNK].tobytes())
@@ -116,6 +167,9 @@ class Session:
     def download(self, handle: int, meta: tuple[tuple[int, ...], np.dtype] | None) -> np.ndarray:
         """The array's bytes on the host (a sync point)."""
         with self._lock:
+            if self.is_lost(handle):
+                self.sync()  # what is queued still runs, and an error it meets comes first
+                raise errors.ArrayLost(self.lost_message())
             direct = self._data is not None
             self._queue_frees()
             self._ops.append(Op(kind=Op.KIND_DOWNLOAD, args=[pb.RValue(handle=handle)], direct=direct))
@@ -127,7 +181,7 @@ class Session:
                 try:
                     host = self._receive_data()  # before the answer: the worker writes the bytes first
                 except errors.ProtocolError:
-                    self._finish_sync()  # the answer still comes; an error it carries comes first
+                    self._finish_sync()  # the answer still comes (or the stream's end): its error comes first
                     raise
                 self._finish_sync()
             if host is None:  # (else the answer carried the error, raised above)
@@ -175,6 +229,9 @@ class Session:
             self.device_used_bytes = result.device_used_bytes
             self.device_limit_bytes = result.device_limit_bytes
             self._apply_metas(result.metas)
+            loss, self._loss = self._loss, ""
+            if loss:  # (the first failure in program order: the lost array was used before the worker's)
+                raise errors.ArrayLost(loss)
             if result.HasField("error"):
                 raise errors.from_remote(result.error)
             if download is not None and buffer is None:
@@ -204,13 +261,15 @@ class Session:
             return  # not reachable from here after all: chunks on the stream still work
         self._data = sock
 
-    def _send_data(self, data: memoryview) -> None:
+    def _send_data(self, handle: int, data: memoryview) -> None:
         assert self._data is not None
         try:
             self._data.sendall(data)
         except OSError as exc:
-            self.closed = True
-            raise errors.LeaseLost(f"the data socket of lease {self.lease_id} failed: {exc}") from None
+            self._data.close()
+            self._data = None
+            self.sync()  # the worker's answer (or the stream's end) says what happened; raised first
+            raise errors.ProtocolError(f"the upload of array {handle} failed on the data socket: {exc}") from None
 
     def _receive_data(self) -> np.ndarray | None:
         """A direct download: None when it did not happen (the answer says why).
@@ -235,10 +294,10 @@ class Session:
             complete = True
             return host
         except (OSError, EOFError, DecodeError) as exc:
-            self.closed = True
-            raise errors.LeaseLost(f"the data socket of lease {self.lease_id} failed: {exc}") from None
+            # The worker, or the daemon with it, may be gone: the stream tells which.
+            raise errors.ProtocolError(f"the data socket of lease {self.lease_id} failed: {exc}") from None
         finally:
-            if not complete and not self.closed:
+            if not complete:
                 self._data.close()
                 self._data = None
 
@@ -259,22 +318,69 @@ class Session:
             raise errors.LeaseLost(f"the remote session of lease {self.lease_id} is closed")
         self._outgoing.put(request)
 
-    def _requests(self) -> Iterator[pb.RemoteRequest]:
-        while True:
-            request = self._outgoing.get()
-            if request is None:
-                return
-            yield request
-
-    def _next_reply(self) -> pb.RemoteReply:
+    def _next_reply(self, resume: bool = True) -> pb.RemoteReply:
         try:
             return next(self._replies)
         except StopIteration:
             self.closed = True
             raise errors.LeaseLost(f"the GPU server ended the remote session of lease {self.lease_id}") from None
         except grpc.RpcError as exc:
-            self.closed = True
-            raise errors.LeaseLost(f"remote session of lease {self.lease_id}: {exc.details()}") from None
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or self._released or not resume:
+                self.closed = True
+                raise errors.LeaseLost(f"remote session of lease {self.lease_id}: {exc.details()}") from None
+        # The daemon went away (the worker, its child, with it): reopen on the one that comes back.
+        self._resume()
+        raise errors.ArrayLost(self.lost_message())
+
+    def _resume(self) -> None:
+        """Open the session again for the same lease, within its TTL; LeaseLost if that fails."""
+        self._end_stream()
+        if self._data is not None:
+            self._data.close()
+            self._data = None
+        went_away = time.time()
+        ttl = self.client.info.lease_ttl_s or 30.0
+        deadline = time.monotonic() + ttl
+        wait = RESUME_BACKOFF_S[0]
+        while True:
+            try:
+                client = self.client.clone()
+                outgoing, replies = self._open_stream(client)
+                first = next(replies)
+                break
+            except StopIteration:
+                self.closed = True
+                raise errors.LeaseLost(
+                    f"the remote session of lease {self.lease_id} ended: bitshared went away, and on its "
+                    "return ended the session"
+                ) from None
+            except grpc.RpcError as exc:
+                client.close()
+                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    self.closed = True
+                    raise errors.LeaseLost(
+                        f"the remote session of lease {self.lease_id} ended: bitshared went away, and on its "
+                        f"return refused to open the session again: {exc.details()}"
+                    ) from None
+            except BitshareError:
+                pass  # not listening yet
+            if time.monotonic() + wait > deadline:
+                self.closed = True
+                raise errors.LeaseLost(
+                    f"the remote session of lease {self.lease_id} ended: bitshared went away and did not come "
+                    f"back within the lease's TTL ({ttl:g}s)"
+                )
+            time.sleep(wait)
+            wait = min(wait * 2, RESUME_BACKOFF_S[1])
+        self.client.close()
+        self.client, self._outgoing, self._replies = client, outgoing, replies
+        self._restarted_at = time.strftime("%H:%M:%S", time.localtime(went_away))
+        self._lost_below = self.new_handle()  # every array made so far was held by the old worker
+        self._lost_since.clear()
+        self._ops, self._lazy, self._loss = [], {}, ""
+        self._answered = self._seq  # the new worker owes no answers
+        self.incarnation += 1
+        self._open_data_socket(first)
 
     def close(self) -> None:
         """End the stream here and wait for it, rather than leave it to the garbage collector at
@@ -283,6 +389,12 @@ class Session:
         if self._released:
             return
         self._released = self.closed = True
+        self._end_stream()
+        if self._data is not None:
+            self._data.close()
+        self.client.close()
+
+    def _end_stream(self) -> None:
         self._outgoing.put(None)
         call = self._replies
         call.cancel()  # type: ignore[attr-defined]
@@ -291,9 +403,14 @@ class Session:
             time.sleep(0.005)
         self._replies = iter(())
         del call  # finalised now, while gRPC's threads still run
-        if self._data is not None:
-            self._data.close()
-        self.client.close()
+
+
+def _requests(outgoing: queue.SimpleQueue[pb.RemoteRequest | None]) -> Iterator[pb.RemoteRequest]:
+    while True:
+        request = outgoing.get()
+        if request is None:
+            return
+        yield request
 
 
 _LENGTH = struct.Struct(">I")
@@ -324,4 +441,23 @@ def session() -> Session:
                 raise errors.LeaseLost(f"cannot reach the GPU server {server}: {exc}") from None
             _current[:] = [Session(client, lease_id)]
             atexit.register(_current[0].close)
+            _end_in_one_line()
         return _current[0]
+
+
+def _end_in_one_line() -> None:
+    """An uncaught LeaseLost or ArrayLost ends the program with its one line: the place in the
+    program where bitshared went away, or the lease ended, says nothing about why."""
+    previous = sys.excepthook
+    if getattr(previous, "bitshare", False):
+        return
+
+    def hook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+        if issubclass(kind, (errors.LeaseLost, errors.ArrayLost)):
+            sys.stderr.write(f"bitshare: {value}\n")
+            sys.stderr.flush()
+        else:
+            previous(kind, value, traceback)
+
+    hook.bitshare = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

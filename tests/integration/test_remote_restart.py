@@ -1,0 +1,167 @@
+"""A daemon killed with SIGKILL and restarted during a remote CuPy session: the session opens
+again on the daemon that comes back, with a new worker. Arrays made before are lost with the old
+worker's GPU memory: the sync under way and any later use of them raise ``ArrayLost`` (one line
+if uncaught); new arrays work; ``bitshare run`` releases the lease once the daemon is back."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from bitshare.v1 import bitshare_pb2 as pb
+
+from ..conftest import Daemon, finish, spawn_cli, wait_for
+
+TTL = 10.0  # long enough for a restart on a loaded machine, short enough to tell a release from an expiry
+
+LOOP = """
+import pathlib, sys
+import cupy as cp
+x = cp.ones(1024)
+steps = 0
+while True:
+    x = x * 1.0
+    assert float(x[0]) == 1.0  # a sync per step
+    steps += 1
+    if steps == 20:
+        pathlib.Path(sys.argv[1]).touch()
+"""
+
+RECOVERING = """
+import pathlib, sys
+import numpy as np
+import cupy as cp
+x = cp.ones(1024)
+big = cp.asarray(np.ones(300_000))  # 2.4 MB, on the data socket
+steps = 0
+try:
+    while True:
+        x = x * 1.0
+        assert float(x[0]) == 1.0
+        steps += 1
+        if steps == 20:
+            pathlib.Path(sys.argv[1]).touch()
+except cp.ArrayLost as exc:
+    print("interrupted:", exc)
+for use in (lambda: (x + 1).get(), lambda: float(big.sum()), lambda: x.shape, lambda: cp.unique(x).shape):
+    try:
+        print("used:", use())
+    except cp.ArrayLost as exc:
+        print("lost:", exc)
+fresh = cp.asarray(np.arange(300_000.0))
+print("fresh:", float(fresh.sum()), float((cp.arange(5) * 2).sum()))
+sys.exit(7)
+"""
+
+LOST = re.compile(
+    r"remote array lost: bitshared restarted at \d\d:\d\d:\d\d and the arrays its worker held on the GPU "
+    r"\(lease (?P<lease>\w+)\) went with it"
+)
+
+
+def run_through_a_restart(daemon: Daemon, tmp_path: Path, program: str) -> tuple[int, str, str, pb.Lease]:
+    err = tmp_path / "run.err"
+    running = tmp_path / "running"
+    proc = spawn_cli(
+        daemon, "run", "--remote", "-p", "0.25", "--", sys.executable, "-c", program, str(running), stderr_path=err
+    )
+    try:
+        wait_for(running.exists, 60, "the program to run its loop")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(err.read_text()) from None
+    with daemon.client() as client:
+        [lease] = client.all_leases()
+    daemon.kill9()
+    daemon.restart()
+    code, out = finish(proc, 60, err)
+    with daemon.client() as client:
+        ended = client.get(lease.id)
+    return code, out, err.read_text(), ended
+
+
+def test_an_uncaught_loss_ends_the_program_in_one_line_and_the_lease_is_released(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(TTL))
+    code, _, said, lease = run_through_a_restart(daemon, tmp_path, LOOP)
+    assert code == 1, said
+    assert "Traceback" not in said, said
+    [line] = [line for line in said.splitlines() if "lost" in line]
+    found = LOST.fullmatch(line.removeprefix("bitshare: "))
+    assert line.startswith("bitshare: ") and found and found["lease"] == lease.id, said
+    assert "could not release" not in said, said
+    assert lease.state == pb.LEASE_STATE_RELEASED, pb.LeaseState.Name(lease.state)
+
+
+def test_a_program_goes_on_after_a_restart_with_new_arrays(make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(TTL))
+    code, out, said, lease = run_through_a_restart(daemon, tmp_path, RECOVERING)
+    assert code == 7, said  # the program's own exit code
+    lines = out.splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == ["interrupted", "lost", "lost", "used", "lost", "fresh"], out
+    assert all(LOST.fullmatch(line.split(": ", 1)[1]) for line in lines if line.startswith(("interrupted", "lost")))
+    assert lines[3] == "used: (1024,)"  # what the client knows of a lost array stays known
+    assert lines[5] == f"fresh: {np_sum(300_000)} 20.0"
+    assert "could not release" not in said, said
+    assert lease.state == pb.LEASE_STATE_RELEASED, pb.LeaseState.Name(lease.state)
+    assert "remote.started" in daemon.log()  # a new worker, on the daemon that came back
+
+
+def np_sum(n: int) -> float:
+    return float(n * (n - 1) // 2)
+
+
+ENDS_WHILE_AWAY = """
+import os, pathlib, sys, time
+import cupy as cp
+print(float(cp.arange(4).sum()), flush=True)
+pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))
+go = pathlib.Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.02)
+"""
+
+
+def test_a_program_that_ends_while_the_daemon_is_away_has_its_lease_released_on_its_return(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(TTL))
+    err, started, go = tmp_path / "run.err", tmp_path / "pid", tmp_path / "go"
+    proc = spawn_cli(
+        daemon,
+        "run",
+        "--remote",
+        "-p",
+        "0.25",
+        "--",
+        sys.executable,
+        "-c",
+        ENDS_WHILE_AWAY,
+        str(started),
+        str(go),
+        stderr_path=err,
+    )
+    wait_for(lambda: started.exists() and started.read_text(), 60, "the program to start")
+    pid = int(started.read_text())
+    with daemon.client() as client:
+        [lease] = client.all_leases()
+    daemon.kill9()
+    go.touch()
+    wait_for(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        30,
+        "the program to end",
+    )
+    assert proc.poll() is None  # bitshare run is still trying to release
+    daemon.restart()
+    code, out = finish(proc, 60, err)
+    assert code == 0, err.read_text()
+    assert out.strip() == "6.0"
+    assert "could not release" not in err.read_text()
+    with daemon.client() as client:
+        assert client.get(lease.id).state == pb.LEASE_STATE_RELEASED
