@@ -10,6 +10,7 @@ import inspect
 import os
 import signal
 import ssl
+import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -196,6 +197,8 @@ def _check_tls_material(cert: Path, key: Path) -> None:
     except OSError as exc:
         raise ConfigError(f"cannot read the TLS key {key}: {exc.strerror}") from None
     _warn_of_validity(cert)
+    if key.stat().st_mode & stat.S_IROTH:  # anyone on this host could impersonate the daemon
+        log.warning("daemon.tls_key_readable", key=key, detail="the TLS private key is readable by every user")
 
 
 def _warn_of_validity(cert: Path) -> None:

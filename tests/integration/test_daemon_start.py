@@ -110,6 +110,20 @@ def test_an_expired_tls_certificate_starts_with_a_warning_and_its_date(make_daem
     assert time.strftime("%Y", time.gmtime()) in warning  # when it expired
 
 
+def test_a_tls_key_every_user_can_read_is_a_warning(make_daemon, tmp_path: Path) -> None:
+    key, cert = _key_and_cert(tmp_path, "shared")
+    key.chmod(0o644)
+    config = _tls_config(tmp_path, key, cert)
+    listen = f"127.0.0.1:{free_port()}"
+    daemon: Daemon = make_daemon("--config", str(config), "--simulate", "1x4GiB", "--listen", listen)
+    (warning,) = [line for line in daemon.log().splitlines() if "daemon.tls_key_readable" in line]
+    assert " warning " in warning and str(key) in warning, warning
+    key.chmod(0o600)
+    daemon.stop()
+    daemon.restart()
+    assert "daemon.tls_key_readable" not in daemon.log()
+
+
 # ----- stopping --------------------------------------------------------------------------
 
 HOLD_AND_EXIT_3 = """

@@ -236,6 +236,14 @@ def test_a_state_directory_that_is_a_file_stops_the_start_in_one_line(tmp_path: 
     assert state_dir.read_text() == "not a directory"
 
 
+def test_a_state_directory_of_another_user_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    os.chown(state_dir, 65534, 65534)  # its owner could swap in a state file of their own
+    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(state_dir), "owned by uid 65534")
+    assert list(state_dir.iterdir()) == []
+
+
 def test_a_missing_state_file_is_a_fresh_start(tmp_path: Path) -> None:
     store = Store(tmp_path / "state")
     try:
