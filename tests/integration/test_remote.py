@@ -3,6 +3,7 @@ interposer against NumPy, bad input on the wire, a crashing worker, and the work
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -536,3 +538,64 @@ def test_a_transfer_broken_off_part_way_leaves_the_session_usable(
             remote._current[0].close()
     with daemon.client() as client:
         client.release(lease.id)
+
+
+class CachingPool:
+    """A partition whose freed blocks stay cached and count against its limit until reclaimed, as
+    in CuPy's memory pool (an allocation past the limit fails without freeing the cache first)."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.live = 0
+        self.cached = 0
+        self.reclaimed = 0
+
+    @property
+    def used_bytes(self) -> int:
+        return self.live
+
+    def check_room(self, nbytes: int) -> None:
+        if self.live + nbytes > self.limit_bytes:
+            raise MemoryError(f"{nbytes} bytes do not fit")
+
+    def adopt(self, array: np.ndarray) -> np.ndarray:
+        if self.live + self.cached + array.nbytes > self.limit_bytes:
+            raise MemoryError(f"out of memory allocating {array.nbytes} bytes (cached ones count)")
+        self.live += array.nbytes
+        weakref.finalize(array, self._cache, array.nbytes)
+        return array
+
+    def _cache(self, nbytes: int) -> None:
+        self.live -= nbytes
+        self.cached += nbytes
+
+    def reclaim(self) -> bool:
+        freed, self.cached = self.cached, 0
+        self.reclaimed += freed
+        return freed > 0
+
+    def busy(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def set_limit(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+
+
+def test_cached_blocks_of_freed_arrays_do_not_count_against_the_partition() -> None:
+    from bitshare.daemon.remote.executor import Executor
+
+    pool = CachingPool(limit_bytes=5 * 8 * 1024)  # five arrays of 1,024 doubles
+    executor = Executor(np, pool)
+    first = Op(kind=Op.KIND_CALL, name="ones", args=[pb.RValue(int=1024)], out=[1])
+    steps = [
+        [
+            Op(kind=Op.KIND_CALL, name="multiply", args=[pb.RValue(handle=h), pb.RValue(float=2.0)], out=[h + 1]),
+            Op(kind=Op.KIND_FREE, args=[pb.RValue(handle=h)]),
+        ]
+        for h in range(1, 21)
+    ]
+    ops = [first, *(op for step in steps for op in step)]
+    [reply] = executor.batch(pb.RBatch(ops=ops, sync=True, seq=1))
+    assert not reply.result.HasField("error"), reply.result.error
+    assert executor.arrays[21][0] == 2.0**20
+    assert pool.reclaimed > 0 and pool.live == 8 * 1024

@@ -4,7 +4,9 @@
 partition (CuPy's pool limit, or the simulated GPU's pool) and is asked before anything
 is allocated for an upload. Operations run in order. The first failure since the last
 sync is kept and reported at the sync, and the operations after it are skipped (frees
-still happen), so the client raises at the line that synchronises.
+still happen), so the client raises at the line that synchronises. A pool that keeps freed
+blocks cached and counts them against its limit (CuPy's) gives them back when an operation
+does not fit, and the operation runs once more: only live arrays count against the partition.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from .data_channel import DataChannel
 CHUNK = 4 * 1024 * 1024
 MAX_HANDLES = 1_000_000
 Op = pb.ROp
+# Operations that only make new arrays (nothing changed in place): safe to run again.
+_REPEATABLE = (Op.KIND_CALL, Op.KIND_METHOD, Op.KIND_GETITEM, Op.KIND_LAUNCH)
 
 
 class Device(Protocol):
@@ -87,7 +91,7 @@ class Executor:
                 continue
             try:
                 with self.device.busy():
-                    yield from self._run(op)
+                    yield from self._run_reclaiming(op)
             except Exception as exc:
                 self._fail(index, op, exc)
                 self._skip(op)
@@ -116,6 +120,22 @@ class Executor:
             self._place(chunk.handle)
 
     # ----- operations -------------------------------------------------------------------
+
+    def _run_reclaiming(self, op: pb.ROp) -> Iterator[pb.RemoteReply]:
+        try:
+            yield from self._run(op)
+        except Exception as exc:
+            repeatable = op.kind in _REPEATABLE and op.out and error_type(exc) == "OutOfMemoryError"
+            if not (repeatable and self._reclaim()):
+                raise
+            for handle in op.out:
+                self.arrays.pop(handle, None)
+            yield from self._run(op)  # the cached blocks went back to the GPU: once more
+
+    def _reclaim(self) -> bool:
+        """Give the pool's cached, unused blocks back; True when there were any."""
+        reclaim = getattr(self.device, "reclaim", None)  # (a pool without a cache has nothing to give)
+        return bool(reclaim()) if reclaim is not None else False
 
     def _run(self, op: pb.ROp) -> Iterator[pb.RemoteReply]:
         kind = op.kind
@@ -242,7 +262,12 @@ class Executor:
 
     def _place(self, handle: int) -> None:
         upload = self._uploads.pop(handle)
-        array = self.xp.asarray(upload.host) if self.gpu else upload.host
+        try:
+            array = self.xp.asarray(upload.host) if self.gpu else upload.host
+        except Exception as exc:
+            if error_type(exc) != "OutOfMemoryError" or not self._reclaim():
+                raise
+            array = self.xp.asarray(upload.host)  # (check_room counted live arrays only: it fits now)
         self.device.adopt(array)
         self._hold(handle, array)
 

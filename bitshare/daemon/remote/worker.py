@@ -48,6 +48,15 @@ class CupyDevice:
     def adopt(self, array: Any) -> Any:
         return array  # CuPy's pool already counted it, and refused what did not fit
 
+    def reclaim(self) -> bool:
+        """Give cached blocks back to the GPU: CuPy counts them against the pool's limit and
+        refuses an allocation past it without freeing them first."""
+        cached = int(self.pool.total_bytes()) - self.used_bytes
+        if cached <= 0:
+            return False
+        self.pool.free_all_blocks()
+        return int(self.pool.total_bytes()) - self.used_bytes < cached
+
     def set_limit(self, limit_bytes: int) -> None:
         if limit_bytes < self.limit_bytes:
             self.pool.free_all_blocks()  # cached blocks above the new size go back to the device
