@@ -7,6 +7,7 @@ sync. Reading data (``get()``, ``float(x)``, ``print(x)``) is a sync point.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -38,7 +39,8 @@ class ndarray:
     def __del__(self) -> None:
         owner = getattr(self, "_session", None)
         if owner is not None and not owner.closed:
-            owner.free(self._handle)
+            known = getattr(self, "_shape", None) is not None and getattr(self, "_dtype", None) is not None
+            owner.free(self._handle, math.prod(self._shape) * self._dtype.itemsize if known else None)
 
     def _set_meta(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self._shape, self._dtype = shape, dtype

@@ -39,6 +39,11 @@ CHUNK = 4 * 1024 * 1024
 RESUME_BACKOFF_S = (0.05, 1.0)  # first and longest wait between tries to reopen after a restart
 CLOSE_WAIT_S = 5.0  # close(): how long the cancelled stream may take to finish
 MAX_QUEUED = 4096  # operations sent without waiting once this many are queued
+# Dropped arrays go ahead of the next operation once this many bytes (an array of unknown size
+# counts as this many) or arrays wait: the worker holds little that is dead, and small arrays
+# dropped one by one do not cost an operation each.
+FREE_AHEAD_BYTES = 1 << 20
+FREE_AHEAD_COUNT = 256
 Op = pb.ROp
 
 
@@ -61,6 +66,7 @@ class Session:
         # Appended by the garbage collector (any thread, any moment): no lock, no I/O. They go
         # ahead of the next operation queued, so the worker frees them in the same batch.
         self._frees: collections.deque[int] = collections.deque()
+        self._freed_bytes = 0  # of the arrays in _frees (roughly: the collector may add meanwhile)
         self._lazy: dict[int, weakref.ref[Any]] = {}  # arrays whose meta the worker will tell
         self._seq = 0  # of the last synced batch sent
         self._answered = 0  # seq of the last answer read (behind _seq - 1: a sync was interrupted)
@@ -93,7 +99,8 @@ class Session:
 
     def queue(self, op: pb.ROp) -> None:
         with self._lock:
-            self._queue_frees()
+            if self._freed_bytes >= FREE_AHEAD_BYTES or len(self._frees) >= FREE_AHEAD_COUNT:
+                self._queue_frees()
             if self._lost_below and self._uses_lost(op):
                 self._lost_since.update(op.out)  # its results are lost as well; nothing is sent
                 self._loss = self.lost_message()
@@ -102,14 +109,17 @@ class Session:
             if len(self._ops) >= MAX_QUEUED:
                 self._send_batch(sync=False)
 
-    def free(self, handle: int) -> None:
-        """Called by the garbage collector: no I/O here, the handle goes ahead of the next operation."""
+    def free(self, handle: int, nbytes: int | None) -> None:
+        """Called by the garbage collector: no I/O here, the handle goes ahead of a later operation
+        in the same batch (the next one, for a large array)."""
         self._frees.append(handle)
+        self._freed_bytes += FREE_AHEAD_BYTES if nbytes is None else nbytes
 
     def _queue_frees(self) -> None:
         """Queue the arrays dropped so far, in order with the work: a loop that replaces an
         array holds two on the worker, not one per iteration until the next sync."""
         handles = []
+        self._freed_bytes = 0
         while self._frees:
             handle = self._frees.popleft()  # (popleft is atomic: none is lost to a race)
             if handle < self._lost_below or handle in self._lost_since:
