@@ -440,6 +440,10 @@ attempt("asarray", lambda: cp.asarray(np.array([1, None], dtype=object)))
 attempt("astype", lambda: x.astype("U5"))
 attempt("like", lambda: cp.zeros_like(x, dtype=object))
 attempt("typed", lambda: cp.zeros(3, dtype=np.str_))
+attempt("arange", lambda: cp.arange(3, dtype="U5"))
+attempt("linspace", lambda: cp.linspace(0, 1, 3, dtype="U5"))
+attempt("eye", lambda: cp.eye(2, dtype="S1"))
+attempt("keyword", lambda: cp.cumsum(x, dtype=object))
 attempt("big-endian input", lambda: cp.asarray(np.arange(3, dtype=">f8")) + 0)
 attempt("view", lambda: x.view("U2").get())
 attempt("worker error", lambda: cp.linalg.inv(cp.zeros((2, 2))).get())
@@ -479,6 +483,10 @@ def test_unsupported_dtypes_are_refused_as_cupy_refuses_them_and_the_session_goe
     assert said["astype"] == "ValueError Unsupported dtype <U5"
     assert said["like"] == "ValueError Unsupported dtype object"
     assert said["typed"] == "ValueError Unsupported dtype <U0"
+    assert said["arange"] == "ValueError Unsupported dtype <U5"
+    assert said["linspace"] == "ValueError Unsupported dtype <U5"
+    assert said["eye"] == "ValueError Unsupported dtype |S1"
+    assert said["keyword"] == "ValueError Unsupported dtype object"
     assert said["big-endian"] == "input made float64"
     assert said["view"].startswith("ValueError Unsupported dtype <U2")
     assert said["worker"].startswith("error LinAlgError")

@@ -429,6 +429,8 @@ def _queue(
     for found in metas:
         if found is not None:
             wire.cupy_dtype(found[1])  # refused here, as CuPy refuses it, before anything is queued
+    if kwargs.get("dtype") is not None:
+        wire.cupy_dtype(kwargs["dtype"])  # (a result the worker will describe: refused all the same)
     owner = session()
     args = [_operand(owner, a) for a in args]
     kwargs = {k: _operand(owner, v) for k, v in kwargs.items()}

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...v1 import bitshare_pb2 as pb
-from .. import catalog
+from .. import catalog, wire
 from . import meta as rules
 from .array import (
     _queue,
@@ -133,6 +133,8 @@ def full_like(
 
 
 def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) -> ndarray:
+    if dtype is not None:
+        wire.cupy_dtype(dtype)  # CuPy's refusal, before NumPy's own on the host
     args = [a for a in (start, stop, step) if a is not None] if step is not None or stop is not None else [start]
     found = None
     bounds = (0, start) if stop is None else (start, stop)
@@ -147,6 +149,8 @@ def linspace(
 ) -> Any:
     if retstep:
         raise NotImplementedError("cupy.linspace(retstep=True) is not supported by bitshare's remote CuPy")
+    if dtype is not None:
+        wire.cupy_dtype(dtype)
     found = None
     if num <= ARANGE_ON_HOST and not isinstance(start, ndarray) and not isinstance(stop, ndarray):
         host = np.linspace(start, stop, num, endpoint=endpoint, dtype=dtype)
