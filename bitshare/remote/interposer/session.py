@@ -60,6 +60,9 @@ class Session:
         self.client = client
         self.lease_id = lease_id
         self.incarnation = 0  # the worker this session speaks to: 1 more after each reopening
+        # Asked now, while the daemon answers: a reopening goes by them.
+        self._ttl_s = client.info.lease_ttl_s or 30.0
+        self._daemon_started = client.info.started_at.ToNanoseconds()
         self._outgoing, self._replies = self._open_stream(client)
         self._handles = itertools.count(1)
         self._ops: list[pb.ROp] = []
@@ -81,7 +84,7 @@ class Session:
         self._lost_below = 0  # arrays with handles below this were held by a worker that is gone
         self._lost_since: set[int] = set()  # made since, from lost arrays: never sent
         self._loss = ""  # what the next sync raises (a lost array was used), or ""
-        self._restarted_at = ""
+        self._why_lost = ""  # how the old worker went (a restart, or a broken connection) and when
         self._open_data_socket(self._next_reply(resume=False))
 
     def _open_stream(
@@ -134,8 +137,8 @@ class Session:
 
     def lost_message(self) -> str:
         return (
-            f"remote array lost: bitshared restarted at {self._restarted_at} and the arrays its worker held "
-            f"on the GPU (lease {self.lease_id}) went with it"
+            f"remote array lost: {self._why_lost} and the arrays its worker held on the GPU "
+            f"(lease {self.lease_id}) went with it"
         )
 
     def _uses_lost(self, op: pb.ROp) -> bool:
@@ -349,7 +352,7 @@ class Session:
             self._data.close()
             self._data = None
         went_away = time.time()
-        ttl = self.client.info.lease_ttl_s or 30.0
+        ttl = self._ttl_s
         deadline = time.monotonic() + ttl
         wait = RESUME_BACKOFF_S[0]
         while True:
@@ -384,13 +387,26 @@ class Session:
             wait = min(wait * 2, RESUME_BACKOFF_S[1])
         self.client.close()
         self.client, self._outgoing, self._replies = client, outgoing, replies
-        self._restarted_at = time.strftime("%H:%M:%S", time.localtime(went_away))
+        self._why_lost = self._what_happened(went_away)
         self._lost_below = self.new_handle()  # every array made so far was held by the old worker
         self._lost_since.clear()
         self._ops, self._lazy, self._loss = [], {}, ""
         self._answered = self._seq  # the new worker owes no answers
         self.incarnation += 1
         self._open_data_socket(first)
+
+    def _what_happened(self, went_away: float) -> str:
+        """A restart (the daemon started again) or a connection that broke, and when."""
+        try:
+            started = self.client.server_info().started_at.ToNanoseconds()
+        except BitshareError:
+            started = 0
+        if started and started != self._daemon_started:
+            self._daemon_started = started
+            return f"bitshared restarted at {_clock(started / 1e9)}"
+        if started:
+            return f"the session's connection to bitshared broke at {_clock(went_away)}"
+        return f"bitshared went away at {_clock(went_away)}"
 
     def close(self) -> None:
         """End the stream here and wait for it, rather than leave it to the garbage collector at
@@ -413,6 +429,10 @@ class Session:
             time.sleep(0.005)
         self._replies = iter(())
         del call  # finalised now, while gRPC's threads still run
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 def _requests(outgoing: queue.SimpleQueue[pb.RemoteRequest | None]) -> Iterator[pb.RemoteRequest]:
