@@ -5,8 +5,11 @@ if uncaught); new arrays work; ``bitshare run`` releases the lease once the daem
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import psutil
 
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, finish, spawn_cli, wait_for
+from ..conftest import Daemon, finish, free_port, make_token, spawn_cli, wait_for
 
 TTL = 10.0  # long enough for a restart on a loaded machine, short enough to tell a release from an expiry
 
@@ -165,3 +168,82 @@ def test_a_program_that_ends_while_the_daemon_is_away_has_its_lease_released_on_
     assert "could not release" not in err.read_text()
     with daemon.client() as client:
         assert client.get(lease.id).state == pb.LEASE_STATE_RELEASED
+
+
+class CuttableProxy:
+    """A TCP relay to the daemon whose open connections can be cut at once, as a network that
+    fails for a moment would; it goes on taking new ones."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self.listener.accept()
+                far = socket.create_connection(self.upstream)
+            except OSError:
+                return
+            with self.lock:
+                self.connections += [near, far]
+            for source, target in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(1 << 16):
+                target.sendall(data)
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self.lock:
+            cut, self.connections = self.connections, []
+        for sock in cut:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def test_a_broken_connection_reopens_the_session_on_the_same_daemon(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.toml"
+    token = make_token(tokens, "ci", "client")
+    port = free_port()
+    daemon = make_daemon(
+        "--simulate", "1x16GiB", "--lease-ttl", str(TTL), "--listen", f"127.0.0.1:{port}", "--tokens-file", str(tokens)
+    )
+    proxy = CuttableProxy(("127.0.0.1", port))
+    err, running = tmp_path / "run.err", tmp_path / "running"
+    try:
+        proc = spawn_cli(
+            daemon,
+            *("run", "--remote", "-p", "0.25", "--", sys.executable, "-c", RECOVERING, str(running)),
+            server=f"127.0.0.1:{proxy.port}",
+            env={**daemon.env, "BITSHARE_TOKEN": token},
+            stderr_path=err,
+        )
+        wait_for(running.exists, 60, "the program to run its loop")
+        proxy.cut()
+        code, out = finish(proc, 60, err)
+    finally:
+        proxy.close()
+    assert code == 7, err.read_text()
+    lines = out.splitlines()
+    assert lines[0].startswith("interrupted: remote array lost: the session's connection to bitshared broke at "), out
+    assert lines[-1] == f"fresh: {np_sum(300_000)} 20.0", out
+    with daemon.client() as client:
+        [lease] = client.all_leases(include_ended=True)
+    assert lease.state == pb.LEASE_STATE_RELEASED, pb.LeaseState.Name(lease.state)
+    assert daemon.log().count("remote.started") == 2  # a second worker, on the same daemon

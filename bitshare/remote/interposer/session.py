@@ -369,7 +369,7 @@ class Session:
                 ) from None
             except grpc.RpcError as exc:
                 client.close()
-                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                if not _worth_retrying(exc):
                     self.closed = True
                     raise errors.LeaseLost(
                         f"the remote session of lease {self.lease_id} ended: bitshared went away, and on its "
@@ -429,6 +429,15 @@ class Session:
             time.sleep(0.005)
         self._replies = iter(())
         del call  # finalised now, while gRPC's threads still run
+
+
+def _worth_retrying(exc: grpc.RpcError) -> bool:
+    """The daemon is not back yet, or (the connection broke, the daemon stayed) it has not yet
+    ended the old session."""
+    code = exc.code()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return True
+    return code == grpc.StatusCode.FAILED_PRECONDITION and "already has a remote session" in (exc.details() or "")
 
 
 def _clock(at: float) -> str:
