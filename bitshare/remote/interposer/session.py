@@ -67,7 +67,7 @@ class Session:
         self._handles = itertools.count(1)
         self._ops: list[pb.ROp] = []
         # Appended by the garbage collector (any thread, any moment): no lock, no I/O. They go
-        # ahead of the next operation queued, so the worker frees them in the same batch.
+        # ahead of a later operation (FREE_AHEAD_*), so the worker frees them in the same batch.
         self._frees: collections.deque[int] = collections.deque()
         self._freed_bytes = 0  # of the arrays in _frees (roughly: the collector may add meanwhile)
         self._lazy: dict[int, weakref.ref[Any]] = {}  # arrays whose meta the worker will tell
@@ -120,7 +120,7 @@ class Session:
 
     def _queue_frees(self) -> None:
         """Queue the arrays dropped so far, in order with the work: a loop that replaces an
-        array holds two on the worker, not one per iteration until the next sync."""
+        array holds a few on the worker, not one per iteration until the next sync."""
         handles = []
         self._freed_bytes = 0
         while self._frees:
