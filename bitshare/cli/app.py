@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 from ..errors import EXIT_USAGE, BitshareError
 from . import admin_cmds, bench_cmds, info_cmds, lease_cmds, token_cmds  # noqa: F401  (the commands register themselves)
 from .base import app
+from .output import note
 
 __all__ = ["app", "run"]
 
@@ -26,19 +27,19 @@ def run(argv: list[str] | None = None) -> None:
         exc.show()
         code = EXIT_USAGE
     except click_errors.UsageError as exc:
-        sys.stderr.write(f"bitshare: error: {usage_message(exc)}\n")
+        note(f"error: {usage_message(exc)}")
         code = EXIT_USAGE
     except click_errors.ClickException as exc:
-        sys.stderr.write(f"bitshare: error: {exc.format_message()}\n")
+        note(f"error: {exc.format_message()}")
         code = exc.exit_code
     except typer.Abort:  # end of input at a prompt
-        sys.stderr.write("bitshare: aborted\n")
+        note("aborted")
         code = 1
     except BitshareError as exc:
-        sys.stderr.write(f"bitshare: error: {exc}\n")
+        note(f"error: {exc}")  # its text may be a daemon's: note() makes it printable
         code = exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("bitshare: interrupted\n")
+        note("interrupted")
         code = 130
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .output import say
 from .render import to_json
 from .session import CliState
 
@@ -58,5 +59,8 @@ def wants_json(ctx: typer.Context, json_flag: bool) -> bool:
 
 
 def emit(ctx: typer.Context, json_flag: bool, data: object, text: str) -> None:
-    """Print ``data`` as JSON (see :func:`render.to_json`) when asked to, else ``text``."""
-    typer.echo(to_json(data) if wants_json(ctx, json_flag) else text)
+    """Print ``data`` as JSON (see :func:`render.to_json`) when asked to, else ``text`` (made printable)."""
+    if wants_json(ctx, json_flag):
+        typer.echo(to_json(data))
+    else:
+        say(text)

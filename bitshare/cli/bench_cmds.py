@@ -14,7 +14,9 @@ from .. import __version__
 from ..bench import report
 from ..bench.seed import LOADS, BenchError, Plan, builtin_workloads, run_seed, user_workloads
 from ..errors import UsageError
+from ..present.printable import printable
 from .base import JSON, app, emit, state
+from .output import note, say
 
 bench_app = typer.Typer(no_args_is_help=True, help="Experiments through real leases.")
 app.add_typer(bench_app, name="bench")
@@ -66,7 +68,7 @@ def seed(
     )
     device = gpus[gpu]
     label = "CPU-simulated: NumPy in the daemon's worker, not a GPU" if device.simulated else "NVIDIA GPU"
-    typer.echo(
+    say(
         f"seed experiment: {len(chosen)} workloads x {plan.share:.0%} of GPU {gpu} ({device.name}) on "
         f"{client.address}, about {plan.seconds() / 60:.1f} min; results in {out}",
         err=True,
@@ -97,9 +99,9 @@ def seed(
     try:
         plots = report.write_plots(data, out)
     except ImportError:
-        typer.echo("bitshare: no plots: install matplotlib (pip install 'bitshare[bench]')", err=True)
+        note("no plots: install matplotlib (pip install 'bitshare[bench]')")
         plots = []
-    typer.echo(f"written: {', '.join(str(p) for p in [out / 'seed.json', *plots])}", err=True)
+    say(f"written: {', '.join(str(p) for p in [out / 'seed.json', *plots])}", err=True)
 
 
 def _names(text: str) -> list[str] | None:
@@ -108,7 +110,7 @@ def _names(text: str) -> list[str] | None:
 
 
 def _progress(what: str, left_s: float) -> None:
-    line = f"[{left_s / 60:4.1f} min left] {what}"
+    line = printable(f"[{left_s / 60:4.1f} min left] {what}")
     if sys.stderr.isatty():
         print(f"\r\x1b[2K{line}", end="", file=sys.stderr, flush=True)
     else:

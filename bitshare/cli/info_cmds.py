@@ -16,8 +16,11 @@ from ..errors import BitshareError, Unreachable
 from ..v1 import bitshare_pb2 as pb
 from .base import JSON, app, emit, state, wants_json
 from .options import seconds
+from .output import say
 from .render import gpus_table, leases_table, tagged, to_json
 from .render import smi as smi_text
+
+CLEAR_SCREEN = "\x1b[H\x1b[2J"  # smi --watch redraws from the top
 
 
 @app.command("list-gpus")
@@ -49,7 +52,9 @@ def smi(
                 points = {gpu.index: history[(server, gpu.index)] for gpu in gpus}
                 leases = client.all_leases() if info.caller_role == pb.ROLE_ADMIN else client.my_leases()
                 texts.append(smi_text(server, info, gpus, leases, points))
-            typer.echo(("\x1b[H\x1b[2J" if watch else "") + "\n\n".join(texts))
+            if watch:
+                typer.echo(CLEAR_SCREEN, nl=False)
+            say("\n\n".join(texts))
         if watch <= 0:
             return
         time.sleep(watch)

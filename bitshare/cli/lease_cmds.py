@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from ..errors import BitshareError, NotFound, UsageError
@@ -11,6 +9,7 @@ from ..remote.launcher import run_command, run_in_session, wait_for_grant
 from ..v1 import bitshare_pb2 as pb
 from .base import JSON, app, emit, state, wants_json
 from .options import build_request, positive_seconds, seconds
+from .output import note
 from .render import to_json
 from .session import SessionLease, forget_session, save_session, session_leases
 
@@ -106,7 +105,7 @@ def request_gpus(
         raise
     if others:
         held = ", ".join(other.lease_id for other in others)
-        sys.stderr.write(f"bitshare: also holding session lease {held} (release-gpus releases the latest first)\n")
+        note(f"also holding session lease {held} (release-gpus releases the latest first)")
     emit(ctx, json_output, lease, lease.id)
 
 
@@ -123,7 +122,7 @@ def client(
     seconds("--kill-grace", kill_grace)
     client, lease_id = state(ctx).session(lease)
     if lease is None and len(held := session_leases()) > 1:
-        sys.stderr.write(f"bitshare: on session lease {lease_id}, the latest of {len(held)} (--lease ID for another)\n")
+        note(f"on session lease {lease_id}, the latest of {len(held)} (--lease ID for another)")
     raise typer.Exit(run_in_session(client, lease_id, command, kill_grace_s=kill_grace, agent=agent, remote=remote))
 
 
@@ -156,6 +155,6 @@ def release_gpus(
         if not wants_json(ctx, json_output):
             held = ", ".join(other.lease_id for other in remaining)
             more = f"; still held: {held} (release-gpus --lease ID, or --all)" if remaining and not every else ""
-            sys.stderr.write(f"bitshare: lease {lease_id} released{more}\n")
+            note(f"lease {lease_id} released{more}")
     if wants_json(ctx, json_output):
         typer.echo(to_json({"released": released, "still_held": [other.lease_id for other in remaining]}))

@@ -12,6 +12,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from ..present.printable import printable
 from ..tui.gpu_lines import gpu_lines
 from ..v1 import bitshare_pb2 as pb
 
@@ -78,7 +79,8 @@ def tagged(items: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
+    """Rows under their headers in aligned columns; a line break in a cell is a space (one row a line)."""
+    cells = [[printable(str(c)) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells]

@@ -7,7 +7,6 @@ import fcntl
 import json
 import os
 import stat
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from ..client import Client, connect
 from ..config import ConfigError, load_client_config, split_servers
 from ..errors import EXIT_CONFIG, EXIT_UNAVAILABLE, BitshareError, Denied, NotFound, Unreachable, UsageError
 from ..remote.embedded import ensure_embedded, running_embedded, system_daemon
+from .output import note
 
 Credentials = tuple[str, str, bool]  # token, TLS CA file, plaintext TCP allowed off loopback
 
@@ -63,7 +63,7 @@ class CliState:
         if not self._clients:
             raise failures[0] if len(failures) == 1 else Unreachable(f"no daemon of the pool answers: {servers}")
         for failure in failures:
-            sys.stderr.write(f"bitshare: skipping: {failure}\n")
+            note(f"skipping: {failure}")
         return self._clients
 
     def client(self, start_embedded: bool = True) -> Client:
@@ -109,7 +109,7 @@ class CliState:
         if started:
             info = client.info
             what = "SIMULATED GPU (CPU-backed)" if info.simulated else f"{info.backend} GPUs"
-            sys.stderr.write(f"bitshare: started a per-user bitshared on {server} with {info.gpu_count} {what}\n")
+            note(f"started a per-user bitshared on {server} with {info.gpu_count} {what}")
         return client
 
     def close(self) -> None:
@@ -231,6 +231,6 @@ def forget_session(lease_id: str) -> list[SessionLease]:
     except Denied:
         return []  # no session file of this user's: nothing of theirs to forget
     except OSError as exc:  # the lease is given back all the same; only the record is stale
-        sys.stderr.write(f"bitshare: warning: cannot update {_session_file()}: {exc.strerror}\n")
+        note(f"warning: cannot update {_session_file()}: {exc.strerror}")
         return []
     return remaining

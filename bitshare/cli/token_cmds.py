@@ -14,6 +14,7 @@ from ..config import ConfigError
 from ..daemon.auth import ROLES, hash_token, load_tokens, new_token
 from ..errors import EXIT_CONFIG, BitshareError, UsageError
 from .base import JSON, app, emit
+from .output import say
 
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for clients and admins on TCP.")
 app.add_typer(token_app, name="token")
@@ -50,6 +51,4 @@ def create(
     except OSError as exc:
         raise BitshareError(f"cannot write {tokens_file}: {exc.strerror}") from None
     emit(ctx, json_output, {"name": name, "role": role, "file": str(tokens_file), "token": token}, token)
-    typer.echo(
-        f"bitshare: token {name!r} ({role}) added to {tokens_file}; reload bitshared (SIGHUP) to use it", err=True
-    )
+    say(f"bitshare: token {name!r} ({role}) added to {tokens_file}; reload bitshared (SIGHUP) to use it", err=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bitshare.tui.printable import MARK, make_printable, printable
+from bitshare.present.printable import MARK, make_printable, printable, printable_lines
 from bitshare.v1 import bitshare_pb2 as pb
 
 
@@ -12,6 +12,11 @@ def test_controls_become_marks_and_line_breaks_spaces() -> None:
     assert printable("one\ttwo\nthree\r\x00") == f"one two three {MARK}"
     assert printable("left\u202eright\u2066") == f"left{MARK}right{MARK}"  # bidi overrides reorder text
     assert printable("GPU 0: 20 GiB · 61% ▁▂█ é") == "GPU 0: 20 GiB · 61% ▁▂█ é"
+
+
+def test_lines_keep_their_breaks_and_lose_their_controls() -> None:
+    assert printable_lines("LEASE  COMMAND\nab12   job\x1b[2J\r\u202e") == f"LEASE  COMMAND\nab12   job{MARK}[2J {MARK}"
+    assert printable_lines("plain\n\nlines") == "plain\n\nlines"
 
 
 def test_every_string_in_a_snapshot_is_made_printable() -> None:

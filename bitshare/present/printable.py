@@ -1,4 +1,4 @@
-"""Text from daemons made safe to draw (pure: no Textual).
+"""Text from clients and daemons made safe to show on a terminal (pure: no UI).
 
 A lease's command and client host, process names and error details come from whoever made them:
 any client. Drawn as they are, an escape sequence among them would reach the admin's terminal and
@@ -36,3 +36,8 @@ def make_printable(message: Message) -> Message:
             for item in value if field.label == FieldDescriptor.LABEL_REPEATED else (value,):
                 make_printable(item)
     return message
+
+
+def printable_lines(text: str) -> str:
+    """``text`` with its line breaks kept and each line made :func:`printable`."""
+    return "\n".join(printable(line) for line in text.split("\n"))

@@ -1,0 +1,1 @@
+"""UI-free text for GPUs and leases, shared by the CLI and the console."""
