@@ -15,6 +15,7 @@ from ..bench import report
 from ..bench.seed import LOADS, BenchError, Plan, builtin_workloads, run_seed, user_workloads
 from ..errors import UsageError
 from ..present.printable import printable
+from ..remote.environment import credentials_environment
 from .base import JSON, app, emit, state
 from .output import note, say
 
@@ -54,9 +55,7 @@ def seed(
         raise UsageError("--bare needs a real GPU: the built-in workloads reach simulated GPUs only through leases")
     out = out or Path(f"bitshare-seed-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    settings = state(ctx)
-    env = dict(os.environ)
-    env.update({k: v for k, v in (("BITSHARE_TOKEN", settings.token), ("BITSHARE_TLS_CA", settings.tls_ca)) if v})
+    env = {**os.environ, **credentials_environment(*client.credentials)}  # the workloads reach it as we do
     plan = Plan(
         workloads=chosen,
         loads=LOADS if load == "both" else (load,),

@@ -63,10 +63,16 @@ def remote_environment(
     """Make the command's ``import cupy`` give bitshare's remote CuPy, reaching the lease's worker
     with the launcher's own credentials (and its leave to use plaintext TCP off loopback)."""
     python_path = env.get("PYTHONPATH", "")
-    out = {
+    return {
         "BITSHARE_REMOTE": "1",
         "PYTHONPATH": str(CUPY_SHIM) + (":" + python_path if python_path else ""),
+        **credentials_environment(token, tls_ca, allow_insecure_tcp),
     }
+
+
+def credentials_environment(token: str, tls_ca: str, allow_insecure_tcp: bool) -> dict[str, str]:
+    """The variables that give a child bitshare client these settings (those that are set)."""
+    out = {}
     if token:
         out["BITSHARE_TOKEN"] = token
     if tls_ca:

@@ -10,7 +10,8 @@ from xml.etree import ElementTree
 from bitshare.bench.report import check_consistency
 from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, run_cli
+from ..conftest import Daemon, free_port, make_token, run_cli
+from .test_client_security import non_loopback_address
 
 
 def test_a_short_seed_run_writes_consistent_results_and_plots(daemon: Daemon, tmp_path: Path) -> None:
@@ -75,3 +76,20 @@ def test_bad_options_are_refused_before_anything_runs(daemon: Daemon, tmp_path: 
     assert not (tmp_path / "never").exists()
     with daemon.client() as client:
         assert not client.all_leases(include_ended=True)
+
+
+def test_the_workloads_reach_a_plaintext_daemon_off_loopback_as_seed_does(make_daemon, tmp_path: Path) -> None:
+    host = non_loopback_address()
+    tokens = tmp_path / "tokens.toml"
+    token = make_token(tokens, "alice", "client")
+    server = f"{host}:{free_port()}"
+    daemon: Daemon = make_daemon(
+        "--simulate", "1x16GiB", "--listen", server, "--allow-insecure-tcp", "--tokens-file", str(tokens)
+    )
+    program = "sh -c 'echo ready; while read line; do echo \"done 1\"; done'"
+    out = tmp_path / "mine"
+    args = ("--token", token, "--allow-insecure-tcp", "bench", "seed", "--load", "heavy", "--duration", "1")
+    result = run_cli(daemon, *args, "--workload", program, "--out", str(out), server=server)
+    assert result.returncode == 0, result.stderr + "".join(p.read_text() for p in (out / "logs").glob("*.log"))
+    (window,) = json.loads((out / "seed.json").read_text())["loads"]["heavy"]["sequential"]
+    assert window["samples"] > 0
