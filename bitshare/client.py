@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from . import paths, transport
 from .address import Address, parse_address
@@ -48,22 +50,50 @@ class LeaseRequest:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_pb(self) -> pb.RequestLeaseRequest:
-        spec = pb.LeaseSpec(
-            gpu_count=self.gpu_count,
-            compute_pct=self.compute_pct,
-            filter=pb.GpuFilter(name=self.name, min_memory_mib=self.min_memory_mib, indices=self.indices),
-            priority=self.priority,
-            wait=self.wait,
-            wait_timeout_s=self.wait_timeout_s,
-            ttl_s=self.ttl_s,
-        )
-        if self.fraction is not None:
-            spec.fraction = self.fraction
-        if self.memory_mib is not None:
-            spec.memory_mib = self.memory_mib
-        return pb.RequestLeaseRequest(
-            request_id=self.request_id, spec=spec, client_host=socket.gethostname(), command=self.command[:4096]
-        )
+        """The request as sent; a value the message cannot carry (a number out of its field's
+        range, a wrong type) is a :class:`UsageError` that names the field."""
+        if self.fraction is not None and self.memory_mib is not None:
+            raise UsageError("give LeaseRequest fraction or memory_mib, not both")
+        message = pb.RequestLeaseRequest(client_host=socket.gethostname())
+        spec = message.spec
+        for name in ("gpu_count", "compute_pct", "priority", "wait", "wait_timeout_s", "ttl_s"):
+            _put(spec, name, getattr(self, name))
+        for name in ("fraction", "memory_mib"):
+            if getattr(self, name) is not None:
+                _put(spec, name, getattr(self, name))
+        for name in ("name", "min_memory_mib", "indices"):
+            _put(spec.filter, name, getattr(self, name))
+        _put(message, "request_id", self.request_id)
+        _put(message, "command", self.command)
+        message.command = message.command[:4096]
+        return message
+
+
+_INTEGER_RANGES = {
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+}
+
+
+def _put(message: Message, name: str, value: object) -> None:
+    """Set field ``name`` of ``message`` (LeaseRequest's field of that name) to ``value``.
+
+    Protobuf's own errors ("Value out of range: -1") name neither the field nor its range."""
+    field = message.DESCRIPTOR.fields_by_name[name]
+    repeated = field.label == FieldDescriptor.LABEL_REPEATED
+    bounds = _INTEGER_RANGES.get(field.type)
+    for item in value if repeated and isinstance(value, (list, tuple)) else (value,):
+        if bounds is not None and isinstance(item, int) and not bounds[0] <= item <= bounds[1]:
+            raise UsageError(f"LeaseRequest.{name} must be between {bounds[0]} and {bounds[1]}, got {item}")
+    try:
+        if repeated:
+            getattr(message, name).extend(value)
+        else:
+            setattr(message, name, value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"LeaseRequest.{name}: {' '.join(str(exc).split())}") from None
 
 
 def trusted_local_address(address: Address) -> Address:

@@ -1,6 +1,6 @@
 """Request flags shared by ``run`` and ``request-gpus``, and the range checks of every number the
-CLI sends: each is checked here, before anything is sent (protobuf refuses an out-of-range field
-on this side with a bare ValueError)."""
+CLI sends: each is checked here, before anything is sent, so that the error names the flag
+(LeaseRequest.to_pb refuses an out-of-range number too, but names its field)."""
 
 from __future__ import annotations
 
