@@ -426,3 +426,31 @@ def test_the_console_takes_the_insecure_tcp_setting(make_daemon, tmp_path: Path)
         assert next(allowed.snapshots(0.1)).server.caller == "token:ops"
     finally:
         allowed.stop()
+
+
+def test_a_remote_program_takes_the_insecure_tcp_setting_of_its_bitshare_run(make_daemon, tmp_path: Path) -> None:
+    """The program's own connection (remote CuPy) follows what its ``bitshare run`` was allowed."""
+    host = non_loopback_address()
+    tokens = tmp_path / "tokens.toml"
+    token = make_token(tokens, "alice", "client")
+    port = free_port()
+    daemon: Daemon = make_daemon(
+        "--simulate", "1x16GiB", "--listen", f"{host}:{port}", "--allow-insecure-tcp", "--tokens-file", str(tokens)
+    )
+    program = "import cupy; print(float(cupy.arange(10.0).sum()))"
+    done = cli(
+        {**daemon.env, "BITSHARE_TOKEN": token},
+        "--server",
+        f"{host}:{port}",
+        "--allow-insecure-tcp",
+        "run",
+        "--remote",
+        "-p",
+        "0.25",
+        "--",
+        sys.executable,
+        "-c",
+        program,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "45.0"

@@ -475,7 +475,12 @@ def session() -> Session:
                     "bitshare's CuPy runs arrays on a GPU server: start the program with `bitshare run --remote`"
                 )
             try:
-                client = connect(server, os.environ.get("BITSHARE_TOKEN", ""), os.environ.get("BITSHARE_TLS_CA", ""))
+                client = connect(
+                    server,
+                    os.environ.get("BITSHARE_TOKEN", ""),
+                    os.environ.get("BITSHARE_TLS_CA", ""),
+                    allow_insecure_tcp=os.environ.get("BITSHARE_ALLOW_INSECURE_TCP") == "1",
+                )
             except BitshareError as exc:
                 raise errors.LeaseLost(f"cannot reach the GPU server {server}: {exc}") from None
             _current[:] = [Session(client, lease_id)]
