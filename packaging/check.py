@@ -235,7 +235,7 @@ def lease_state(machine: Machine, lease_id: str) -> tuple[str, str]:
     """(state, expires_at) of one lease, as an admin lists it."""
     shown = machine.run("bitshare", "--json", "leases", "--all", "--ended").stdout
     lease = next((lease for lease in json.loads(shown) if lease["id"] == lease_id), None)
-    return (lease["state"], lease["expires_at"] or "") if lease else ("", "")
+    return (lease["state"], lease.get("expires_at") or "") if lease else ("", "")
 
 
 HOLDER_TTL_S = 4  # short, so that the lease is several TTLs old when the daemon restarts
