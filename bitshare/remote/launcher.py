@@ -10,6 +10,7 @@ from typing import TextIO
 
 from ..client import Client, LeaseRequest
 from ..errors import BitshareError, LeaseLost, NoLease, Unreachable, UsageError
+from ..present.printable import printable
 from ..v1 import bitshare_pb2 as pb
 from .agent_hub import AgentHub
 from .environment import has_local_gpu, lease_environment, remote_environment
@@ -26,6 +27,14 @@ def _describe_end(lease: pb.Lease) -> str:
     return f"lease {lease.id} {state}" + (f": {lease.end_reason}" if lease.end_reason else "")
 
 
+def say(stream: TextIO, text: str) -> None:
+    """One ``bitshare: ...`` line on the holder's terminal. What the daemon sends (a revoke's reason,
+    a warning, an error's details) is made printable: it must not act on the terminal."""
+    with contextlib.suppress(OSError, ValueError):  # a closed or broken stderr must not end the holder
+        stream.write(f"bitshare: {printable(text)}\n")
+        stream.flush()
+
+
 class QueueProgress:
     """The live "queued" line: rewritten in place on a terminal, one line per change otherwise."""
 
@@ -37,7 +46,7 @@ class QueueProgress:
 
     def show(self, lease: pb.Lease) -> None:
         waited = time.monotonic() - self.started
-        line = f"bitshare: lease {lease.id} queued at position {lease.queue_position}"
+        line = f"bitshare: lease {printable(lease.id)} queued at position {lease.queue_position}"
         if self.tty:
             self.stream.write(f"\r{line}, waited {waited:.0f}s\x1b[K")
             self.stream.flush()
@@ -142,8 +151,7 @@ def run_on_lease(
                 pass  # a timeout only lets forwarded signals be handled promptly
             if not child.exited.is_set():
                 why = keeper.lost_reason or _describe_end(keeper.lease)
-                stderr.write(f"bitshare: {why}; ending the command\n")
-                stderr.flush()
+                say(stderr, f"{why}; ending the command")
                 child.terminate(kill_grace_s)
     finally:
         keeper.listeners.remove(relay)
@@ -157,7 +165,7 @@ def _agent_hub(lease: pb.Lease, stderr: TextIO) -> AgentHub | None:
     try:
         return AgentHub([a.memory_mib for a in lease.allocations])
     except OSError as exc:  # the command still runs, held by the other tiers
-        stderr.write(f"bitshare: warning: running without the in-process agent: {exc}\n")
+        say(stderr, f"warning: running without the in-process agent: {exc}")
         return None
 
 
@@ -178,9 +186,7 @@ class _EventRelay:
             self._say(f"warning: lease {event.lease.id}: {event.message}")
 
     def _say(self, text: str) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.stderr.write(f"bitshare: {text}\n")
-            self.stderr.flush()
+        say(self.stderr, text)
 
 
 def run_command(
@@ -217,11 +223,11 @@ def release(client: Client, lease_id: str, ttl_s: float, stderr: TextIO) -> None
             return
         except Unreachable as exc:
             if time.monotonic() + wait > deadline:
-                stderr.write(f"bitshare: could not release lease {lease_id}: {exc}\n")
+                say(stderr, f"could not release lease {lease_id}: {exc}")
                 return
         except BitshareError as exc:
             if not _released_already(attempt, lease_id):
-                stderr.write(f"bitshare: could not release lease {lease_id}: {exc}\n")
+                say(stderr, f"could not release lease {lease_id}: {exc}")
             return
         finally:
             if attempt is not client:

@@ -24,7 +24,7 @@ from bitshare.present.printable import MARK
 from bitshare.v1 import bitshare_pb2 as pb
 from bitshare.v1 import bitshare_pb2_grpc as pb_grpc
 
-from ..conftest import Daemon, Terminal, run_cli, wait_for
+from ..conftest import Daemon, Terminal, finish, run_cli, spawn_cli, wait_for
 
 HOSTILE = "job \x1b[2J\x1b[HPWNED\x07 \u202eevil\x9b1m\r"
 
@@ -91,6 +91,21 @@ def test_events_show_a_hostile_reason_as_marks(hostile_leases) -> None:
     assert done.returncode == 0, done.stderr
     assert_shown_harmless(done.stdout)
     assert len([line for line in done.stdout.splitlines() if "PWNED" in line]) == 1  # one row, not broken up
+
+
+def test_a_holders_terminal_shows_a_hostile_revoke_reason_as_marks(daemon: Daemon, tmp_path: Path) -> None:
+    """``bitshare run`` tells its user why the lease ended; the reason is the revoking admin's text."""
+    stderr_path = tmp_path / "run.stderr"
+    holder = spawn_cli(daemon, "run", "-p", "0.5", "--", "sleep", "60", stderr_path=stderr_path)
+    with daemon.client() as client:
+        lease = wait_for(lambda: next(iter(client.all_leases()), None), 30, "the holder's lease")
+        wait_for(lambda: client.get(lease.id).state == pb.LEASE_STATE_ACTIVE, 30, "the lease to be granted")
+        client.revoke(lease.id, reason=HOSTILE)
+    code, _ = finish(holder, 60, stderr_path)
+    assert code != 0
+    said = stderr_path.read_text()
+    assert "ending the command" in said, said
+    assert_shown_harmless(said)
 
 
 def test_json_escapes_what_a_terminal_would_act_on(hostile_leases) -> None:

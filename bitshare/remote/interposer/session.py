@@ -29,6 +29,7 @@ from google.protobuf.message import DecodeError
 
 from ...client import Client, connect
 from ...errors import BitshareError
+from ...present.printable import printable
 from ...v1 import bitshare_pb2 as pb
 from ...v1 import bitshare_pb2_grpc as pb_grpc
 from ..sockio import read_bytes, read_into
@@ -498,7 +499,7 @@ def _end_in_one_line() -> None:
 
     def hook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
         if issubclass(kind, (errors.LeaseLost, errors.ArrayLost)):
-            sys.stderr.write(f"bitshare: {value}\n")
+            sys.stderr.write(f"bitshare: {printable(str(value))}\n")  # it may quote the daemon
             sys.stderr.flush()
         else:
             previous(kind, value, traceback)
