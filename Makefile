@@ -21,7 +21,7 @@ lint: $(VENV)/.installed  ## ruff, as configured in pyproject.toml
 	$(VENV)/bin/ruff check bitshare tests benchmarks scripts examples packaging
 	$(VENV)/bin/ruff format --check bitshare tests benchmarks scripts examples packaging
 
-proto: $(VENV)/.installed  ## regenerate bitshare/v1/*_pb2*.py from the .proto
+proto: $(VENV)/.installed  ## regenerate bitshare/protocol/v1/*_pb2*.py from the .proto
 	$(PY) scripts/gen_proto.py
 
 bench: $(VENV)/.installed  ## grant/release latency and throughput against a real daemon

@@ -32,7 +32,7 @@ from pathlib import Path
 import psutil
 from tables import print_table
 
-from bitshare.client import LeaseRequest, connect
+from bitshare.client.connection import LeaseRequest, connect
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "console_bench.json"

@@ -40,10 +40,10 @@ import grpc
 from tables import cell, print_table
 
 from bitshare.address import parse_address
-from bitshare.client import local_token
+from bitshare.client.connection import local_token
 from bitshare.errors import BitshareError
-from bitshare.v1 import bitshare_pb2 as pb
-from bitshare.v1 import bitshare_pb2_grpc as pb_grpc
+from bitshare.protocol.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2_grpc as pb_grpc
 
 try:
     import psutil

@@ -35,9 +35,9 @@ import psutil
 from tables import print_table
 
 from bitshare.address import parse_address
-from bitshare.client import local_token
-from bitshare.v1 import bitshare_pb2 as pb
-from bitshare.v1 import bitshare_pb2_grpc as pb_grpc
+from bitshare.client.connection import local_token
+from bitshare.protocol.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2_grpc as pb_grpc
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "soak.json"
 TTL_S = 6.0

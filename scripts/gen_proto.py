@@ -1,4 +1,4 @@
-"""Regenerate bitshare/v1/*_pb2*.py from bitshare/v1/*.proto (run from anywhere)."""
+"""Regenerate bitshare/protocol/v1/*_pb2*.py from bitshare/protocol/v1/*.proto (run from anywhere)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTO_DIR = ROOT / "bitshare" / "v1"
+PACKAGE = Path("bitshare") / "protocol" / "v1"
+PROTO_DIR = ROOT / PACKAGE
 
 
 def generate(out_dir: Path = ROOT) -> list[Path]:
-    """Write the generated modules under out_dir/bitshare/v1 and return their paths."""
+    """Write the generated modules under out_dir/bitshare/protocol/v1 and return their paths."""
     import grpc_tools
     from grpc_tools import protoc
 
     include = Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(PROTO_DIR.glob("*.proto"))
-    (out_dir / "bitshare" / "v1").mkdir(parents=True, exist_ok=True)
+    (out_dir / PACKAGE).mkdir(parents=True, exist_ok=True)
     args = [
         "grpc_tools.protoc",
         f"-I{ROOT}",
@@ -28,7 +29,7 @@ def generate(out_dir: Path = ROOT) -> list[Path]:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    return sorted((out_dir / "bitshare" / "v1").glob("*_pb2*.py*"))
+    return sorted((out_dir / PACKAGE).glob("*_pb2*.py*"))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..client import Client
+from ..client.connection import Client
 from ..errors import BitshareError
 from . import protocol
 from .stats import LIGHT_SHARE, PAPER, Window, compare, poisson_arrivals

@@ -14,8 +14,8 @@ from .. import __version__
 from ..bench import report
 from ..bench.seed import LOADS, BenchError, Plan, builtin_workloads, run_seed, user_workloads
 from ..errors import UsageError
+from ..holder.environment import credentials_environment
 from ..present.printable import printable
-from ..remote.environment import credentials_environment
 from .base import JSON, app, emit, state
 from .output import note, say
 

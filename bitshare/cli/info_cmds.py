@@ -11,9 +11,9 @@ import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .. import __version__
-from ..client import Client
+from ..client.connection import Client
 from ..errors import BitshareError, Unreachable
-from ..v1 import bitshare_pb2 as pb
+from ..protocol.v1 import bitshare_pb2 as pb
 from .base import JSON, app, emit, state, wants_json
 from .options import seconds
 from .output import say

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from ..errors import BitshareError, NotFound, UsageError
-from ..remote.launcher import run_command, run_in_session, wait_for_grant
-from ..v1 import bitshare_pb2 as pb
+from ..holder.launcher import run_command, run_in_session, wait_for_grant
+from ..protocol.v1 import bitshare_pb2 as pb
 from .base import JSON, app, emit, state, wants_json
 from .options import build_request, positive_seconds, seconds
 from .output import note

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import shlex
 
-from ..client import LeaseRequest
+from ..client.connection import LeaseRequest
 from ..errors import UsageError
 from ..units import MAX_PRIORITY, parse_mib
 

@@ -12,9 +12,9 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from ..present.gpu_lines import gpu_lines
 from ..present.printable import printable
-from ..tui.gpu_lines import gpu_lines
-from ..v1 import bitshare_pb2 as pb
+from ..protocol.v1 import bitshare_pb2 as pb
 
 
 def to_json(data: Any) -> str:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
-from ..client import Client, connect
+from ..client.connection import Client, connect
+from ..client.embedded import ensure_embedded, running_embedded, system_daemon
 from ..config import ConfigError, load_client_config, split_servers
 from ..errors import EXIT_CONFIG, EXIT_UNAVAILABLE, BitshareError, Denied, NotFound, Unreachable, UsageError
-from ..remote.embedded import ensure_embedded, running_embedded, system_daemon
 from .output import note
 
 Credentials = tuple[str, str, bool]  # token, TLS CA file, plaintext TCP allowed off loopback

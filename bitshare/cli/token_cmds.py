@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from ..config import ConfigError
-from ..daemon.auth import ROLES, hash_token, load_tokens, new_token
+from ..daemon.api.auth import ROLES, hash_token, load_tokens, new_token
 from ..errors import EXIT_CONFIG, BitshareError, UsageError
 from .base import JSON, app, emit
 from .output import say

@@ -15,7 +15,7 @@ from ..config import ConfigError, finish_daemon_config, load_daemon_config, metr
 from ..units import parse_reserve, parse_simulate
 from .backends import BackendUnavailable
 from .server import StartupError, run_daemon
-from .store import StoreError, UnusableState
+from .state.store import StoreError, UnusableState
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 

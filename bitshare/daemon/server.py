@@ -25,24 +25,24 @@ from grpc_reflection.v1alpha import reflection
 from .. import __version__, log
 from ..address import Address, parse_address
 from ..config import ConfigError, DaemonConfig
+from ..protocol.v1 import bitshare_pb2 as pb
+from ..protocol.v1 import bitshare_pb2_grpc as pb_grpc
 from ..units import format_mib
-from ..v1 import bitshare_pb2 as pb
-from ..v1 import bitshare_pb2_grpc as pb_grpc
 from . import systemd
-from .auth import Authenticator, load_or_create_secret, load_tokens
+from .api.auth import Authenticator, load_or_create_secret, load_tokens
+from .api.local_credentials import remove_stale_socket, serve_credentials
+from .api.metrics import LeaseCounters
+from .api.metrics import render as render_metrics
+from .api.metrics_http import MetricsServer
+from .api.service import AdminService, LeaseService, Shared
 from .backends import Backend, select_backend
 from .enforcement.enforcer import Enforcer
 from .enforcement.mps import MpsControl, MpsUnavailable, control_binary
 from .enforcement.watchdog import Watchdog, WatchdogPolicy
 from .ledger import Gpu, Ledger, Policy
-from .local_credentials import remove_stale_socket, serve_credentials
-from .manager import LeaseManager
-from .metrics import LeaseCounters
-from .metrics import render as render_metrics
-from .metrics_http import MetricsServer
-from .remote.relay import RemoteRelay
-from .service import AdminService, LeaseService, Shared
-from .store import Store, StoreError, UnusableState, trusted_owner
+from .state.manager import LeaseManager
+from .state.store import Store, StoreError, UnusableState, trusted_owner
+from .workers.relay import RemoteRelay
 
 MAX_MESSAGE = 64 * 1024 * 1024
 SERVICE_NAMES = (

@@ -19,13 +19,13 @@ from textual.widgets import Header, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ..errors import BitshareError
+from ..present.format import gpus, partition, since, state, used
 from ..present.printable import make_printable, printable
+from ..protocol.v1 import bitshare_pb2 as pb
 from ..units import MAX_PRIORITY, format_mib, parse_fraction_or_size
-from ..v1 import bitshare_pb2 as pb
 from .access import access_line, may, waiting_line
 from .commands import PALETTE
 from .data import Source
-from .format import gpus, partition, since, state, used
 from .messages import SnapshotReceived, SourceLost
 from .modals.ask import AskModal
 from .screens.lease_detail import LeaseDetailScreen

@@ -17,9 +17,9 @@ from typing import Protocol
 
 import grpc
 
-from ..client import Client, connect
+from ..client.connection import Client, connect
 from ..errors import BitshareError, from_rpc_error
-from ..v1 import bitshare_pb2 as pb
+from ..protocol.v1 import bitshare_pb2 as pb
 
 # A client's console asks at most this often (two calls each time, from every such console).
 CLIENT_POLL_S = 1.0

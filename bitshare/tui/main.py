@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
+from ..client.embedded import running_embedded, system_daemon
 from ..config import ConfigError, load_client_config, split_servers
 from ..errors import BitshareError
-from ..remote.embedded import running_embedded, system_daemon
 from .data import DaemonSource
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)

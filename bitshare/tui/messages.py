@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from ..v1 import bitshare_pb2 as pb
+from ..protocol.v1 import bitshare_pb2 as pb
 
 
 class SnapshotReceived(Message):

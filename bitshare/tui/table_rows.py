@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from rich.cells import cell_len, set_cell_size
 
+from ..present.format import matches
 from ..units import parse_mib
-from .format import matches
 
 AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}  # as format.since writes ages
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smh])$")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Daemon, run_cli, wait_for
-from ..leased_app import LeasedApp
+from ..support.harness import Daemon, run_cli, wait_for
+from ..support.leased_app import LeasedApp
 
 pytestmark = pytest.mark.gpu
 

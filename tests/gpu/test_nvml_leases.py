@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Daemon, run_cli, spawn_cli, wait_for
+from ..support.harness import Daemon, run_cli, spawn_cli, wait_for
 
 pytestmark = pytest.mark.gpu
 

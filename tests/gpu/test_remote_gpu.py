@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ..conftest import ROOT, Daemon, run_cli
+from ..support.harness import ROOT, Daemon, run_cli
 
 pytestmark = pytest.mark.gpu
 

@@ -9,11 +9,11 @@ import signal
 import subprocess
 from pathlib import Path
 
-from bitshare.client import LeaseRequest, connect
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.client.connection import LeaseRequest, connect
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, bitshare_cmd, free_port, make_token, run_cli, spawn_cli, wait_for
-from .holders import hold_command
+from ..support.harness import Daemon, bitshare_cmd, free_port, make_token, run_cli, spawn_cli, wait_for
+from ..support.holders import hold_command
 
 
 def test_revoke_ends_the_command_and_moves_the_queue(daemon: Daemon, tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from bitshare.v1 import bitshare_pb2 as pb
-from bitshare.v1 import bitshare_pb2_grpc as pb_grpc
+from bitshare.protocol.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2_grpc as pb_grpc
 
-from ..conftest import Daemon, free_port, make_token
+from ..support.harness import Daemon, free_port, make_token
 
 OK, UNAUTH, DENIED = "OK", "UNAUTHENTICATED", "PERMISSION_DENIED"
 CALLERS = ("none", "wrong", "own", "other", "admin")
@@ -207,7 +207,7 @@ def test_over_the_unix_socket_with_local_credentials() -> None:
 
         def token_of(uid: int) -> str:
             program = (
-                "from bitshare.address import parse_address; from bitshare.client import local_token; "
+                "from bitshare.address import parse_address; from bitshare.client.connection import local_token; "
                 f"print(local_token(parse_address({daemon.server!r})))"
             )
             done = subprocess.run(

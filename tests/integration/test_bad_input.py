@@ -9,10 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from bitshare.client import LeaseRequest
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.client.connection import LeaseRequest
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, free_port, refused_start, run_cli
+from ..support.harness import Daemon, free_port, refused_start, run_cli
 
 
 def _state(daemon: Daemon) -> tuple:

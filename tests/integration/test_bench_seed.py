@@ -8,9 +8,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from bitshare.bench.report import check_consistency
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, free_port, make_token, run_cli
+from ..support.harness import Daemon, free_port, make_token, run_cli
 from .test_client_security import non_loopback_address
 
 

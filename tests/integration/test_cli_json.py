@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from bitshare.client import LeaseRequest
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.client.connection import LeaseRequest
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, run_cli
+from ..support.harness import Daemon, run_cli
 
 _INTEGERS = {
     FieldDescriptor.TYPE_INT32,

@@ -21,10 +21,10 @@ import pytest
 from grpc_health.v1 import health, health_pb2_grpc
 
 from bitshare.present.printable import MARK
-from bitshare.v1 import bitshare_pb2 as pb
-from bitshare.v1 import bitshare_pb2_grpc as pb_grpc
+from bitshare.protocol.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2_grpc as pb_grpc
 
-from ..conftest import Daemon, Terminal, finish, run_cli, spawn_cli, wait_for
+from ..support.harness import Daemon, Terminal, finish, run_cli, spawn_cli, wait_for
 
 HOSTILE = "job \x1b[2J\x1b[HPWNED\x07 \u202eevil\x9b1m\r"
 

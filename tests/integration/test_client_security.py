@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ..conftest import ROOT, Daemon, bitshare_cmd, free_port, make_token, wait_for
+from ..support.harness import ROOT, Daemon, bitshare_cmd, free_port, make_token, wait_for
 
 GRPC_LOG_LINE = re.compile(r"^[IWEF]\d{4} |ssl_transport_security|WRONG_VERSION_NUMBER|Socket closed", re.M)
 NEEDS_SETPRIV = pytest.mark.skipif(

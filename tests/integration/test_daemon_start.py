@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, finish, free_port, refused_start, spawn_cli, wait_for
+from ..support.harness import Daemon, finish, free_port, refused_start, spawn_cli, wait_for
 
 
 def _assert_one_line_refusal(done: subprocess.CompletedProcess, *expected: str) -> str:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..conftest import _env, wait_for
+from ..support.harness import _env, wait_for
 
 
 def test_run_starts_a_per_user_daemon_and_reuses_it(tmp_path: Path) -> None:

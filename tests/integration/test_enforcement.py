@@ -16,11 +16,11 @@ import psutil
 import pytest
 
 from bitshare import simgpu
-from bitshare.client import LeaseRequest
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.client.connection import LeaseRequest
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, refused_start, run_cli, wait_for
-from ..leased_app import LeasedApp
+from ..support.harness import Daemon, refused_start, run_cli, wait_for
+from ..support.leased_app import LeasedApp
 
 APP = Path(__file__).resolve().parent.parent / "apps" / "simgpu_app.py"
 GRACE_S = 2.0

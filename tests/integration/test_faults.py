@@ -18,11 +18,11 @@ from typing import TypeVar
 
 import psutil
 
-from bitshare.client import LeaseRequest, connect
+from bitshare.client.connection import LeaseRequest, connect
 from bitshare.errors import BitshareError, NoLease, Unreachable
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, bitshare_cmd, free_port, make_token, wait_for
+from ..support.harness import Daemon, bitshare_cmd, free_port, make_token, wait_for
 
 CLIENTS, RESTARTS = 50, 20
 SIZES_MIB = (512, 1024, 2048, 4096)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bitshare.client import LeaseRequest
+from bitshare.client.connection import LeaseRequest
 from bitshare.errors import BitshareError
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, wait_for
+from ..support.harness import Daemon, wait_for
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("mount") is None, reason="needs root to mount a small filesystem"

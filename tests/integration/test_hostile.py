@@ -14,10 +14,10 @@ import grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bitshare.v1 import bitshare_pb2 as pb
-from bitshare.v1 import bitshare_pb2_grpc as pb_grpc
+from bitshare.protocol.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2_grpc as pb_grpc
 
-from ..conftest import Daemon, free_port, make_token
+from ..support.harness import Daemon, free_port, make_token
 
 REFUSALS = {
     grpc.StatusCode.INVALID_ARGUMENT,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bitshare.client import LeaseRequest
-from bitshare.remote.keeper import LeaseKeeper
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.client.connection import LeaseRequest
+from bitshare.holder.keeper import LeaseKeeper
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, wait_for
+from ..support.harness import Daemon, wait_for
 
 
 def test_a_keeper_stopped_at_once_ends_its_thread(daemon: Daemon) -> None:

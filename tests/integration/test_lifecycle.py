@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, run_cli, spawn_cli, wait_for
+from ..support.harness import Daemon, run_cli, spawn_cli, wait_for
 
 BUSY = """
 import pathlib, sys, time

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bitshare.client import LeaseRequest
+from bitshare.client.connection import LeaseRequest
 
-from ..conftest import Daemon, free_port, refused_start, wait_for
+from ..support.harness import Daemon, free_port, refused_start, wait_for
 
 MIB = 1 << 20
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$')

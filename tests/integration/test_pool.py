@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, run_cli, spawn_cli, wait_for
-from .holders import hold_command
+from ..support.harness import Daemon, run_cli, spawn_cli, wait_for
+from ..support.holders import hold_command
 
 
 def _pool(make_daemon) -> tuple[Daemon, Daemon, str]:

@@ -8,10 +8,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from bitshare.client import LeaseRequest, connect
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.client.connection import LeaseRequest, connect
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, free_port, make_token, run_cli
+from ..support.harness import Daemon, free_port, make_token, run_cli
 
 
 class Site:

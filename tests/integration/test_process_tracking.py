@@ -14,7 +14,7 @@ import pytest
 
 from bitshare.daemon.enforcement.processes import ClaimRefused, ProcessTracker
 
-from ..conftest import wait_for
+from ..support.harness import wait_for
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 

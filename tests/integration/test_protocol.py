@@ -11,18 +11,19 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from ..conftest import ROOT, Daemon
+from ..support.harness import ROOT, Daemon
 
 
 def test_generated_code_is_current(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gen_proto.py"), str(tmp_path)], check=True, capture_output=True
     )
-    generated = sorted(p.name for p in (tmp_path / "bitshare" / "v1").glob("*_pb2*"))
+    package = Path("bitshare") / "protocol" / "v1"
+    generated = sorted(p.name for p in (tmp_path / package).glob("*_pb2*"))
     assert generated == ["bitshare_pb2.py", "bitshare_pb2.pyi", "bitshare_pb2_grpc.py"]
     for name in generated:
-        assert filecmp.cmp(tmp_path / "bitshare" / "v1" / name, ROOT / "bitshare" / "v1" / name, shallow=False), (
-            f"bitshare/v1/{name} is stale: run python scripts/gen_proto.py"
+        assert filecmp.cmp(tmp_path / package / name, ROOT / package / name, shallow=False), (
+            f"{package / name} is stale: run python scripts/gen_proto.py"
         )
 
 

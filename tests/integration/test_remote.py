@@ -19,11 +19,11 @@ import grpc
 import numpy as np
 import pytest
 
-from bitshare.client import LeaseRequest
-from bitshare.v1 import bitshare_pb2 as pb
-from bitshare.v1 import bitshare_pb2_grpc as pb_grpc
+from bitshare.client.connection import LeaseRequest
+from bitshare.protocol.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2_grpc as pb_grpc
 
-from ..conftest import ROOT, Daemon, bitshare_cmd, finish, free_port, run_cli, spawn_cli, wait_for
+from ..support.harness import ROOT, Daemon, bitshare_cmd, finish, free_port, run_cli, spawn_cli, wait_for
 
 Op = pb.ROp
 MIB = 1024 * 1024
@@ -501,8 +501,8 @@ def test_a_transfer_broken_off_part_way_leaves_the_session_usable(
 ) -> None:
     """Ctrl-C in the middle of a download (here raised where the client reads the data socket,
     then where it reads the stream) leaves the next operations of the session working."""
-    from bitshare.remote import interposer as cupy
-    from bitshare.remote.interposer import session as remote
+    from bitshare.remote import cupy
+    from bitshare.remote.cupy import session as remote
 
     with daemon.client() as client:
         lease = client.request(LeaseRequest(memory_mib=512))
@@ -590,7 +590,7 @@ class CachingPool:
 
 
 def test_cached_blocks_of_freed_arrays_do_not_count_against_the_partition() -> None:
-    from bitshare.daemon.remote.executor import Executor
+    from bitshare.daemon.workers.executor import Executor
 
     pool = CachingPool(limit_bytes=5 * 8 * 1024)  # five arrays of 1,024 doubles
     executor = Executor(np, pool)

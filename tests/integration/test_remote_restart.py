@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, finish, free_port, make_token, spawn_cli, wait_for
+from ..support.harness import Daemon, finish, free_port, make_token, spawn_cli, wait_for
 
 TTL = 10.0  # long enough for a restart on a loaded machine, short enough to tell a release from an expiry
 

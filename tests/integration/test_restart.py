@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bitshare.client import LeaseRequest
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.client.connection import LeaseRequest
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, finish, run_cli, spawn_cli, wait_for
-from .holders import hold_command
+from ..support.harness import Daemon, finish, run_cli, spawn_cli, wait_for
+from ..support.holders import hold_command
 
 TTL = 3.0
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from bitshare.client import LeaseRequest, connect
+from bitshare.client.connection import LeaseRequest, connect
 from bitshare.errors import Denied, Unreachable
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, free_port, make_token, refused_start, run_cli, wait_for
+from ..support.harness import Daemon, free_port, make_token, refused_start, run_cli, wait_for
 
 
 @pytest.fixture

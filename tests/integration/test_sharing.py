@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, run_cli, spawn_cli, wait_for
-from .holders import hold_command
+from ..support.harness import Daemon, run_cli, spawn_cli, wait_for
+from ..support.holders import hold_command
 
 
 def _active(daemon: Daemon) -> list[pb.Lease]:
@@ -94,7 +94,7 @@ def test_wait_timeout_exits_75(daemon: Daemon, tmp_path: Path) -> None:
 def test_whole_gpus_stay_free_for_whole_gpu_requests(make_daemon) -> None:
     daemon = make_daemon("--simulate", "2x16GiB")
     with daemon.client() as client:
-        from bitshare.client import LeaseRequest
+        from bitshare.client.connection import LeaseRequest
 
         small = [client.request(LeaseRequest(fraction=0.25)) for _ in range(3)]
         assert {lease.allocations[0].gpu_index for lease in small} == {0}  # packed onto one GPU

@@ -14,7 +14,7 @@ import pytest
 
 from bitshare.simgpu import DevicePool, read_registry
 
-from ..conftest import wait_for
+from ..support.harness import wait_for
 
 MIB = 1024 * 1024
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from bitshare.daemon.ledger import Lease, LeaseSpec, LeaseState, Size
-from bitshare.daemon.store import EventRecord, Store
+from bitshare.daemon.state.store import EventRecord, Store
 
-from ..conftest import refused_start
+from ..support.harness import refused_start
 
 
 def _lease(lease_id: str, state: LeaseState, ended_at: float | None) -> Lease:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, Terminal, wait_for
+from ..support.harness import Daemon, Terminal, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 from bitshare.tui.data import FixedSource
-from bitshare.v1 import bitshare_pb2 as pb
 
 NOW = 1_795_000_000.0  # the console's clock in the pictures
 GIB = 1024

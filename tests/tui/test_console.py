@@ -12,14 +12,14 @@ import pytest
 from textual.command import CommandList
 from textual.widgets._footer import FooterKey
 
-from bitshare.client import LeaseRequest, connect
+from bitshare.client.connection import LeaseRequest, connect
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 from bitshare.tui.app import AdminApp, parse_size
 from bitshare.tui.data import DaemonSource
 from bitshare.tui.widgets.gpu_panel import GpuPanel
 from bitshare.tui.widgets.live_table import LiveTable
-from bitshare.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, free_port, make_token
+from ..support.harness import Daemon, free_port, make_token
 
 SIZE = (140, 40)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bitshare.client import LeaseRequest
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.client.connection import LeaseRequest
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..conftest import Daemon, Terminal, wait_for
+from ..support.harness import Daemon, Terminal, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 

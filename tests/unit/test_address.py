@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bitshare.address import is_loopback_ip, parse_address
+from bitshare.client.transport import plan
 from bitshare.errors import Unreachable
-from bitshare.transport import plan
 
 
 def self_signed(cert: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bitshare.tui.gpu_lines import BAR, gpu_lines, memory_bar
+from bitshare.present.gpu_lines import BAR, gpu_lines, memory_bar
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 from bitshare.tui.table_rows import MAX_CELL, TableRows, sort_key
-from bitshare.v1 import bitshare_pb2 as pb
 
 ROWS = {
     "a": ("alice", "python serve.py", "4 GiB", "2m"),

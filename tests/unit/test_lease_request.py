@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bitshare.client import LeaseRequest
+from bitshare.client.connection import LeaseRequest
 from bitshare.errors import EXIT_USAGE, UsageError
 
 

@@ -9,7 +9,7 @@ import pytest
 from bitshare.address import parse_address
 from bitshare.cli.options import build_request
 from bitshare.config import ConfigError, load_client_config, load_daemon_config
-from bitshare.daemon.auth import Authenticator, TokenEntry, hash_token, load_tokens
+from bitshare.daemon.api.auth import Authenticator, TokenEntry, hash_token, load_tokens
 from bitshare.errors import UsageError
 from bitshare.units import format_mib, parse_mib, parse_simulate
 

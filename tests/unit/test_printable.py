@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bitshare.present.printable import MARK, make_printable, printable, printable_lines
-from bitshare.v1 import bitshare_pb2 as pb
+from bitshare.protocol.v1 import bitshare_pb2 as pb
 
 
 def test_controls_become_marks_and_line_breaks_spaces() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bitshare.remote import catalog, wire
+from bitshare.protocol import catalog, wire
 
 
 def test_every_covered_name_exists_in_numpy() -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ... import log
 from ..backends.base import Backend, GpuSample, ProcessSample, Sample
 from ..ledger import Change, Lease
-from ..manager import LeaseManager
+from ..state.manager import LeaseManager
 from .mps import MpsControl
 from .processes import ClaimRefused, ProcessTracker, process_label
 from .watchdog import LeaseUse, Verdict, Watchdog

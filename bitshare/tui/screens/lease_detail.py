@@ -11,11 +11,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from ...present.format import gpus, partition, since, state, used
 from ...present.printable import make_printable, printable
+from ...protocol.v1 import bitshare_pb2 as pb
 from ...units import format_mib
-from ...v1 import bitshare_pb2 as pb
 from ..data import Source
-from ..format import gpus, partition, since, state, used
 
 
 class LeaseDetailScreen(Screen[None]):

@@ -1,4 +1,4 @@
-"""One GPU's panel (see :mod:`bitshare.tui.gpu_lines` for what it shows), drawn line by line.
+"""One GPU's panel (see :mod:`bitshare.present.gpu_lines` for what it shows), drawn line by line.
 
 Each line is one strip built straight from its runs, and the panel's height is its line count:
 the layout never renders a panel to measure it, and an unchanged panel is never redrawn. (As a
@@ -14,8 +14,8 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...v1 import bitshare_pb2 as pb
-from ..gpu_lines import Line, gpu_lines
+from ...present.gpu_lines import Line, gpu_lines
+from ...protocol.v1 import bitshare_pb2 as pb
 
 HISTORY = 120
 

@@ -1,0 +1,1 @@
+"""The daemon's state: the manager (the only door to the ledger), the SQLite store and its records."""

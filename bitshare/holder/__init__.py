@@ -1,0 +1,1 @@
+"""Holding a lease for a command: launcher, keeper, process supervision, environment, and the agent."""

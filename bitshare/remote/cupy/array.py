@@ -1,0 +1,517 @@
+"""``cupy.ndarray`` for remote leases: a handle to an array held by the lease's worker.
+
+Every operation is queued with the handles the client chose for its results; shape and
+dtype come from :mod:`.meta` where the rules fix them, else from the worker at the next
+sync. Reading data (``get()``, ``float(x)``, ``print(x)``) is a sync point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ...protocol import catalog, wire
+from ...protocol.v1 import bitshare_pb2 as pb
+from . import errors
+from . import meta as rules
+from .session import Session, session
+
+Op = pb.ROp
+Meta = rules.Meta
+
+
+class ndarray:
+    """An array on the leased GPU (held by the remote worker)."""
+
+    __slots__ = ("__weakref__", "_dtype", "_handle", "_session", "_shape")
+    __array_priority__ = 100.0
+
+    def __init__(self, owner: Session, handle: int, meta: Meta | None) -> None:
+        self._session = owner
+        self._handle = handle
+        self._shape, self._dtype = meta if meta is not None else (None, None)
+        if meta is None:
+            owner.expect_meta(handle, self)
+
+    def __del__(self) -> None:
+        owner = getattr(self, "_session", None)
+        if owner is not None and not owner.closed:
+            known = getattr(self, "_shape", None) is not None and getattr(self, "_dtype", None) is not None
+            owner.free(self._handle, math.prod(self._shape) * self._dtype.itemsize if known else None)
+
+    def _set_meta(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self._shape, self._dtype = shape, dtype
+
+    def _meta(self) -> Meta:
+        if self._shape is None:
+            self._session.sync()
+        if self._shape is None or self._dtype is None:  # the worker never made it
+            if self._session.is_lost(self._handle):
+                raise errors.ArrayLost(self._session.lost_message())
+            raise ValueError(
+                "this array was not made: an operation queued before it failed (the error was raised "
+                "at an earlier sync)"
+            )
+        return self._shape, self._dtype
+
+    # ----- attributes -----------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._meta()[0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._meta()[1]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.itemsize
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """As if C-contiguous (the worker may hold a view with other strides)."""
+        strides, step = [], self.itemsize
+        for dim in reversed(self.shape):
+            strides.append(step)
+            step *= max(dim, 1)
+        return tuple(reversed(strides))
+
+    @property
+    def T(self) -> ndarray:
+        return self.transpose()
+
+    @property
+    def real(self) -> ndarray:
+        return call("real", self)
+
+    @property
+    def imag(self) -> ndarray:
+        return call("imag", self)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of unsized object")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[ndarray]:
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
+        return (self[i] for i in range(self.shape[0]))
+
+    # ----- data in and out (sync points) ---------------------------------------------------
+
+    def get(self, stream: Any = None, order: str = "C", out: np.ndarray | None = None) -> np.ndarray:
+        """Copy the array to the host (a sync point)."""
+        known = (self._shape, self._dtype) if self._shape is not None else None
+        host = self._session.download(self._handle, known)
+        if out is not None:
+            out[...] = host
+            return out
+        return host
+
+    def set(self, array: Any, stream: Any = None) -> None:
+        """Copy a host array into this array (same shape)."""
+        host = np.asarray(array)
+        if host.shape != self.shape:
+            raise ValueError(f"shape mismatch: {host.shape} != {self.shape}")
+        self[...] = host
+
+    def item(self) -> Any:
+        self._session.queue(Op(kind=Op.KIND_QUERY, name="item", args=[pb.RValue(handle=self._handle)]))
+        result, _ = self._session.sync()
+        return wire.decode(result.values[-1], lambda _h: None)
+
+    def tolist(self) -> Any:
+        return self.get().tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        host = self.get()
+        return host.astype(dtype) if dtype is not None else host
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError("The truth value of an array with more than one element is ambiguous.")
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __complex__(self) -> complex:
+        return complex(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu" or self.size != 1:
+            raise TypeError("only integer scalar arrays can be converted to a scalar index")
+        return int(self.item())
+
+    def __repr__(self) -> str:
+        return repr(self.get())
+
+    def __str__(self) -> str:
+        return str(self.get())
+
+    def __format__(self, spec: str) -> str:
+        return format(self.get()[()] if self.ndim == 0 else self.get(), spec)
+
+    # ----- indexing -----------------------------------------------------------------------------
+
+    def __getitem__(self, key: Any) -> ndarray:
+        shape, dtype = self._meta()
+        found = rules.getitem(shape, dtype, key)
+        return _queue(Op.KIND_GETITEM, "__getitem__", [self, key], {}, [found])[0]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _queue(Op.KIND_SETITEM, "__setitem__", [self, key, value], {}, [])
+
+    # ----- methods --------------------------------------------------------------------------------
+
+    def astype(self, dtype: Any, copy: bool = True, **kwargs: Any) -> ndarray:
+        return method(self, "astype", dtype, meta=(self.shape, np.dtype(dtype)), copy=copy, **kwargs)
+
+    def copy(self, order: str = "C") -> ndarray:
+        return method(self, "copy", meta=self._meta())
+
+    def reshape(self, *shape: Any, order: str = "C") -> ndarray:
+        new = shape[0] if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) else shape
+        return method(self, "reshape", tuple(new), meta=(rules.reshape(self.shape, new), self.dtype))
+
+    def ravel(self, order: str = "C") -> ndarray:
+        return method(self, "ravel", meta=((self.size,), self.dtype))
+
+    def flatten(self, order: str = "C") -> ndarray:
+        return method(self, "flatten", meta=((self.size,), self.dtype))
+
+    def transpose(self, *axes: Any) -> ndarray:
+        order = tuple(axes[0]) if len(axes) == 1 and axes[0] is not None and not isinstance(axes[0], int) else axes
+        shape = self.shape
+        perm = (
+            tuple(int(a) % len(shape) for a in order)
+            if order and order != (None,)
+            else tuple(reversed(range(len(shape))))
+        )
+        return method(
+            self,
+            "transpose",
+            *([perm] if order and order != (None,) else []),
+            meta=(tuple(shape[i] for i in perm), self.dtype),
+        )
+
+    def fill(self, value: Any) -> None:
+        _queue(Op.KIND_METHOD, "fill", [self, value], {}, [])
+
+    def sort(self, axis: int = -1, **kwargs: Any) -> None:
+        _queue(Op.KIND_METHOD, "sort", [self], {"axis": axis, **kwargs}, [])
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(catalog.METHODS))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in catalog.METHODS:
+            if name in catalog.REDUCTIONS:
+                return lambda *args, **kwargs: reduce(name, self, *args, **kwargs)
+            return lambda *args, **kwargs: method(self, name, *args, **kwargs)
+        raise NotImplementedError(f"cupy.ndarray.{name} is not supported by bitshare's remote CuPy")
+
+    # ----- NumPy interoperability ---------------------------------------------------------------
+
+    def __array_ufunc__(self, ufunc: np.ufunc, how: str, *inputs: Any, **kwargs: Any) -> Any:
+        if how != "__call__" or not catalog.covered(ufunc.__name__):
+            return NotImplemented
+        return elementwise(ufunc.__name__, *inputs, **kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        from . import namespace
+
+        target = namespace.lookup(func.__module__, func.__name__)
+        if target is None:
+            return NotImplemented
+        return target(*args, **kwargs)
+
+    # ----- operators -------------------------------------------------------------------------------
+
+    def __add__(self, other: Any) -> Any:
+        return elementwise("add", self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return elementwise("add", other, self)
+
+    def __sub__(self, other: Any) -> Any:
+        return elementwise("subtract", self, other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return elementwise("subtract", other, self)
+
+    def __mul__(self, other: Any) -> Any:
+        return elementwise("multiply", self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return elementwise("multiply", other, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        return elementwise("true_divide", self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return elementwise("true_divide", other, self)
+
+    def __floordiv__(self, other: Any) -> Any:
+        return elementwise("floor_divide", self, other)
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        return elementwise("floor_divide", other, self)
+
+    def __mod__(self, other: Any) -> Any:
+        return elementwise("remainder", self, other)
+
+    def __rmod__(self, other: Any) -> Any:
+        return elementwise("remainder", other, self)
+
+    def __pow__(self, other: Any) -> Any:
+        return elementwise("power", self, other)
+
+    def __rpow__(self, other: Any) -> Any:
+        return elementwise("power", other, self)
+
+    def __matmul__(self, other: Any) -> Any:
+        return matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Any:
+        return matmul(other, self)
+
+    def __and__(self, other: Any) -> Any:
+        return elementwise("bitwise_and", self, other)
+
+    def __rand__(self, other: Any) -> Any:
+        return elementwise("bitwise_and", other, self)
+
+    def __or__(self, other: Any) -> Any:
+        return elementwise("bitwise_or", self, other)
+
+    def __ror__(self, other: Any) -> Any:
+        return elementwise("bitwise_or", other, self)
+
+    def __xor__(self, other: Any) -> Any:
+        return elementwise("bitwise_xor", self, other)
+
+    def __rxor__(self, other: Any) -> Any:
+        return elementwise("bitwise_xor", other, self)
+
+    def __lshift__(self, other: Any) -> Any:
+        return elementwise("left_shift", self, other)
+
+    def __rshift__(self, other: Any) -> Any:
+        return elementwise("right_shift", self, other)
+
+    def __neg__(self) -> Any:
+        return elementwise("negative", self)
+
+    def __pos__(self) -> Any:
+        return elementwise("positive", self)
+
+    def __abs__(self) -> Any:
+        return elementwise("absolute", self)
+
+    def __invert__(self) -> Any:
+        return elementwise("invert", self)
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return elementwise("equal", self, other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return elementwise("not_equal", self, other)
+
+    def __lt__(self, other: Any) -> Any:
+        return elementwise("less", self, other)
+
+    def __le__(self, other: Any) -> Any:
+        return elementwise("less_equal", self, other)
+
+    def __gt__(self, other: Any) -> Any:
+        return elementwise("greater", self, other)
+
+    def __ge__(self, other: Any) -> Any:
+        return elementwise("greater_equal", self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _inplace(self, name: str, other: Any) -> ndarray:
+        shape, _ = rules.ufunc(_INPLACE_UFUNC[name], [self, other])
+        if shape != self.shape:
+            raise ValueError(f"non-broadcastable output operand with shape {self.shape} doesn't match {shape}")
+        _queue(Op.KIND_METHOD, name, [self, other], {}, [])
+        return self
+
+    def __iadd__(self, other: Any) -> ndarray:
+        return self._inplace("__iadd__", other)
+
+    def __isub__(self, other: Any) -> ndarray:
+        return self._inplace("__isub__", other)
+
+    def __imul__(self, other: Any) -> ndarray:
+        return self._inplace("__imul__", other)
+
+    def __itruediv__(self, other: Any) -> ndarray:
+        return self._inplace("__itruediv__", other)
+
+    def __ifloordiv__(self, other: Any) -> ndarray:
+        return self._inplace("__ifloordiv__", other)
+
+    def __imod__(self, other: Any) -> ndarray:
+        return self._inplace("__imod__", other)
+
+    def __ipow__(self, other: Any) -> ndarray:
+        return self._inplace("__ipow__", other)
+
+    def __iand__(self, other: Any) -> ndarray:
+        return self._inplace("__iand__", other)
+
+    def __ior__(self, other: Any) -> ndarray:
+        return self._inplace("__ior__", other)
+
+    def __ixor__(self, other: Any) -> ndarray:
+        return self._inplace("__ixor__", other)
+
+
+_INPLACE_UFUNC = {
+    "__iadd__": "add",
+    "__isub__": "subtract",
+    "__imul__": "multiply",
+    "__itruediv__": "true_divide",
+    "__ifloordiv__": "floor_divide",
+    "__imod__": "remainder",
+    "__ipow__": "power",
+    "__iand__": "bitwise_and",
+    "__ior__": "bitwise_or",
+    "__ixor__": "bitwise_xor",
+}
+
+
+# ----- queueing operations ---------------------------------------------------------------------
+
+
+def _operand(owner: Session, value: Any) -> Any:
+    """Host arrays too large to travel inline are uploaded first (in chunks)."""
+    if isinstance(value, np.ndarray) and value.nbytes > wire.INLINE_LIMIT:
+        return upload(value, owner)
+    if isinstance(value, (list, tuple)):
+        items = [_operand(owner, v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
+
+
+def _handle_of(value: Any) -> int | None:
+    return value._handle if isinstance(value, ndarray) else None
+
+
+def _queue(
+    kind: int, name: str, args: Sequence[Any], kwargs: dict[str, Any], metas: Sequence[Meta | None]
+) -> list[ndarray]:
+    for found in metas:
+        if found is not None:
+            wire.cupy_dtype(found[1])  # refused here, as CuPy refuses it, before anything is queued
+    if kwargs.get("dtype") is not None:
+        wire.cupy_dtype(kwargs["dtype"])  # (a result the worker will describe: refused all the same)
+    owner = session()
+    args = [_operand(owner, a) for a in args]
+    kwargs = {k: _operand(owner, v) for k, v in kwargs.items()}
+    results = [ndarray(owner, owner.new_handle(), m) for m in metas]
+    op = Op(
+        kind=kind,
+        name=name,
+        args=[wire.encode(a, _handle_of) for a in args],
+        kwargs={k: wire.encode(v, _handle_of) for k, v in kwargs.items()},
+        out=[r._handle for r in results],
+        expect=[wire.meta_pb(*m) if m is not None else pb.RMeta() for m in metas],
+    )
+    owner.queue(op)
+    return results
+
+
+def upload(array: np.ndarray, owner: Session | None = None) -> ndarray:
+    owner = owner or session()
+    host = wire.contiguous(wire.native(np.asarray(array)))
+    wire.cupy_dtype(host.dtype)
+    result = ndarray(owner, owner.new_handle(), (host.shape, host.dtype))
+    owner.upload(result._handle, host)
+    return result
+
+
+def call(name: str, *args: Any, meta: Meta | None = None, **kwargs: Any) -> ndarray:
+    """A function of the covered surface, with one result."""
+    return _queue(Op.KIND_CALL, name, args, kwargs, [meta])[0]
+
+
+def call_several(name: str, count: int, *args: Any, **kwargs: Any) -> tuple[ndarray, ...]:
+    return tuple(_queue(Op.KIND_CALL, name, args, kwargs, [None] * count))
+
+
+def method(array: ndarray, name: str, *args: Any, meta: Meta | None = None, **kwargs: Any) -> ndarray:
+    return _queue(Op.KIND_METHOD, name, [array, *args], kwargs, [meta])[0]
+
+
+def elementwise(name: str, *operands: Any, out: Any = None, dtype: Any = None, **kwargs: Any) -> Any:
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if out is not None:
+        target = out[0] if isinstance(out, tuple) else out
+        _queue(Op.KIND_CALL, name, operands, {**kwargs, "out": target}, [])
+        return target
+    return call(name, *operands, meta=rules.ufunc(name, operands, dtype), **kwargs)
+
+
+def reduce(
+    name: str, array: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kwargs: Any
+) -> ndarray:
+    if not isinstance(array, ndarray):
+        array = asarray(array)
+    extra = {"dtype": dtype, **({"ddof": kwargs["ddof"]} if "ddof" in kwargs else {})}
+    meta = rules.reduction(name, array, axis, keepdims, **extra)
+    if axis is not None:
+        kwargs["axis"] = axis
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if keepdims:
+        kwargs["keepdims"] = True
+    if out is not None:
+        _queue(Op.KIND_CALL, name, [array], {**kwargs, "out": out}, [])
+        return out
+    return call(name, array, meta=meta, **kwargs)
+
+
+def matmul(a: Any, b: Any, out: Any = None) -> ndarray:
+    a, b = asarray(a), asarray(b)
+    if out is not None:
+        _queue(Op.KIND_CALL, "matmul", [a, b], {"out": out}, [])
+        return out
+    return call("matmul", a, b, meta=rules.matmul(a, b))
+
+
+def asarray(value: Any, dtype: Any = None) -> ndarray:
+    """A remote array of ``value`` (a remote array is returned as it is, or cast)."""
+    if isinstance(value, ndarray):
+        return value if dtype is None or np.dtype(dtype) == value.dtype else value.astype(dtype)
+    host = wire.native(np.asarray(value, dtype=dtype))
+    wire.cupy_dtype(host.dtype)
+    if host.nbytes <= wire.INLINE_LIMIT:
+        return call("asarray", host, meta=(host.shape, host.dtype))
+    return upload(host)

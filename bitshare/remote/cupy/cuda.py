@@ -1,0 +1,162 @@
+"""``cupy.cuda`` for remote leases: the device, streams and events as sync points, the memory pool,
+and CuPy's exception types. The lease's one GPU is device 0."""
+
+from __future__ import annotations
+
+import time
+import types
+from typing import Any
+
+from ...protocol import wire
+from ...protocol.v1 import bitshare_pb2 as pb
+from . import errors
+from .session import session
+
+Op = pb.ROp
+
+
+def synchronize() -> None:
+    """Wait until every queued operation has run on the worker (a sync point)."""
+    session().sync()
+
+
+class Device:
+    def __init__(self, device: Any = None) -> None:
+        self.id = 0 if device is None else int(device)
+        if self.id != 0:
+            raise errors.CUDARuntimeError(
+                f"cudaErrorInvalidDevice: a remote lease has one GPU, device 0 (not {self.id})"
+            )
+
+    def synchronize(self) -> None:
+        synchronize()
+
+    def use(self) -> None:
+        pass
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    @property
+    def mem_info(self) -> tuple[int, int]:
+        return _memory()
+
+
+class Stream:
+    """Operations run in order on the worker, so every stream is the null stream; waiting on one is a sync."""
+
+    null: Stream
+
+    def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False) -> None:
+        self.ptr = 0
+
+    def synchronize(self) -> None:
+        synchronize()
+
+    def use(self) -> Stream:
+        return self
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def record(self, event: Event | None = None) -> Event:
+        event = event or Event()
+        event.record(self)
+        return event
+
+
+Stream.null = Stream(null=True)
+
+
+def get_current_stream() -> Stream:
+    return Stream.null
+
+
+class Event:
+    """Times are taken when the worker has run everything queued before ``record`` (a sync point)."""
+
+    def __init__(self, block: bool = False, disable_timing: bool = False, interprocess: bool = False) -> None:
+        self.at: float | None = None
+
+    def record(self, stream: Stream | None = None) -> None:
+        synchronize()
+        self.at = time.perf_counter()
+
+    def synchronize(self) -> None:
+        synchronize()
+
+    @property
+    def done(self) -> bool:
+        return self.at is not None
+
+
+def get_elapsed_time(start: Event, end: Event) -> float:
+    """Milliseconds between two recorded events."""
+    if start.at is None or end.at is None:
+        raise errors.CUDARuntimeError("cudaErrorInvalidResourceHandle: an event that was not recorded")
+    return (end.at - start.at) * 1000.0
+
+
+def _memory() -> tuple[int, int]:
+    """(free, total) of the partition, as cudaMemGetInfo reports it under MPS."""
+    owner = session()
+    owner.queue(Op(kind=Op.KIND_QUERY, name="memory"))
+    result, _ = owner.sync()
+    used, limit = wire.decode(result.values[-1], lambda _h: None)
+    return limit - used, limit
+
+
+class MemoryPool:
+    """The worker's pool: its limit is the lease's partition."""
+
+    def used_bytes(self) -> int:
+        free, total = _memory()
+        return total - free
+
+    def total_bytes(self) -> int:
+        return self.used_bytes()
+
+    def free_bytes(self) -> int:
+        return 0
+
+    def get_limit(self) -> int:
+        return _memory()[1]
+
+    def set_limit(self, size: int | None = None, fraction: float | None = None) -> None:
+        pass  # the partition is the limit; the daemon changes it (resize)
+
+    def free_all_blocks(self, stream: Any = None) -> None:
+        pass  # the worker frees an array's memory when its handle is dropped
+
+
+_pool = MemoryPool()
+
+
+def get_default_memory_pool() -> MemoryPool:
+    return _pool
+
+
+runtime = types.ModuleType("cupy.cuda.runtime", "cupy.cuda.runtime for remote leases (bitshare).")
+runtime.CUDARuntimeError = errors.CUDARuntimeError
+runtime.getDeviceCount = lambda: 1
+runtime.memGetInfo = _memory
+runtime.deviceSynchronize = synchronize
+runtime.getDevice = lambda: 0
+runtime.setDevice = Device
+
+memory = types.ModuleType("cupy.cuda.memory", "cupy.cuda.memory for remote leases (bitshare).")
+memory.OutOfMemoryError = errors.OutOfMemoryError
+memory.MemoryPool = MemoryPool
+
+compiler = types.ModuleType("cupy.cuda.compiler", "cupy.cuda.compiler for remote leases (bitshare).")
+compiler.CompileException = errors.CompileException
+
+
+def is_available() -> bool:
+    return True
