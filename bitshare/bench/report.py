@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cli.render import table
+from ..present.table import table
 
 MODES = ("sequential", "concurrent", "bare")
 

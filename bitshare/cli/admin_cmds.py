@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 
 from ..errors import UsageError
+from ..present.table import table
 from .base import JSON, app, emit, state
 from .options import UINT32_MAX, _fraction, _memory, bounded, check_priority, gpu_index
-from .render import table
 
 lease_app = typer.Typer(no_args_is_help=True, help="Act on one lease (admin).")
 gpu_app = typer.Typer(no_args_is_help=True, help="Act on one GPU (admin).")

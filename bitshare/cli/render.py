@@ -5,15 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import math
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from ..present.format import since
 from ..present.gpu_lines import gpu_lines
-from ..present.printable import printable
+from ..present.table import table
 from ..protocol.v1 import bitshare_pb2 as pb
 
 
@@ -78,32 +78,12 @@ def tagged(items: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
     return [{"server": server, **message_data(m)} for server, m in items]
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Rows under their headers in aligned columns; a line break in a cell is a space (one row a line)."""
-    cells = [[printable(str(c)) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells]
-    return "\n".join(lines)
-
-
 def state_name(state: int) -> str:
     return pb.LeaseState.Name(state).removeprefix("LEASE_STATE_").lower()
 
 
 def size_text(spec: pb.LeaseSpec) -> str:
     return f"p={spec.fraction:g}" if spec.WhichOneof("size") == "fraction" else f"m={spec.memory_mib}"
-
-
-def age(stamp: Any, now: float | None = None) -> str:
-    if not stamp.seconds and not stamp.nanos:
-        return "-"
-    seconds = max(0.0, (now or time.time()) - stamp.ToNanoseconds() / 1e9)
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 def _servers_column(items: Sequence[tuple[str, Any]]) -> bool:
@@ -126,7 +106,7 @@ def leases_table(items: Sequence[tuple[str, pb.Lease]]) -> str:
             lease.usage.sm_pct if lease.usage.HasField("sampled_at") else "-",
             lease.enforcement or "-",
             lease.priority,
-            age(lease.created_at),
+            since(lease.created_at),
             " ".join(lease.command.split())[:40],
         ]
         for server, lease in items
