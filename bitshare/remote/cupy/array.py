@@ -15,7 +15,7 @@ import numpy as np
 
 from ...protocol import catalog, wire
 from ...protocol.v1 import bitshare_pb2 as pb
-from . import errors
+from . import dispatch, errors
 from . import meta as rules
 from .session import Session, session
 
@@ -177,10 +177,10 @@ class ndarray:
     def __getitem__(self, key: Any) -> ndarray:
         shape, dtype = self._meta()
         found = rules.getitem(shape, dtype, key)
-        return _queue(Op.KIND_GETITEM, "__getitem__", [self, key], {}, [found])[0]
+        return queue_op(Op.KIND_GETITEM, "__getitem__", [self, key], {}, [found])[0]
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        _queue(Op.KIND_SETITEM, "__setitem__", [self, key, value], {}, [])
+        queue_op(Op.KIND_SETITEM, "__setitem__", [self, key, value], {}, [])
 
     # ----- methods --------------------------------------------------------------------------------
 
@@ -216,10 +216,10 @@ class ndarray:
         )
 
     def fill(self, value: Any) -> None:
-        _queue(Op.KIND_METHOD, "fill", [self, value], {}, [])
+        queue_op(Op.KIND_METHOD, "fill", [self, value], {}, [])
 
     def sort(self, axis: int = -1, **kwargs: Any) -> None:
-        _queue(Op.KIND_METHOD, "sort", [self], {"axis": axis, **kwargs}, [])
+        queue_op(Op.KIND_METHOD, "sort", [self], {"axis": axis, **kwargs}, [])
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(catalog.METHODS))
@@ -241,9 +241,7 @@ class ndarray:
         return elementwise(ufunc.__name__, *inputs, **kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        from . import namespace
-
-        target = namespace.lookup(func.__module__, func.__name__)
+        target = dispatch.numpy_function(func.__module__, func.__name__)
         if target is None:
             return NotImplemented
         return target(*args, **kwargs)
@@ -358,7 +356,7 @@ class ndarray:
         shape, _ = rules.ufunc(_INPLACE_UFUNC[name], [self, other])
         if shape != self.shape:
             raise ValueError(f"non-broadcastable output operand with shape {self.shape} doesn't match {shape}")
-        _queue(Op.KIND_METHOD, name, [self, other], {}, [])
+        queue_op(Op.KIND_METHOD, name, [self, other], {}, [])
         return self
 
     def __iadd__(self, other: Any) -> ndarray:
@@ -419,13 +417,15 @@ def _operand(owner: Session, value: Any) -> Any:
     return value
 
 
-def _handle_of(value: Any) -> int | None:
+def handle_of(value: Any) -> int | None:
+    """The worker's handle of a remote array; None for anything else (how ``wire.encode`` tells them apart)."""
     return value._handle if isinstance(value, ndarray) else None
 
 
-def _queue(
+def queue_op(
     kind: int, name: str, args: Sequence[Any], kwargs: dict[str, Any], metas: Sequence[Meta | None]
 ) -> list[ndarray]:
+    """Queue one operation on the session, with a new array for each expected result, and return those."""
     for found in metas:
         if found is not None:
             wire.cupy_dtype(found[1])  # refused here, as CuPy refuses it, before anything is queued
@@ -438,8 +438,8 @@ def _queue(
     op = Op(
         kind=kind,
         name=name,
-        args=[wire.encode(a, _handle_of) for a in args],
-        kwargs={k: wire.encode(v, _handle_of) for k, v in kwargs.items()},
+        args=[wire.encode(a, handle_of) for a in args],
+        kwargs={k: wire.encode(v, handle_of) for k, v in kwargs.items()},
         out=[r._handle for r in results],
         expect=[wire.meta_pb(*m) if m is not None else pb.RMeta() for m in metas],
     )
@@ -458,15 +458,15 @@ def upload(array: np.ndarray, owner: Session | None = None) -> ndarray:
 
 def call(name: str, *args: Any, meta: Meta | None = None, **kwargs: Any) -> ndarray:
     """A function of the covered surface, with one result."""
-    return _queue(Op.KIND_CALL, name, args, kwargs, [meta])[0]
+    return queue_op(Op.KIND_CALL, name, args, kwargs, [meta])[0]
 
 
 def call_several(name: str, count: int, *args: Any, **kwargs: Any) -> tuple[ndarray, ...]:
-    return tuple(_queue(Op.KIND_CALL, name, args, kwargs, [None] * count))
+    return tuple(queue_op(Op.KIND_CALL, name, args, kwargs, [None] * count))
 
 
 def method(array: ndarray, name: str, *args: Any, meta: Meta | None = None, **kwargs: Any) -> ndarray:
-    return _queue(Op.KIND_METHOD, name, [array, *args], kwargs, [meta])[0]
+    return queue_op(Op.KIND_METHOD, name, [array, *args], kwargs, [meta])[0]
 
 
 def elementwise(name: str, *operands: Any, out: Any = None, dtype: Any = None, **kwargs: Any) -> Any:
@@ -474,7 +474,7 @@ def elementwise(name: str, *operands: Any, out: Any = None, dtype: Any = None, *
         kwargs["dtype"] = dtype
     if out is not None:
         target = out[0] if isinstance(out, tuple) else out
-        _queue(Op.KIND_CALL, name, operands, {**kwargs, "out": target}, [])
+        queue_op(Op.KIND_CALL, name, operands, {**kwargs, "out": target}, [])
         return target
     return call(name, *operands, meta=rules.ufunc(name, operands, dtype), **kwargs)
 
@@ -493,7 +493,7 @@ def reduce(
     if keepdims:
         kwargs["keepdims"] = True
     if out is not None:
-        _queue(Op.KIND_CALL, name, [array], {**kwargs, "out": out}, [])
+        queue_op(Op.KIND_CALL, name, [array], {**kwargs, "out": out}, [])
         return out
     return call(name, array, meta=meta, **kwargs)
 
@@ -501,7 +501,7 @@ def reduce(
 def matmul(a: Any, b: Any, out: Any = None) -> ndarray:
     a, b = asarray(a), asarray(b)
     if out is not None:
-        _queue(Op.KIND_CALL, "matmul", [a, b], {"out": out}, [])
+        queue_op(Op.KIND_CALL, "matmul", [a, b], {"out": out}, [])
         return out
     return call("matmul", a, b, meta=rules.matmul(a, b))
 

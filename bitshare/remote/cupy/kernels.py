@@ -10,7 +10,7 @@ from typing import Any
 
 from ...protocol import wire
 from ...protocol.v1 import bitshare_pb2 as pb
-from .array import _handle_of, _queue, ndarray
+from .array import handle_of, ndarray, queue_op
 from .session import session
 
 Op = pb.ROp
@@ -31,7 +31,7 @@ class _Kernel:
             return
         kwargs = {"kind": self.kind, **self._params}
         owner.queue(
-            Op(kind=Op.KIND_KERNEL, name=self.name, kwargs={k: wire.encode(v, _handle_of) for k, v in kwargs.items()})
+            Op(kind=Op.KIND_KERNEL, name=self.name, kwargs={k: wire.encode(v, handle_of) for k, v in kwargs.items()})
         )
         self._defined_in = (id(owner), owner.incarnation)
 
@@ -48,7 +48,7 @@ class RawKernel(_Kernel):
         self._define()
         grid = (grid,) if isinstance(grid, int) else tuple(grid)
         block = (block,) if isinstance(block, int) else tuple(block)
-        _queue(Op.KIND_LAUNCH, self.name, [grid, block, tuple(args)], {"shared_mem": shared_mem}, [])
+        queue_op(Op.KIND_LAUNCH, self.name, [grid, block, tuple(args)], {"shared_mem": shared_mem}, [])
 
 
 class ElementwiseKernel(_Kernel):
@@ -63,9 +63,9 @@ class ElementwiseKernel(_Kernel):
         self._define()
         given = len(args) - self._inputs  # outputs passed in are written in place
         if given >= self._outputs:
-            _queue(Op.KIND_LAUNCH, self.name, list(args), kwargs, [])
+            queue_op(Op.KIND_LAUNCH, self.name, list(args), kwargs, [])
             return args[self._inputs] if self._outputs == 1 else tuple(args[self._inputs :])
-        results = _queue(Op.KIND_LAUNCH, self.name, list(args), kwargs, [None] * (self._outputs - max(given, 0)))
+        results = queue_op(Op.KIND_LAUNCH, self.name, list(args), kwargs, [None] * (self._outputs - max(given, 0)))
         return results[0] if len(results) == 1 else tuple(results)
 
 
@@ -96,4 +96,4 @@ class ReductionKernel(_Kernel):
 
     def __call__(self, *args: Any, **kwargs: Any) -> ndarray:
         self._define()
-        return _queue(Op.KIND_LAUNCH, self.name, list(args), kwargs, [None])[0]
+        return queue_op(Op.KIND_LAUNCH, self.name, list(args), kwargs, [None])[0]

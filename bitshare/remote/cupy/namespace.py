@@ -15,8 +15,9 @@ import numpy as np
 
 from ...protocol import catalog, wire
 from ...protocol.v1 import bitshare_pb2 as pb
+from . import dispatch
 from . import meta as rules
-from .array import _queue, asarray, call, call_several, elementwise, matmul, ndarray, reduce
+from .array import asarray, call, call_several, elementwise, matmul, ndarray, queue_op, reduce
 
 Op = pb.ROp
 ARANGE_ON_HOST = 1 << 20  # arange/linspace: the shape is worked out here below this many elements
@@ -282,7 +283,7 @@ linalg = submodule("linalg", catalog.LINALG)
 linalg.LinAlgError = np.linalg.LinAlgError
 fft = submodule("fft", catalog.FFT)
 random = submodule("random", catalog.RANDOM)
-random.seed = lambda seed=None: _queue(Op.KIND_CALL, "random.seed", [seed], {}, [])  # type: ignore[attr-defined]
+random.seed = lambda seed=None: queue_op(Op.KIND_CALL, "random.seed", [seed], {}, [])  # type: ignore[attr-defined]
 
 
 def lookup(module: str, name: str) -> Callable[..., Any] | None:
@@ -292,3 +293,6 @@ def lookup(module: str, name: str) -> Callable[..., Any] | None:
     if module.startswith("numpy.fft"):
         return getattr(fft, name, None) if name in catalog.FFT else None
     return TOP.get(name)
+
+
+dispatch.register(lookup)
