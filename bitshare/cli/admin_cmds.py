@@ -7,7 +7,7 @@ import typer
 from ..errors import UsageError
 from ..present.table import table
 from .base import JSON, app, emit, state
-from .options import UINT32_MAX, _fraction, _memory, bounded, check_priority, gpu_index
+from .options import UINT32_MAX, bounded, check_priority, gpu_index, parse_fraction, parse_memory
 
 lease_app = typer.Typer(no_args_is_help=True, help="Act on one lease (admin).")
 gpu_app = typer.Typer(no_args_is_help=True, help="Act on one GPU (admin).")
@@ -26,8 +26,8 @@ def resize(
     """Grow (when there is room) or shrink a lease on every GPU it holds."""
     if (partition is None) == (memory is None):
         raise UsageError("give exactly one of -p FRACTION or -m MIB")
-    fraction = _fraction(partition) if partition is not None else None
-    mib = _memory(memory) if memory is not None else None
+    fraction = parse_fraction(partition) if partition is not None else None
+    mib = parse_memory(memory) if memory is not None else None
     lease = state(ctx).holder_of(lease_id).resize(lease_id, fraction, mib)
     sizes = ", ".join(f"GPU {a.gpu_index}: {a.memory_mib} MiB" for a in lease.allocations)
     emit(ctx, json_output, lease, f"lease {lease.id} resized to {sizes}")

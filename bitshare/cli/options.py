@@ -43,7 +43,7 @@ def positive_seconds(flag: str, value: float) -> float:
     return value
 
 
-def _fraction(text: str) -> float:
+def parse_fraction(text: str) -> float:
     try:
         value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
     except ValueError:
@@ -53,7 +53,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _memory(text: str, flag: str = "-m") -> int:
+def parse_memory(text: str, flag: str = "-m") -> int:
     try:
         return parse_mib(text)
     except ValueError:
@@ -72,7 +72,7 @@ def _filters(items: list[str]) -> dict:
         if key == "name":
             found["name"] = value
         elif key == "min_memory":
-            found["min_memory_mib"] = _memory(value, "--filter min_memory=")
+            found["min_memory_mib"] = parse_memory(value, "--filter min_memory=")
         elif key in ("index", "gpu"):
             try:
                 found["indices"] = tuple(sorted({int(v) for v in value.split(",")}))
@@ -108,9 +108,9 @@ def build_request(
         raise UsageError(f"--compute must be a percentage in 1..100, got {compute}")
     if timeout is not None:
         positive_seconds("--timeout", timeout)
-    size = {"fraction": _fraction(fraction)} if fraction is not None else {}
+    size = {"fraction": parse_fraction(fraction)} if fraction is not None else {}
     if memory is not None:
-        size = {"memory_mib": _memory(memory)}
+        size = {"memory_mib": parse_memory(memory)}
     if not size:
         size = {"fraction": 1.0}  # a whole GPU, as Bitfusion does without -p
     return LeaseRequest(

@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..support.harness import _env, wait_for
+from ..support.harness import isolated_env, wait_for
 
 
 def test_run_starts_a_per_user_daemon_and_reuses_it(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env = isolated_env(tmp_path)
     script = "import os; print(os.environ['BITSHARE_SERVER'], os.environ['BITSHARE_GPU_MEMORY_MIB'])"
     first = subprocess.run(
         [sys.executable, "-m", "bitshare", "run", "-p", "0.25", "--", sys.executable, "-c", script],
@@ -61,7 +61,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_clients_starting_at_once_share_one_per_user_daemon(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env = isolated_env(tmp_path)
     runs = [
         subprocess.Popen(
             [sys.executable, "-m", "bitshare", "run", "-p", "0.25", "--", "true"],

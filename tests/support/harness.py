@@ -40,7 +40,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _env(tmp: Path) -> dict[str, str]:
+def isolated_env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["XDG_RUNTIME_DIR"] = str(tmp / "runtime")
     env["XDG_STATE_HOME"] = str(tmp / "state-home")
@@ -61,7 +61,7 @@ class Daemon:
         self.socket = tmp / "bitshared.sock"
         self.state_dir = tmp / "state"
         self.args = args
-        self.env = _env(tmp)
+        self.env = isolated_env(tmp)
         self.proc: subprocess.Popen | None = None
         self.log_path = tmp / "bitshared.log"
         self.server = f"unix:{self.socket}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -21,3 +22,21 @@ def test_every_import_contract_is_kept() -> None:
     declared = (ROOT / "pyproject.toml").read_text().count("[[tool.importlinter.contracts]]")
     kept = re.search(r"Contracts: (\d+) kept, 0 broken", result.stdout)
     assert kept and int(kept.group(1)) == declared >= 8, result.stdout
+
+
+def private_imports(root: Path) -> list[str]:
+    """Each ``from module import _name`` under root: a private name reached into from another module."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(root.parent)}:{node.lineno} imports {alias.name}")
+    return found
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    # What is shared between modules is public in the module that defines it.
+    for top in ("bitshare", "tests"):
+        assert private_imports(ROOT / top) == []
