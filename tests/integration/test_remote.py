@@ -502,6 +502,7 @@ def test_a_transfer_broken_off_part_way_leaves_the_session_usable(
     """Ctrl-C in the middle of a download (here raised where the client reads the data socket,
     then where it reads the stream) leaves the next operations of the session working."""
     from bitshare.remote import cupy
+    from bitshare.remote.cupy import bulk
     from bitshare.remote.cupy import session as remote
 
     with daemon.client() as client:
@@ -515,13 +516,13 @@ def test_a_transfer_broken_off_part_way_leaves_the_session_usable(
         opened = remote.session()
         assert opened._data is not None  # on the daemon's host: bulk bytes on the data socket
 
-        read_into = remote.read_into
+        read_into = bulk.read_into
 
         def interrupted(sock: socket.socket, view: memoryview) -> bool:
-            monkeypatch.setattr(remote, "read_into", read_into)  # once only
+            monkeypatch.setattr(bulk, "read_into", read_into)  # once only
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(remote, "read_into", interrupted)
+        monkeypatch.setattr(bulk, "read_into", interrupted)
         with pytest.raises(KeyboardInterrupt):
             x.get()
         np.testing.assert_array_equal(x.get(), expected)  # now in chunks on the stream

@@ -17,13 +17,14 @@ from ...protocol import catalog, wire
 from ...protocol.v1 import bitshare_pb2 as pb
 from . import dispatch, errors
 from . import meta as rules
+from .operators import INPLACE_UFUNC, Operators
 from .session import Session, session
 
 Op = pb.ROp
 Meta = rules.Meta
 
 
-class ndarray:
+class ndarray(Operators):
     """An array on the leased GPU (held by the remote worker)."""
 
     __slots__ = ("__weakref__", "_dtype", "_handle", "_session", "_shape")
@@ -246,162 +247,20 @@ class ndarray:
             return NotImplemented
         return target(*args, **kwargs)
 
-    # ----- operators -------------------------------------------------------------------------------
+    # ----- the hooks of the operators (operators.py) ----------------------------------------------
 
-    def __add__(self, other: Any) -> Any:
-        return elementwise("add", self, other)
+    def _ufunc(self, name: str, *operands: Any) -> Any:
+        return elementwise(name, *operands)
 
-    def __radd__(self, other: Any) -> Any:
-        return elementwise("add", other, self)
-
-    def __sub__(self, other: Any) -> Any:
-        return elementwise("subtract", self, other)
-
-    def __rsub__(self, other: Any) -> Any:
-        return elementwise("subtract", other, self)
-
-    def __mul__(self, other: Any) -> Any:
-        return elementwise("multiply", self, other)
-
-    def __rmul__(self, other: Any) -> Any:
-        return elementwise("multiply", other, self)
-
-    def __truediv__(self, other: Any) -> Any:
-        return elementwise("true_divide", self, other)
-
-    def __rtruediv__(self, other: Any) -> Any:
-        return elementwise("true_divide", other, self)
-
-    def __floordiv__(self, other: Any) -> Any:
-        return elementwise("floor_divide", self, other)
-
-    def __rfloordiv__(self, other: Any) -> Any:
-        return elementwise("floor_divide", other, self)
-
-    def __mod__(self, other: Any) -> Any:
-        return elementwise("remainder", self, other)
-
-    def __rmod__(self, other: Any) -> Any:
-        return elementwise("remainder", other, self)
-
-    def __pow__(self, other: Any) -> Any:
-        return elementwise("power", self, other)
-
-    def __rpow__(self, other: Any) -> Any:
-        return elementwise("power", other, self)
-
-    def __matmul__(self, other: Any) -> Any:
-        return matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Any:
-        return matmul(other, self)
-
-    def __and__(self, other: Any) -> Any:
-        return elementwise("bitwise_and", self, other)
-
-    def __rand__(self, other: Any) -> Any:
-        return elementwise("bitwise_and", other, self)
-
-    def __or__(self, other: Any) -> Any:
-        return elementwise("bitwise_or", self, other)
-
-    def __ror__(self, other: Any) -> Any:
-        return elementwise("bitwise_or", other, self)
-
-    def __xor__(self, other: Any) -> Any:
-        return elementwise("bitwise_xor", self, other)
-
-    def __rxor__(self, other: Any) -> Any:
-        return elementwise("bitwise_xor", other, self)
-
-    def __lshift__(self, other: Any) -> Any:
-        return elementwise("left_shift", self, other)
-
-    def __rshift__(self, other: Any) -> Any:
-        return elementwise("right_shift", self, other)
-
-    def __neg__(self) -> Any:
-        return elementwise("negative", self)
-
-    def __pos__(self) -> Any:
-        return elementwise("positive", self)
-
-    def __abs__(self) -> Any:
-        return elementwise("absolute", self)
-
-    def __invert__(self) -> Any:
-        return elementwise("invert", self)
-
-    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
-        return elementwise("equal", self, other)
-
-    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
-        return elementwise("not_equal", self, other)
-
-    def __lt__(self, other: Any) -> Any:
-        return elementwise("less", self, other)
-
-    def __le__(self, other: Any) -> Any:
-        return elementwise("less_equal", self, other)
-
-    def __gt__(self, other: Any) -> Any:
-        return elementwise("greater", self, other)
-
-    def __ge__(self, other: Any) -> Any:
-        return elementwise("greater_equal", self, other)
-
-    __hash__ = None  # type: ignore[assignment]
+    def _matmul(self, a: Any, b: Any) -> Any:
+        return matmul(a, b)
 
     def _inplace(self, name: str, other: Any) -> ndarray:
-        shape, _ = rules.ufunc(_INPLACE_UFUNC[name], [self, other])
+        shape, _ = rules.ufunc(INPLACE_UFUNC[name], [self, other])
         if shape != self.shape:
             raise ValueError(f"non-broadcastable output operand with shape {self.shape} doesn't match {shape}")
         queue_op(Op.KIND_METHOD, name, [self, other], {}, [])
         return self
-
-    def __iadd__(self, other: Any) -> ndarray:
-        return self._inplace("__iadd__", other)
-
-    def __isub__(self, other: Any) -> ndarray:
-        return self._inplace("__isub__", other)
-
-    def __imul__(self, other: Any) -> ndarray:
-        return self._inplace("__imul__", other)
-
-    def __itruediv__(self, other: Any) -> ndarray:
-        return self._inplace("__itruediv__", other)
-
-    def __ifloordiv__(self, other: Any) -> ndarray:
-        return self._inplace("__ifloordiv__", other)
-
-    def __imod__(self, other: Any) -> ndarray:
-        return self._inplace("__imod__", other)
-
-    def __ipow__(self, other: Any) -> ndarray:
-        return self._inplace("__ipow__", other)
-
-    def __iand__(self, other: Any) -> ndarray:
-        return self._inplace("__iand__", other)
-
-    def __ior__(self, other: Any) -> ndarray:
-        return self._inplace("__ior__", other)
-
-    def __ixor__(self, other: Any) -> ndarray:
-        return self._inplace("__ixor__", other)
-
-
-_INPLACE_UFUNC = {
-    "__iadd__": "add",
-    "__isub__": "subtract",
-    "__imul__": "multiply",
-    "__itruediv__": "true_divide",
-    "__ifloordiv__": "floor_divide",
-    "__imod__": "remainder",
-    "__ipow__": "power",
-    "__iand__": "bitwise_and",
-    "__ior__": "bitwise_or",
-    "__ixor__": "bitwise_xor",
-}
 
 
 # ----- queueing operations ---------------------------------------------------------------------

@@ -13,8 +13,6 @@ import collections
 import itertools
 import os
 import queue
-import socket
-import struct
 import sys
 import threading
 import time
@@ -25,18 +23,16 @@ from typing import Any
 
 import grpc
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from ...client.connection import Client, connect
 from ...errors import BitshareError
 from ...present.printable import printable
-from ...protocol.sockio import read_bytes, read_into
 from ...protocol.v1 import bitshare_pb2 as pb
 from ...protocol.v1 import bitshare_pb2_grpc as pb_grpc
 from ...protocol.wire import check_dtype, check_shape, contiguous, cupy_dtype, native
 from . import errors
+from .bulk import DataSocket, place_chunk, stream_chunks
 
-CHUNK = 4 * 1024 * 1024
 RESUME_BACKOFF_S = (0.05, 1.0)  # first and longest wait between tries to reopen after a restart
 CLOSE_WAIT_S = 5.0  # close(): how long the cancelled stream may take to finish
 MAX_QUEUED = 4096  # operations sent without waiting once this many are queued
@@ -81,7 +77,7 @@ class Session:
         self.ops_sent = 0
         self.device_used_bytes = 0
         self.device_limit_bytes = 0
-        self._data: socket.socket | None = None  # raw bulk bytes, when the worker is on this host
+        self._data: DataSocket | None = None  # raw bulk bytes, when the worker is on this host
         self._lost_below = 0  # arrays with handles below this were held by a worker that is gone
         self._lost_since: set[int] = set()  # made since, from lost arrays: never sent
         self._loss = ""  # what the next sync raises (a lost array was used), or ""
@@ -174,8 +170,7 @@ class Session:
             if direct:
                 self._send_data(handle, data)
                 return
-            for offset in range(0, len(data), CHUNK):
-                chunk = pb.RChunk(handle=handle, offset=offset, data=data[offset : offset + CHUNK].tobytes())
+            for chunk in stream_chunks(handle, data):
                 self._put(pb.RemoteRequest(chunk=chunk))
 
     def download(self, handle: int, meta: tuple[tuple[int, ...], np.dtype] | None) -> np.ndarray:
@@ -228,8 +223,7 @@ class Session:
                     if chunk.handle != handle:
                         raise errors.ProtocolError(f"the worker sent data for array {chunk.handle}, not {handle}")
                     if buffer is not None:
-                        target = memoryview(buffer.reshape(-1).view(np.uint8))
-                        target[chunk.offset : chunk.offset + len(chunk.data)] = chunk.data
+                        place_chunk(buffer, chunk)
                     else:
                         pieces.append(chunk.data)
                     continue
@@ -265,54 +259,26 @@ class Session:
     def _open_data_socket(self, first: pb.RemoteReply) -> None:
         if first.WhichOneof("kind") != "session":
             raise errors.ProtocolError("the GPU server's first reply does not describe the session")
-        if not first.session.data_socket:
-            return
-        try:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(first.session.data_socket)
-            sock.sendall(first.session.secret)
-        except OSError:
-            return  # not reachable from here after all: chunks on the stream still work
-        self._data = sock
+        self._data = DataSocket.open(first.session, self.lease_id)
 
     def _send_data(self, handle: int, data: memoryview) -> None:
         assert self._data is not None
         try:
-            self._data.sendall(data)
+            self._data.send(data)
         except OSError as exc:
-            self._data.close()
-            self._data = None
+            self._data = None  # (closed by its failure)
             self.sync()  # the worker's answer (or the stream's end) says what happened; raised first
             raise errors.ProtocolError(f"the upload of array {handle} failed on the data socket: {exc}") from None
 
     def _receive_data(self) -> np.ndarray | None:
-        """A direct download: None when it did not happen (the answer says why).
-
-        The socket carries raw bytes with no way to find the next message's start: whatever
-        stops a read part way (bad data, Ctrl-C) closes it, and later transfers travel in
-        chunks on the stream."""
-        assert self._data is not None
-        complete = False
+        """A direct download: None when it did not happen (the answer says why). A read stopped
+        part way closes the socket: later transfers travel in chunks on the stream."""
+        data = self._data
+        assert data is not None
         try:
-            (size,) = _LENGTH.unpack(_required(read_bytes(self._data, _LENGTH.size)))
-            if size == 0:
-                complete = True
-                return None
-            meta = pb.RMeta.FromString(_required(read_bytes(self._data, size)))
-            try:
-                host = np.empty(check_shape(meta.shape), check_dtype(meta.dtype))
-            except ValueError as exc:
-                raise errors.ProtocolError(f"the worker sent an array this client cannot take: {exc}") from None
-            if host.size and not read_into(self._data, memoryview(host).cast("B")):
-                raise EOFError("the worker closed the data socket")
-            complete = True
-            return host
-        except (OSError, EOFError, DecodeError) as exc:
-            # The worker, or the daemon with it, may be gone: the stream tells which.
-            raise errors.ProtocolError(f"the data socket of lease {self.lease_id} failed: {exc}") from None
+            return data.receive()
         finally:
-            if not complete:
-                self._data.close()
+            if data.closed:
                 self._data = None
 
     # ----- the stream -------------------------------------------------------------------------
@@ -451,15 +417,6 @@ def _requests(outgoing: queue.SimpleQueue[pb.RemoteRequest | None]) -> Iterator[
         if request is None:
             return
         yield request
-
-
-_LENGTH = struct.Struct(">I")
-
-
-def _required(data: bytes | None) -> bytes:
-    if data is None:
-        raise EOFError("the worker closed the data socket")
-    return data
 
 
 _current: list[Session] = []  # the process's one session, once opened
