@@ -62,29 +62,53 @@ def format_mib(mib: float) -> str:
     return f"{int(mib)} MiB"
 
 
-def parse_fraction_or_size(text: str) -> tuple[float | None, int | None]:
-    """Parse a share of a GPU into (fraction, None) or (None, MiB). A bare number is a fraction, as
-    ``-p`` takes it ("0.25"; "1" is the whole GPU; "25%" too); a memory size carries its unit
-    ("8GiB", "512MiB"). A bare number above 1 is refused: read as MiB, a "4" meant as 4 GiB
-    would quietly become 4 MiB."""
-    text = str(text).strip()
-    if not text:
-        raise ValueError("give a fraction like 0.25 (1 is the whole GPU), or a memory size like 8GiB")
+class NotAFraction(ValueError):
+    """Text that is not a fraction of a GPU in (0, 1]; ``written`` quotes it back (a number as
+    written, anything else in quotes)."""
+
+    def __init__(self, written: str) -> None:
+        super().__init__(f"a fraction of a GPU is in (0, 1], got {written}")
+        self.written = written
+
+
+def _written_number(text: str) -> float | None:
+    """The number ``text`` writes ("0.25"; "25%" is 0.25), or None when it writes none."""
     percent = text.endswith("%")
     try:
         value = float(text[:-1] if percent else text)
     except ValueError:
+        return None
+    return value / 100 if percent else value
+
+
+def parse_fraction(text: str) -> float:
+    """A share of a GPU written as a fraction ("0.25"; "1" is the whole GPU) or a percentage
+    ("25%"); raises :class:`NotAFraction` for anything outside (0, 1], NaN included."""
+    text = str(text).strip()
+    value = _written_number(text)
+    if value is None:
+        raise NotAFraction(repr(text))
+    if not 0 < value <= 1:  # NaN and infinity fail this too
+        raise NotAFraction(text)
+    return value
+
+
+def parse_fraction_or_size(text: str) -> tuple[float | None, int | None]:
+    """Parse a share of a GPU into (fraction, None) or (None, MiB). A bare number is a fraction, as
+    ``-p`` takes it (:func:`parse_fraction`); a memory size carries its unit ("8GiB", "512MiB").
+    A bare number above 1 is refused: read as MiB, a "4" meant as 4 GiB would quietly become 4 MiB."""
+    text = str(text).strip()
+    if not text:
+        raise ValueError("give a fraction like 0.25 (1 is the whole GPU), or a memory size like 8GiB")
+    value = _written_number(text)
+    if value is None:
         match = _SIZE.match(text)
         if not match or match.group(2).lower() not in _UNITS_MIB:
-            raise ValueError(f"not a fraction or a memory size: {text!r} (write it like 0.25 or 8GiB)") from None
+            raise ValueError(f"not a fraction or a memory size: {text!r} (write it like 0.25 or 8GiB)")
         return None, parse_mib(text)
-    if percent:
-        value /= 100
-    elif 1 < value < float("inf"):
+    if not text.endswith("%") and 1 < value < float("inf"):
         raise ValueError(
             f"{text} is more than a whole GPU: a bare number is a fraction (1 is the whole GPU); "
             f"for memory add a unit, like {text}GiB"
         )
-    if not 0 < value <= 1:  # NaN and infinity fail this too
-        raise ValueError(f"a fraction of a GPU is in (0, 1], got {text}")
-    return value, None
+    return parse_fraction(text), None

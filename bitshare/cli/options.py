@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import shlex
 
+from .. import units
 from ..client.connection import LeaseRequest
 from ..errors import UsageError
 from ..units import MAX_PRIORITY, parse_mib
@@ -43,14 +44,11 @@ def positive_seconds(flag: str, value: float) -> float:
     return value
 
 
-def parse_fraction(text: str) -> float:
+def parse_fraction(text: str, flag: str = "-p") -> float:
     try:
-        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
-    except ValueError:
-        raise UsageError(f"-p must be a fraction of a GPU in (0, 1], got {text!r}") from None
-    if not (0 < value <= 1) or not math.isfinite(value):
-        raise UsageError(f"-p must be a fraction of a GPU in (0, 1], got {text}")
-    return value
+        return units.parse_fraction(text)
+    except units.NotAFraction as exc:
+        raise UsageError(f"{flag} must be a fraction of a GPU in (0, 1], got {exc.written}") from None
 
 
 def parse_memory(text: str, flag: str = "-m") -> int:

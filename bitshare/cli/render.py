@@ -11,8 +11,9 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from ..present.format import since
-from ..present.gpu_lines import gpu_lines
+from ..present.ages import since
+from ..present.gpu_lines import SIMULATED, gpu_lines
+from ..present.leases import asked, command_line, measured, state_name
 from ..present.table import table
 from ..protocol.v1 import bitshare_pb2 as pb
 
@@ -78,14 +79,6 @@ def tagged(items: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
     return [{"server": server, **message_data(m)} for server, m in items]
 
 
-def state_name(state: int) -> str:
-    return pb.LeaseState.Name(state).removeprefix("LEASE_STATE_").lower()
-
-
-def size_text(spec: pb.LeaseSpec) -> str:
-    return f"p={spec.fraction:g}" if spec.WhichOneof("size") == "fraction" else f"m={spec.memory_mib}"
-
-
 def _servers_column(items: Sequence[tuple[str, Any]]) -> bool:
     return len({server for server, _ in items}) > 1
 
@@ -100,14 +93,14 @@ def leases_table(items: Sequence[tuple[str, pb.Lease]]) -> str:
             state_name(lease.state),
             str(lease.queue_position) if lease.queue_position else "-",
             ",".join(str(a.gpu_index) for a in lease.allocations) or "-",
-            size_text(lease.spec),
+            asked(lease.spec),
             ",".join(str(a.memory_mib) for a in lease.allocations) or "-",
-            lease.usage.used_mib if lease.usage.HasField("sampled_at") else "-",
-            lease.usage.sm_pct if lease.usage.HasField("sampled_at") else "-",
+            lease.usage.used_mib if measured(lease) else "-",
+            lease.usage.sm_pct if measured(lease) else "-",
             lease.enforcement or "-",
             lease.priority,
             since(lease.created_at),
-            " ".join(lease.command.split())[:40],
+            command_line(lease),
         ]
         for server, lease in items
     ]
@@ -181,7 +174,7 @@ def smi(
 ) -> str:
     """The console's GPU view as plain text: each GPU's panel, its utilisation ``history`` (per
     GPU index; the current figure alone without it) and the ``leases`` its partitions belong to."""
-    kind = "SIMULATED (CPU-backed)" if info.simulated else info.backend
+    kind = SIMULATED if info.simulated else info.backend
     out = [f"{server}: bitshared {info.version} on {info.hostname}  backend: {kind}  GPUs: {len(gpus)}"]
     by_id = {lease.id: lease for lease in leases}
     for gpu in gpus:

@@ -8,8 +8,9 @@ from collections.abc import Iterable
 
 from ..protocol.v1 import bitshare_pb2 as pb
 from ..units import format_mib
-from .format import sparkline
 
+SPARK = "▁▂▃▄▅▆▇█"
+SIMULATED = "SIMULATED (CPU-backed)"  # said loudly, wherever a simulated GPU is shown
 BAR = 48
 SEGMENT_STYLES = ("bold cyan", "bold magenta", "bold green", "bold yellow", "bold blue", "bold red")
 
@@ -18,7 +19,7 @@ Line = list[tuple[str, str]]  # runs of (text, Rich style)
 
 def gpu_lines(gpu: pb.Gpu, leases: dict[str, pb.Lease], history: Iterable[float]) -> list[Line]:
     flags = [
-        ("SIMULATED (CPU-backed)", "bold yellow") if gpu.simulated else None,
+        (SIMULATED, "bold yellow") if gpu.simulated else None,
         ("DRAINED", "bold red") if gpu.drained else None,
         ("MPS", "bold green") if gpu.mps else None,
     ]
@@ -68,3 +69,9 @@ def memory_bar(gpu: pb.Gpu) -> Line:
     bar.append(("░" * max(0, BAR - granted - reserved), "dim"))
     bar.append(("r" * reserved, "dim italic"))
     return bar
+
+
+def sparkline(values: Iterable[float], width: int) -> str:
+    """The last ``width`` values (0..100) as block characters."""
+    points = list(values)[-width:]
+    return "".join(SPARK[min(len(SPARK) - 1, int(v * len(SPARK) / 101))] for v in points).rjust(width, " ")

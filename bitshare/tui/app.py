@@ -19,7 +19,8 @@ from textual.widgets import Header, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ..errors import BitshareError
-from ..present.format import gpus, partition, since, state, used
+from ..present.ages import since
+from ..present.leases import command_line, gpus, measured, partition, state_name, used
 from ..present.printable import make_printable, printable
 from ..protocol.v1 import bitshare_pb2 as pb
 from ..units import MAX_PRIORITY, format_mib, parse_fraction_or_size
@@ -234,14 +235,14 @@ class AdminApp(App[None]):
                         lease.id,
                         lease.owner,
                         lease.client_host,
-                        " ".join(lease.command.split())[:40],
+                        command_line(lease),
                         gpus(lease),
                         partition(lease),
                         used(lease),
-                        str(lease.usage.sm_pct) if lease.usage.HasField("sampled_at") else "-",
+                        str(lease.usage.sm_pct) if measured(lease) else "-",
                         since(lease.granted_at, now),
                         since(lease.last_active_at, now),
-                        state(lease),
+                        state_name(lease.state),
                         lease.enforcement or "-",
                     )
         self.query_one("#lease-table", LiveTable).sync(leases, show=active == "leases")

@@ -8,11 +8,9 @@ from collections.abc import Sequence
 
 from rich.cells import cell_len, set_cell_size
 
-from ..present.format import matches
+from ..present.ages import age_seconds
 from ..units import parse_mib
 
-AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}  # as format.since writes ages
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smh])$")
 _SIZE = re.compile(r"^\d+(?:\.\d+)? [KMGT]iB\b")  # as units.format_mib writes sizes
 MAX_CELL = 40  # a longer cell is cut (with "…"), so one long command cannot widen the table
 
@@ -68,14 +66,19 @@ class TableRows:
 def sort_key(value: str) -> tuple[int, float, str]:
     """Sizes ("512 MiB" before "4 GiB"), ages ("50s" before "2m") and numbers sort by value,
     text alphabetically after them."""
-    if match := _AGE.match(value):
-        return (0, float(match.group(1)) * AGE_UNITS[match.group(2)], value)
+    if (seconds := age_seconds(value)) is not None:
+        return (0, seconds, value)
     if _SIZE.match(value):
         return (0, float(parse_mib(value.split(" / ", maxsplit=1)[0])), value)
     try:
         return (0, float(value.rstrip("%")), value)
     except ValueError:
         return (1, 0.0, value)
+
+
+def matches(text: str, query: str) -> bool:
+    """Whether a row's text holds the filter's ``query``, in any case ("" holds everything)."""
+    return not query or query.lower() in text.lower()
 
 
 def _cut(cell: str) -> str:

@@ -11,7 +11,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from ...present.format import gpus, partition, since, state, used
+from ...present.ages import since
+from ...present.leases import gpus, measured, partition, state_name, used
 from ...present.printable import make_printable, printable
 from ...protocol.v1 import bitshare_pb2 as pb
 from ...units import format_mib
@@ -60,13 +61,13 @@ class LeaseDetailScreen(Screen[None]):
         text = Text()
         rows = [
             ("owner", lease.owner),
-            ("state", state(lease) + (f" ({lease.end_reason})" if lease.end_reason else "")),
+            ("state", state_name(lease.state) + (f" ({lease.end_reason})" if lease.end_reason else "")),
             ("client host", lease.client_host or "-"),
             ("command", lease.command or "-"),
             ("GPUs", gpus(lease)),
             ("partition", partition(lease)),
             ("used", used(lease)),
-            ("SM", f"{lease.usage.sm_pct}%" if lease.usage.HasField("sampled_at") else "-"),
+            ("SM", f"{lease.usage.sm_pct}%" if measured(lease) else "-"),
             ("protected by", lease.enforcement or "-"),
             ("age", since(lease.created_at, self.now)),
             ("idle", since(lease.last_active_at, self.now)),
