@@ -21,11 +21,8 @@ else:  # pragma: no cover - Python 3.10
 
 from . import paths
 from .address import parse_address
+from .errors import ConfigError
 from .units import MAX_PRIORITY, parse_reserve, parse_simulate
-
-
-class ConfigError(ValueError):
-    """A configuration file or value that cannot be used; the message names it."""
 
 
 @dataclass

@@ -24,7 +24,8 @@ from grpc_reflection.v1alpha import reflection
 
 from .. import __version__, log
 from ..address import Address, parse_address
-from ..config import ConfigError, DaemonConfig
+from ..config import DaemonConfig
+from ..errors import ConfigError, StartupError
 from ..protocol.v1 import bitshare_pb2 as pb
 from ..protocol.v1 import bitshare_pb2_grpc as pb_grpc
 from ..units import format_mib
@@ -55,10 +56,6 @@ SERVICE_NAMES = (
 # What unary calls in flight at a stop get to finish; streams are ended at once (see below).
 STOP_GRACE_S = 0.5
 STOPPING = "bitshared is stopping"
-
-
-class StartupError(RuntimeError):
-    """The daemon cannot start; the message says why."""
 
 
 class StreamsEndAtStop(grpc.aio.ServerInterceptor):

@@ -10,13 +10,13 @@ from typing import TextIO
 
 from ..client.connection import Client, LeaseRequest
 from ..client.placement import place
-from ..errors import BitshareError, LeaseLost, NoLease, Unreachable, UsageError
+from ..errors import BitshareError, LeaseLost, NoLease, Unreachable
 from ..present.printable import printable
 from ..protocol.v1 import bitshare_pb2 as pb
 from .agent_hub import AgentHub
 from .environment import has_local_gpu, lease_environment, remote_environment
 from .keeper import ENDED_STATES, LeaseKeeper
-from .process import CommandNotFound, Supervised, exit_code
+from .process import Supervised, exit_code
 
 EXIT_INTERRUPTED = 130
 RELEASE_BACKOFF_S = (0.05, 1.0)  # first and longest wait between tries to release while bitshared is away
@@ -139,10 +139,7 @@ def run_on_lease(
     relay = _EventRelay(hub, stderr)
     keeper.listeners.append(relay)
     try:
-        try:
-            child = Supervised(argv, env, on_exit=keeper.notify)
-        except CommandNotFound as exc:
-            raise UsageError(str(exc), exit_code=127) from None
+        child = Supervised(argv, env, on_exit=keeper.notify)  # CommandNotFound: exit 127
         keeper.usage = child.cpu_seconds
         if local:
             keeper.report(pids=[child.pid])

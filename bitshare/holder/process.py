@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 import psutil
 
+from ..errors import CommandNotFound
+
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -90,10 +92,6 @@ class Supervised:
                 signal.signal(signal.SIGTTOU, old_ttou)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-
-class CommandNotFound(Exception):
-    pass
 
 
 def _controlling_tty() -> int | None:

@@ -12,22 +12,13 @@ from typing import TypeVar
 import grpc
 
 from ... import API_VERSION, __version__
+from ...errors import BitshareError, Denied, status_of
 from ...protocol.v1 import bitshare_pb2 as pb
 from ...protocol.v1 import bitshare_pb2_grpc as pb_grpc
 from ..enforcement.enforcer import Enforcer
 from ..enforcement.processes import ClaimRefused
-from ..ledger import (
-    InvalidRequest,
-    Lease,
-    LeaseNotFound,
-    LeaseState,
-    LedgerError,
-    NoCapacity,
-    Unsatisfiable,
-    WrongState,
-)
+from ..ledger import InvalidRequest, Lease, LeaseState, LedgerError
 from ..state.manager import LeaseManager, LeaseUpdate
-from ..state.store import StoreError
 from .auth import Authenticator, Identity
 from .convert import (
     MAX_PRIORITY,
@@ -42,14 +33,6 @@ from .convert import (
 )
 
 T = TypeVar("T")
-
-_STATUS = {
-    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    Unsatisfiable: grpc.StatusCode.OUT_OF_RANGE,
-    NoCapacity: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    LeaseNotFound: grpc.StatusCode.NOT_FOUND,
-    WrongState: grpc.StatusCode.FAILED_PRECONDITION,
-}
 
 _UPDATE_KIND = {
     "snapshot": pb.LeaseEvent.KIND_SNAPSHOT,
@@ -144,7 +127,7 @@ class Shared:
         queued lower than asked would wait where its owner does not expect it."""
         ceiling = self.max_client_priority
         if priority > ceiling and not identity.is_admin:
-            raise _Denied(
+            raise Denied(
                 f"priority {priority} is above the clients' ceiling of {ceiling} (max_client_priority); "
                 "higher priorities are given by an admin (bitshare lease priority)"
             )
@@ -152,7 +135,7 @@ class Shared:
     def owned_lease(self, identity: Identity, lease_id: str) -> Lease:
         lease = self.manager.ledger.get(lease_id)
         if lease.owner != identity.name and not identity.is_admin:
-            raise _Denied(f"lease {lease_id} belongs to another user")
+            raise Denied(f"lease {lease_id} belongs to another user")
         return lease
 
     def server_info(self, identity: Identity) -> pb.ServerInfo:
@@ -174,26 +157,19 @@ class Shared:
         )
 
 
-class _Denied(Exception):
-    pass
-
-
 async def _reraise(exc: Exception) -> None:
     """An awaitable that raises ``exc``, for :func:`guarded` to turn into the stream's status."""
     raise exc
 
 
 async def guarded(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
-    """Await ``work``, turning ledger refusals into gRPC statuses. A store that cannot be written
-    refuses the change (UNAVAILABLE): the daemon goes on serving what it has, granting nothing new."""
+    """Await ``work``, turning refusals into the gRPC statuses their classes declare. A store that
+    cannot be written refuses the change (UNAVAILABLE): the daemon goes on serving what it has,
+    granting nothing new."""
     try:
         return await work
-    except LedgerError as exc:
-        await context.abort(_STATUS.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION), str(exc))
-    except _Denied as exc:
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
-    except StoreError as exc:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+    except (LedgerError, BitshareError) as exc:
+        await context.abort(status_of(exc), str(exc))
     raise AssertionError("context.abort returned")
 
 

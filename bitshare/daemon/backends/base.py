@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ...errors import DaemonError
 
-class BackendUnavailable(RuntimeError):
+
+class BackendUnavailable(DaemonError):
     """The backend cannot run on this host (no driver, no GPUs)."""
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 
+from ...errors import DaemonError
+
 CONTROL = "nvidia-cuda-mps-control"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -26,7 +28,7 @@ QUERY_TIMEOUT_S = 5.0
 MPS_MODES = ("auto", "on", "off")
 
 
-class MpsUnavailable(RuntimeError):
+class MpsUnavailable(DaemonError):
     """MPS cannot run here; the message says why."""
 
 

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from ...errors import Denied
 
-class ClaimRefused(Exception):
+
+class ClaimRefused(Denied):
     """A holder named a process that it may not claim; the message says why."""
 
 

@@ -26,27 +26,44 @@ class LeaseState(str, Enum):
 
 
 class LedgerError(Exception):
-    """A request the ledger refuses; nothing was changed."""
+    """A request the ledger refuses; nothing was changed.
+
+    Each refusal names the gRPC status the daemon answers it with (``bitshare.errors.status_of``);
+    by name, since the ledger imports nothing outside the standard library. The client raises the
+    matching class of ``bitshare.errors`` for it.
+    """
+
+    status = "FAILED_PRECONDITION"
 
 
 class InvalidRequest(LedgerError):
     """The request is malformed (a size out of range, a zero GPU count...)."""
 
+    status = "INVALID_ARGUMENT"
+
 
 class Unsatisfiable(LedgerError):
     """The request can never be granted on this host's GPUs."""
+
+    status = "OUT_OF_RANGE"
 
 
 class NoCapacity(LedgerError):
     """The request does not fit now (and may not wait)."""
 
+    status = "RESOURCE_EXHAUSTED"
+
 
 class LeaseNotFound(LedgerError):
     """No lease with that id."""
 
+    status = "NOT_FOUND"
+
 
 class WrongState(LedgerError):
     """The lease is not in a state that allows the operation."""
+
+    status = "FAILED_PRECONDITION"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ... import log
+from ...errors import EXIT_CONFIG, StoreError
 from ..ledger import Lease, LeaseState
 from .records import lease_from_json, lease_to_json
 
@@ -56,13 +57,11 @@ class EventRecord:
     actor: str = ""  # who did it: "user:alice", "token:ops"; "bitshared" for the daemon itself
 
 
-class StoreError(RuntimeError):
-    """The state store cannot be opened or written."""
-
-
 class UnusableState(StoreError):
     """The state directory or file is not one bitshared may start from (a damaged, foreign or
     misplaced file: an admin's matter, exit 78). Nothing in it was changed."""
+
+    exit_code = EXIT_CONFIG
 
 
 class StateUnwritable(StoreError):

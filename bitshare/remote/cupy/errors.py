@@ -1,9 +1,11 @@
-"""Exceptions the interposer raises: CuPy's types, so applications catch what they would catch."""
+"""Exceptions the interposer raises: CuPy's types, so applications catch what they would catch,
+and bitshare's own (a lost lease or array, a protocol mismatch) from the one error tree."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ... import errors
 from ...protocol.v1 import bitshare_pb2 as pb
 
 
@@ -19,20 +21,20 @@ class CompileException(Exception):
     """``cupy.cuda.compiler.CompileException``: a kernel that does not compile."""
 
 
-class KernelUnavailable(RuntimeError):
+class KernelUnavailable(errors.BitshareError, RuntimeError):
     """A CUDA kernel on a lease whose GPU is simulated (NumPy on the CPU has no CUDA compiler)."""
 
 
-class LeaseLost(RuntimeError):
+class LeaseLost(errors.LeaseLost, RuntimeError):
     """The remote session ended: the lease was revoked or expired, or its worker crashed."""
 
 
-class ArrayLost(RuntimeError):
+class ArrayLost(errors.ArrayLost, RuntimeError):
     """An array held by a worker that is gone: bitshared restarted, and the session went on with a
     new worker (the lease is kept; arrays made since work)."""
 
 
-class ProtocolError(RuntimeError):
+class ProtocolError(errors.BitshareError, RuntimeError):
     """The client and the worker disagree about the protocol (a bug, or mismatched versions)."""
 
 
