@@ -40,8 +40,8 @@ from .backends import Backend, select_backend
 from .enforcement.enforcer import Enforcer
 from .enforcement.mps import MpsControl, MpsUnavailable, control_binary
 from .enforcement.watchdog import Watchdog, WatchdogPolicy
-from .ledger import Gpu, Ledger, Policy
 from .state.manager import LeaseManager
+from .state.model import Gpu, Policy
 from .state.store import Store, StoreError, UnusableState, trusted_owner
 from .workers.relay import RemoteRelay
 
@@ -328,7 +328,7 @@ class Daemon:
                 "daemon.ready",
                 listen=",".join(str(a) for a in self.addresses),
                 gpus=len(backend.gpus),
-                leases=len(manager.ledger.live()),
+                leases=len(manager.live()),
             )
             stop = asyncio.ensure_future(self.stop_event.wait())
             await asyncio.wait([stop, housekeeping, enforcement], return_when=asyncio.FIRST_COMPLETED)
@@ -370,9 +370,8 @@ class Daemon:
         me = psutil.Process()
 
         def scrape() -> str:
-            ledger = shared.manager.ledger
-            positions = ledger.queue_positions(shared.manager.now())
-            leases = [shared.lease_pb(lease, positions.get(lease.id, 0)) for lease in ledger.live()]
+            positions = shared.manager.queue_positions()
+            leases = [shared.lease_pb(lease, positions.get(lease.id, 0)) for lease in shared.manager.live()]
             cpu = me.cpu_times()
             usage = (cpu.user + cpu.system, me.memory_info().rss)
             return render_metrics(shared.gpus_pb(None), leases, counters, time.time(), usage)
@@ -420,10 +419,8 @@ class Daemon:
             idle_timeout_s=config.idle_timeout_s,
         )
 
-        def from_store() -> Ledger:
-            """The ledger as the store has it (at start, and after a write failed)."""
-            drained = store.load_drained()
-            gpus = [
+        def gpus(drained: set[str]) -> list[Gpu]:
+            return [
                 Gpu(
                     g.index,
                     g.uuid,
@@ -435,15 +432,12 @@ class Daemon:
                 )
                 for g in backend.gpus
             ]
-            ledger = Ledger(gpus, policy)
-            ledger.restore(store.load_leases(), time.time())
-            return ledger
 
-        ledger = from_store()
-        restored = ledger.live()
+        manager = LeaseManager.from_store(store, gpus, policy)
+        restored = manager.live()
         if restored:
             log.event("daemon.restored", leases=len(restored))
-        return LeaseManager(ledger, store, rebuild=from_store)
+        return manager
 
     async def _listen(self, shared: Shared, auth: Authenticator) -> _Running:
         streams = StreamsEndAtStop()

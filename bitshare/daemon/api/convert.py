@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -11,9 +12,11 @@ from ...protocol.v1 import bitshare_pb2 as pb
 from ...units import MAX_PRIORITY
 from ..backends.base import GpuSample, ProcessSample
 from ..enforcement.enforcer import Measured
-from ..ledger import Gpu, GpuFilter, InvalidRequest, Lease, LeaseSpec, LeaseState, Ledger, Size
+from ..state.manager import GpuView
+from ..state.model import GpuFilter, InvalidRequest, Lease, LeaseSpec, LeaseState, Size
 
 MAX_TEXT = 4096
+_UNKNOWN_GPU = ("", "")
 
 _STATE_TO_PB = {
     LeaseState.QUEUED: pb.LEASE_STATE_QUEUED,
@@ -87,12 +90,15 @@ def _spec_to_pb(spec: LeaseSpec) -> pb.LeaseSpec:
     return message
 
 
-def lease_to_pb(lease: Lease, gpus: dict[int, Gpu], simulated: bool, queue_position: int = 0) -> pb.Lease:
+def lease_to_pb(
+    lease: Lease, gpu_labels: Mapping[int, tuple[str, str]], simulated: bool, queue_position: int = 0
+) -> pb.Lease:
+    """``gpu_labels``: each GPU's (uuid, name)."""
     allocations = [
         pb.Allocation(
             gpu_index=index,
-            gpu_uuid=gpus[index].uuid if index in gpus else "",
-            gpu_name=gpus[index].name if index in gpus else "",
+            gpu_uuid=gpu_labels.get(index, _UNKNOWN_GPU)[0],
+            gpu_name=gpu_labels.get(index, _UNKNOWN_GPU)[1],
             memory_mib=mib,
             compute_pct=lease.spec.compute_pct,
         )
@@ -158,8 +164,7 @@ def usage_to_pb(
 
 
 def gpu_to_pb(
-    ledger: Ledger,
-    gpu: Gpu,
+    view: GpuView,
     backend: str,
     simulated: bool,
     viewer: str | None,
@@ -167,10 +172,9 @@ def gpu_to_pb(
     unleased: list[pb.ProcessUsage] | None = None,
 ) -> pb.Gpu:
     """``viewer``: the caller's owner name, or None for an admin (who sees every owner)."""
+    gpu = view.gpu
     partitions = []
-    for lease in ledger.active():
-        if gpu.index not in lease.allocations:
-            continue
+    for lease in view.leases:
         visible = viewer is None or lease.owner == viewer
         partitions.append(
             pb.Partition(
@@ -180,7 +184,7 @@ def gpu_to_pb(
                 compute_pct=lease.spec.compute_pct,
             )
         )
-    granted = ledger.granted_mib(gpu.index)
+    granted = view.granted_mib
     return pb.Gpu(
         index=gpu.index,
         uuid=gpu.uuid,
@@ -192,7 +196,7 @@ def gpu_to_pb(
         capacity_mib=gpu.capacity_mib,
         granted_mib=granted,
         free_mib=gpu.capacity_mib - granted,
-        granted_compute_pct=ledger.granted_compute(gpu.index),
+        granted_compute_pct=view.granted_compute_pct,
         drained=gpu.drained,
         partitions=partitions,
         mps=gpu.mps,

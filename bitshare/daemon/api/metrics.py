@@ -9,18 +9,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ...protocol.v1 import bitshare_pb2 as pb
-from ..ledger import Change
+from ..state.model import Change, ChangeKind
 
 MIB = 1 << 20
 WAIT_BUCKETS_S = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
-TRANSITIONS = ("queued", "granted", "released", "expired", "revoked", "cancelled", "timed_out", "resized")
+TRANSITIONS = tuple(kind for kind in ChangeKind if kind is not ChangeKind.PRIORITY)  # counted, by label
 
 
 @dataclass
 class LeaseCounters:
     """Transitions since the daemon started, and how long granted requests waited in the queue."""
 
-    transitions: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[ChangeKind] = field(default_factory=Counter)
     wait_buckets: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BUCKETS_S) + 1))
     wait_sum_s: float = 0.0
 
@@ -28,7 +28,7 @@ class LeaseCounters:
         for change in changes:
             self.transitions[change.kind] += 1
             lease = change.lease
-            if change.kind == "granted" and lease.granted_at is not None:
+            if change.kind is ChangeKind.GRANTED and lease.granted_at is not None:
                 waited = max(0.0, lease.granted_at - lease.created_at)
                 self.wait_buckets[bisect.bisect_left(WAIT_BUCKETS_S, waited)] += 1
                 self.wait_sum_s += waited
@@ -92,7 +92,7 @@ def render(
     )  # fmt: skip
     out.family(
         "bitshare_lease_transitions_total", "counter", "Lease transitions since the daemon started, by kind.",
-        [({"kind": kind}, counters.transitions[kind]) for kind in TRANSITIONS],
+        [({"kind": kind.value}, counters.transitions[kind]) for kind in TRANSITIONS],
     )  # fmt: skip
     buckets, cumulative = [], 0
     for bound, count in zip((*WAIT_BUCKETS_S, float("inf")), counters.wait_buckets, strict=True):

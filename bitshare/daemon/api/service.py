@@ -17,8 +17,8 @@ from ...protocol.v1 import bitshare_pb2 as pb
 from ...protocol.v1 import bitshare_pb2_grpc as pb_grpc
 from ..enforcement.enforcer import Enforcer
 from ..enforcement.processes import ClaimRefused
-from ..ledger import InvalidRequest, Lease, LeaseState, LedgerError
-from ..state.manager import LeaseManager, LeaseUpdate
+from ..state.manager import LeaseManager, LeaseUpdate, UpdateKind
+from ..state.model import InvalidRequest, Lease, LeaseState, LedgerError
 from .auth import Authenticator, Identity
 from .convert import (
     MAX_PRIORITY,
@@ -35,12 +35,12 @@ from .convert import (
 T = TypeVar("T")
 
 _UPDATE_KIND = {
-    "snapshot": pb.LeaseEvent.KIND_SNAPSHOT,
-    "queue_moved": pb.LeaseEvent.KIND_QUEUE_MOVED,
-    "granted": pb.LeaseEvent.KIND_GRANTED,
-    "resized": pb.LeaseEvent.KIND_RESIZED,
-    "ended": pb.LeaseEvent.KIND_ENDED,
-    "warning": pb.LeaseEvent.KIND_WARNING,
+    UpdateKind.SNAPSHOT: pb.LeaseEvent.KIND_SNAPSHOT,
+    UpdateKind.QUEUE_MOVED: pb.LeaseEvent.KIND_QUEUE_MOVED,
+    UpdateKind.GRANTED: pb.LeaseEvent.KIND_GRANTED,
+    UpdateKind.RESIZED: pb.LeaseEvent.KIND_RESIZED,
+    UpdateKind.ENDED: pb.LeaseEvent.KIND_ENDED,
+    UpdateKind.WARNING: pb.LeaseEvent.KIND_WARNING,
 }
 MAX_PIDS = 64
 MAX_TELEMETRY_INTERVAL_S = 3600.0  # WatchTelemetry: at most one snapshot per this many seconds
@@ -95,7 +95,7 @@ class Shared:
     def lease_pb(self, lease: Lease, position: int | None = None) -> pb.Lease:
         if position is None:
             position = self.manager.queue_position(lease.id) if lease.state is LeaseState.QUEUED else 0
-        message = lease_to_pb(lease, self.manager.ledger.gpus, self.simulated, position)
+        message = lease_to_pb(lease, self.manager.gpu_labels, self.simulated, position)
         if lease.state is LeaseState.ACTIVE:
             enforcer = self.enforcer
             message.enforcement = enforcer.tier(lease)
@@ -111,14 +111,12 @@ class Shared:
     def gpus_pb(self, viewer: str | None) -> list[pb.Gpu]:
         """Every GPU with what was measured on it; ``viewer`` as for :func:`gpu_to_pb`."""
         enforcer = self.enforcer
-        ledger = self.manager.ledger
         gpus = []
-        for gpu in ledger.gpus.values():
-            unleased = [process_to_pb(p, enforcer.labels) for p in enforcer.unleased if p.gpu_index == gpu.index]
-            message = gpu_to_pb(
-                ledger, gpu, self.backend, self.simulated, viewer, enforcer.gpu_samples.get(gpu.index), unleased
-            )
-            message.mps = enforcer.mps_up.get(gpu.index, False)
+        for view in self.manager.gpus():
+            index = view.gpu.index
+            unleased = [process_to_pb(p, enforcer.labels) for p in enforcer.unleased if p.gpu_index == index]
+            message = gpu_to_pb(view, self.backend, self.simulated, viewer, enforcer.gpu_samples.get(index), unleased)
+            message.mps = enforcer.mps_up.get(index, False)
             gpus.append(message)
         return gpus
 
@@ -132,8 +130,9 @@ class Shared:
                 "higher priorities are given by an admin (bitshare lease priority)"
             )
 
-    def owned_lease(self, identity: Identity, lease_id: str) -> Lease:
-        lease = self.manager.ledger.get(lease_id)
+    async def owned_lease(self, identity: Identity, lease_id: str) -> Lease:
+        """The lease as committed, if the caller may act on it."""
+        lease = await self.manager.lease(lease_id)
         if lease.owner != identity.name and not identity.is_admin:
             raise Denied(f"lease {lease_id} belongs to another user")
         return lease
@@ -147,8 +146,8 @@ class Shared:
             hostname=self.hostname,
             caller=identity.name,
             caller_role=pb.ROLE_ADMIN if identity.is_admin else pb.ROLE_CLIENT,
-            lease_ttl_s=self.manager.ledger.policy.lease_ttl_s,
-            gpu_count=len(self.manager.ledger.gpus),
+            lease_ttl_s=self.manager.policy.lease_ttl_s,
+            gpu_count=self.manager.gpu_count,
             started_at=timestamp(self.started_at),
             mps=any(self.enforcer.mps_up.values()),
             simgpu_directory=self.simgpu_directory,
@@ -201,13 +200,11 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
     async def _request(self, identity: Identity, request: pb.RequestLeaseRequest) -> pb.Lease:
         if request.request_id:
             _check_id(request.request_id, "request id")
-            existing = self.manager.ledger.find_request(identity.name, request.request_id)
-            if existing is not None:
-                return self.shared.lease_pb(existing)  # a retry: the lease already granted or queued
         if len(request.command) > MAX_TEXT or len(request.client_host) > 255:
             raise InvalidRequest("command or client host is too long")
         spec = spec_from_pb(request.spec)
         self.shared.check_priority(identity, spec.priority)
+        # A retry (a request id seen before) is answered with the lease its first attempt made.
         lease = await self.manager.submit(
             uuid.uuid4().hex[:12],
             identity.name,
@@ -224,7 +221,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
         async def get() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
-            return self.shared.lease_pb(self.shared.owned_lease(identity, request.lease_id))
+            return self.shared.lease_pb(await self.shared.owned_lease(identity, request.lease_id))
 
         return await guarded(context, get())
 
@@ -239,7 +236,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
         async def release() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
-            self.shared.owned_lease(identity, request.lease_id)
+            await self.shared.owned_lease(identity, request.lease_id)
             return self.shared.lease_pb(await self.manager.release(request.lease_id, identity.name))
 
         return await guarded(context, release())
@@ -251,9 +248,9 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             leases = []
             for lease_id in request.lease_ids:
                 _check_id(lease_id, "lease id")
-                lease = self.shared.owned_lease(identity, lease_id)
+                lease = await self.shared.owned_lease(identity, lease_id)
                 if not lease.state.ended:
-                    self.manager.heartbeat(lease_id)
+                    lease = self.manager.heartbeat(lease_id)
                 leases.append(self.shared.lease_pb(lease))
             return pb.KeepAliveResponse(leases=leases)
 
@@ -270,7 +267,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
         async def find() -> Lease:
             _check_id(lease_id, "lease id")
-            return self.shared.owned_lease(identity, lease_id)
+            return await self.shared.owned_lease(identity, lease_id)
 
         lease = await guarded(context, find())
         updates = self.manager.watch(lease_id)
@@ -283,10 +280,10 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             await guarded(context, self._report(identity, lease, first, updates))
             if not lease.state.ended:
                 self.manager.heartbeat(lease_id)
-            yield self._event(LeaseUpdate("snapshot", lease))
+            yield self._event(LeaseUpdate(UpdateKind.SNAPSHOT, lease))
             while not lease.state.ended:
                 update = await updates.get()
-                if update.kind == "refused":
+                if update.kind is UpdateKind.REFUSED:
                     await guarded(context, _reraise(refused.result()))
                 lease = update.lease
                 yield self._event(update)
@@ -308,7 +305,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         try:
             self.shared.enforcer.report(lease.id, identity.uid or 0, list(beat.pids), beat.agent)
         except ClaimRefused as exc:
-            updates.put_nowait(LeaseUpdate("warning", lease.copy(), f"processes not measured: {exc}"))
+            updates.put_nowait(LeaseUpdate(UpdateKind.WARNING, lease, f"processes not measured: {exc}"))
 
     async def _read_heartbeats(
         self,
@@ -322,16 +319,16 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             with contextlib.suppress(LedgerError):
                 lease = self.manager.heartbeat(lease_id, beat.cpu_seconds)
                 # The answer to a heartbeat: the holder counts it as contact with the daemon.
-                updates.put_nowait(LeaseUpdate("snapshot", lease.copy()))
+                updates.put_nowait(LeaseUpdate(UpdateKind.SNAPSHOT, lease))
                 try:
                     await self._report(identity, lease, beat, updates)
                 except LedgerError as exc:
                     refused.set_result(exc)
-                    updates.put_nowait(LeaseUpdate("refused", lease, str(exc)))
+                    updates.put_nowait(LeaseUpdate(UpdateKind.REFUSED, lease, str(exc)))
                     return
 
     def _event(self, update: LeaseUpdate) -> pb.LeaseEvent:
-        position = update.queue_position if update.kind == "queue_moved" else None
+        position = update.queue_position if update.kind is UpdateKind.QUEUE_MOVED else None
         return pb.LeaseEvent(
             kind=_UPDATE_KIND[update.kind],
             lease=self.shared.lease_pb(update.lease, position),
@@ -340,11 +337,11 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
 
 
 def _list_leases(shared: Shared, request: pb.ListLeasesRequest, owner: str | None) -> pb.ListLeasesResponse:
-    ledger = shared.manager.ledger
-    positions = ledger.queue_positions(shared.manager.now())
-    leases = ledger.live()
+    manager = shared.manager
+    positions = manager.queue_positions()
+    leases = manager.live()
     if request.include_ended:
-        leases = ledger.recently_ended(1000) + leases
+        leases = manager.recently_ended(1000) + leases
     mine = [lease for lease in leases if owner is None or lease.owner == owner]
     out = [shared.lease_pb(lease, positions.get(lease.id, 0)) for lease in mine]
     return pb.ListLeasesResponse(leases=out)
@@ -365,7 +362,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
         self, request: pb.ListLeasesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListLeasesResponse:
         await self.shared.require_admin(context, "ListQueue")
-        queue = self.manager.ledger.queue(self.manager.now())
+        queue = self.manager.queue()
         return pb.ListLeasesResponse(leases=[self.shared.lease_pb(lease, i + 1) for i, lease in enumerate(queue)])
 
     async def ResizeLease(self, request: pb.ResizeLeaseRequest, context: grpc.aio.ServicerContext) -> pb.Lease:
@@ -418,7 +415,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
     ) -> pb.ListEventsResponse:
         await self.shared.require_admin(context, "ListEvents")
         limit = min(request.limit or 100, 10_000)
-        records = await asyncio.to_thread(self.manager.store.load_events, limit, request.lease_id)
+        records = await self.manager.load_events(limit, request.lease_id)
         return pb.ListEventsResponse(
             events=[
                 pb.Event(at=timestamp(r.at), kind=r.kind, lease_id=r.lease_id, detail=r.detail, actor=r.actor)
@@ -437,17 +434,17 @@ class AdminService(pb_grpc.AdminServiceServicer):
             )
         interval = request.min_interval_s if request.min_interval_s > 0 else 0.5
         while True:
-            ledger_version = self.manager.ledger.version
+            ledger_version = self.manager.version
             yield self._snapshot(identity)
             await asyncio.sleep(interval)  # rate limit: at most one snapshot per interval
             await self.manager.wait_changed(since=ledger_version, timeout=max(1.0, interval))
 
     def _snapshot(self, identity: Identity) -> pb.TelemetrySnapshot:
-        ledger = self.manager.ledger
-        positions = ledger.queue_positions(self.manager.now())
+        manager = self.manager
+        positions = manager.queue_positions()
         return pb.TelemetrySnapshot(
             server=self.shared.server_info(identity),
             gpus=self.shared.gpus_pb(None),
-            leases=[self.shared.lease_pb(lease, positions.get(lease.id, 0)) for lease in ledger.live()],
-            version=ledger.version,
+            leases=[self.shared.lease_pb(lease, positions.get(lease.id, 0)) for lease in manager.live()],
+            version=manager.version,
         )

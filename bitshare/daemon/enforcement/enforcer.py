@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from ... import log
 from ..backends.base import Backend, GpuSample, ProcessSample, Sample
-from ..ledger import Change, Lease
 from ..state.manager import LeaseManager
+from ..state.model import Change, Lease
 from .mps import MpsControl
 from .processes import ClaimRefused, ProcessTracker, process_label
 from .watchdog import LeaseUse, Verdict, Watchdog
@@ -144,7 +144,7 @@ class Enforcer:
         return sample, owners
 
     async def _judge(self, sample: Sample, owners: dict[int, str]) -> None:
-        ledger = self.manager.ledger
+        manager = self.manager
         self.gpu_samples = {g.index: g for g in sample.gpus}
         measured: dict[str, Measured] = {}
         use: dict[str, LeaseUse] = {}
@@ -163,13 +163,13 @@ class Enforcer:
         self.unleased = unleased
         for lease_id, entry in measured.items():
             if any(entry.sm_pct.values()):
-                ledger.note_activity(lease_id, sample.at)
-        partitions = {lease.id: dict(lease.allocations) for lease in ledger.active()}
+                manager.note_activity(lease_id, sample.at)
+        partitions = {lease.id: lease.allocations for lease in manager.active()}
         for verdict in self.watchdog.judge(sample.at, partitions, use):
             await self._act(verdict)
 
     async def _act(self, verdict: Verdict) -> None:
-        lease = self.manager.ledger.get(verdict.lease_id)
+        lease = self.manager.peek(verdict.lease_id)
         if lease.state.ended:
             return
         if verdict.kind == "warn":
@@ -262,7 +262,7 @@ class Enforcer:
         """Active MPS leases on the GPU (of that user) whose processes run now."""
         return [
             lease
-            for lease in self.manager.ledger.active()
+            for lease in self.manager.active()
             if gpu_index in lease.allocations
             and lease.mps_uid is not None
             and uid in (None, lease.mps_uid)

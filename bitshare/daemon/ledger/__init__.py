@@ -3,6 +3,7 @@
 from .ledger import ENDED_KEPT, Ledger
 from .model import (
     Change,
+    ChangeKind,
     Gpu,
     GpuFilter,
     InvalidRequest,
@@ -21,6 +22,7 @@ from .model import (
 __all__ = [
     "ENDED_KEPT",
     "Change",
+    "ChangeKind",
     "Gpu",
     "GpuFilter",
     "InvalidRequest",

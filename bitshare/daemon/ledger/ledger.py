@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from .model import (
     Change,
+    ChangeKind,
     Gpu,
     GpuFilter,
     InvalidRequest,
@@ -25,14 +26,6 @@ from .model import (
     Unsatisfiable,
     WrongState,
 )
-
-_END_KIND = {
-    LeaseState.RELEASED: "released",
-    LeaseState.EXPIRED: "expired",
-    LeaseState.REVOKED: "revoked",
-    LeaseState.CANCELLED: "cancelled",
-    LeaseState.TIMED_OUT: "timed_out",
-}
 
 ENDED_KEPT = 4096  # ended leases kept in memory for lookups and idempotent retries
 
@@ -147,7 +140,7 @@ class Ledger:
         lease.expires_at = now + self.policy.lease_ttl_s
         if spec.wait_timeout_s > 0:
             lease.wait_deadline = now + spec.wait_timeout_s
-        self._record(lease, "queued")
+        self._record(lease, ChangeKind.QUEUED)
         return lease
 
     def heartbeat(self, lease_id: str, now: float) -> Lease:
@@ -213,7 +206,7 @@ class Ledger:
             self._granted[index] += mib - lease.allocations[index]
         lease.allocations = new
         after = ", ".join(f"GPU {i}: {m}" for i, m in new.items())
-        self._record(lease, "resized", f"{before} -> {after} MiB")
+        self._record(lease, ChangeKind.RESIZED, f"{before} -> {after} MiB")
         self._schedule(now)
         return lease
 
@@ -222,7 +215,7 @@ class Ledger:
         if lease.state is not LeaseState.QUEUED:
             raise WrongState(f"lease {lease_id} is {lease.state.value}; only a queued request has a priority")
         lease.priority = priority
-        self._record(lease, "priority", f"priority {priority}")
+        self._record(lease, ChangeKind.PRIORITY, f"priority {priority}")
         self._schedule(now)
         return lease
 
@@ -416,7 +409,7 @@ class Ledger:
         lease.wait_deadline = None
         lease.expires_at = now + lease.ttl_s
         lease.last_active_at = now
-        self._record(lease, "granted", ", ".join(f"GPU {i}: {m} MiB" for i, m in placement.items()))
+        self._record(lease, ChangeKind.GRANTED, ", ".join(f"GPU {i}: {m} MiB" for i, m in placement.items()))
 
     def _end(self, lease: Lease, state: LeaseState, reason: str, now: float) -> None:
         if lease.state is LeaseState.ACTIVE:
@@ -428,7 +421,7 @@ class Ledger:
         lease.wait_deadline = None
         del self._live[lease.id]
         self._remember_ended(lease)
-        self._record(lease, _END_KIND[state], reason)
+        self._record(lease, ChangeKind.ending(state), reason)
 
     def _remember_ended(self, lease: Lease) -> None:
         self._ended[lease.id] = lease
@@ -452,6 +445,6 @@ class Ledger:
                 if now - lease.created_at >= self.policy.starvation_s:
                     break
 
-    def _record(self, lease: Lease, kind: str, detail: str = "") -> None:
+    def _record(self, lease: Lease, kind: ChangeKind, detail: str = "") -> None:
         self.version += 1
         self._changes.append(Change(lease.copy(), kind, detail))

@@ -25,6 +25,34 @@ class LeaseState(str, Enum):
         return self not in (LeaseState.QUEUED, LeaseState.ACTIVE)
 
 
+class ChangeKind(str, Enum):
+    """What happened to a lease: the one name each edge (store, log, watchers, metrics) maps from."""
+
+    QUEUED = "queued"
+    GRANTED = "granted"
+    RESIZED = "resized"
+    PRIORITY = "priority"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def ends(self) -> bool:
+        return self in _ENDING
+
+    @classmethod
+    def ending(cls, state: LeaseState) -> ChangeKind:
+        """The change that leaves a lease in the ended ``state``."""
+        return cls(state.value)
+
+
+_ENDING = frozenset(
+    {ChangeKind.RELEASED, ChangeKind.EXPIRED, ChangeKind.REVOKED, ChangeKind.CANCELLED, ChangeKind.TIMED_OUT}
+)
+
+
 class LedgerError(Exception):
     """A request the ledger refuses; nothing was changed.
 
@@ -179,5 +207,5 @@ class Change:
     """A lease as it is after an operation, and what happened to it."""
 
     lease: Lease
-    kind: str  # queued, granted, released, expired, revoked, cancelled, timed_out, resized, priority
+    kind: ChangeKind
     detail: str = ""

@@ -2,7 +2,10 @@
 
 Every mutation runs on the event loop against the ledger, then waits for the
 store to commit its changes, then tells the watchers. Replies leave only after
-the commit (durable before acknowledged).
+the commit (durable before acknowledged). The manager is the only door to the
+ledger: what it hands out is a copy, which nothing changes under an ``await``.
+A lease whose change is being committed is read (or retried, or changed again)
+only once that commit has settled, so nobody is told of a change not on disk.
 """
 
 from __future__ import annotations
@@ -12,38 +15,75 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import Enum
 
 from ... import log
-from ..ledger import Change, Gpu, Lease, LeaseSpec, Ledger, Size
+from ..ledger import Change, ChangeKind, Gpu, Lease, LeaseSpec, Ledger, Policy, Size
 from .store import EventRecord, StateUnwritable, Store, StoreError
 
 DAEMON = "bitshared"  # the actor of what the daemon does by itself (expiry, grants from the queue)
 PROBE_EVERY_S = 2.0  # while the store cannot be written: how often a write is tried
 
 
+class UpdateKind(Enum):
+    """What a lease's watchers are told happened."""
+
+    SNAPSHOT = "snapshot"
+    QUEUE_MOVED = "queue_moved"
+    GRANTED = "granted"
+    RESIZED = "resized"
+    ENDED = "ended"
+    WARNING = "warning"
+    REFUSED = "refused"  # the stream's own refusal of a holder's report
+
+
 @dataclass(frozen=True)
 class LeaseUpdate:
     """What a lease's watchers are told."""
 
-    kind: str  # snapshot, queue_moved, granted, resized, ended, warning, refused
+    kind: UpdateKind
     lease: Lease
     message: str = ""
     queue_position: int = 0
 
 
-_WATCH_KIND = {
-    "granted": "granted",
-    "resized": "resized",
-    "released": "ended",
-    "expired": "ended",
-    "revoked": "ended",
-    "cancelled": "ended",
-    "timed_out": "ended",
-}
+def _watched(kind: ChangeKind) -> UpdateKind | None:
+    """The update a committed change gives the lease's watchers (None: they are not told)."""
+    if kind.ends:
+        return UpdateKind.ENDED
+    if kind is ChangeKind.GRANTED:
+        return UpdateKind.GRANTED
+    if kind is ChangeKind.RESIZED:
+        return UpdateKind.RESIZED
+    return None
+
+
+@dataclass(frozen=True)
+class GpuView:
+    """A GPU as the ledger has it now, with what is granted on it (copies)."""
+
+    gpu: Gpu
+    granted_mib: int
+    granted_compute_pct: int
+    leases: tuple[Lease, ...]  # the active leases with a partition on it
 
 
 class LeaseManager:
+    """The ledger made durable and observable; the only thing that touches it."""
+
+    @classmethod
+    def from_store(cls, store: Store, gpus: Callable[[set[str]], list[Gpu]], policy: Policy) -> LeaseManager:
+        """A manager over the ledger as the store has it. ``gpus`` makes this host's GPUs, given the
+        uuids the store has drained; it is called again whenever the ledger goes back to the store."""
+
+        def from_store() -> Ledger:
+            ledger = Ledger(gpus(store.load_drained()), policy)
+            ledger.restore(store.load_leases(), time.time())
+            return ledger
+
+        return cls(from_store(), store, rebuild=from_store)
+
     def __init__(
         self,
         ledger: Ledger,
@@ -51,7 +91,7 @@ class LeaseManager:
         clock: Callable[[], float] = time.time,
         rebuild: Callable[[], Ledger] | None = None,
     ) -> None:
-        self.ledger = ledger
+        self._ledger = ledger
         self._rebuild = rebuild  # the ledger as the store has it (after a write failed)
         self.unwritable = ""  # why changes are refused ("" while the store can be written)
         self._next_probe = 0.0
@@ -61,6 +101,11 @@ class LeaseManager:
         self._positions: dict[str, int] = {}
         self._changed: asyncio.Future[None] | None = None
         self._cpu_seen: dict[str, float] = {}
+        # Lease id -> settles once the commit holding its latest change has succeeded or failed.
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+        self._recovery: asyncio.Future[None] | None = None  # going back to the store after a failed write
+        # Each GPU's (uuid, name): fixed for the daemon's life, read for every lease message.
+        self.gpu_labels: dict[int, tuple[str, str]] = {i: (g.uuid, g.name) for i, g in ledger.gpus.items()}
         # Called with every batch of committed changes (enforcement acts on ended leases).
         self.listeners: list[Callable[[list[Change]], None]] = []
 
@@ -70,11 +115,70 @@ class LeaseManager:
         return self.clock()
 
     def queue_position(self, lease_id: str) -> int:
-        return self.ledger.queue_positions(self.now()).get(lease_id, 0)
+        return self._ledger.queue_positions(self.now()).get(lease_id, 0)
+
+    def queue_positions(self) -> dict[str, int]:
+        return self._ledger.queue_positions(self.now())
+
+    @property
+    def version(self) -> int:
+        return self._ledger.version
+
+    @property
+    def policy(self) -> Policy:
+        return self._ledger.policy
+
+    @property
+    def gpu_count(self) -> int:
+        return len(self._ledger.gpus)
+
+    async def lease(self, lease_id: str) -> Lease:
+        """The lease as committed: once a change of it in flight has settled (LeaseNotFound if none)."""
+        await self._settled(lease_id)
+        return self._ledger.get(lease_id).copy()
+
+    def peek(self, lease_id: str) -> Lease:
+        """The lease as the ledger has it now, commit or not (for the daemon's own checks)."""
+        return self._ledger.get(lease_id).copy()
+
+    def live(self) -> list[Lease]:
+        return [lease.copy() for lease in self._ledger.live()]
+
+    def recently_ended(self, limit: int) -> list[Lease]:
+        return [lease.copy() for lease in self._ledger.recently_ended(limit)]
+
+    def active(self) -> list[Lease]:
+        return [lease.copy() for lease in self._ledger.active()]
+
+    def queue(self) -> list[Lease]:
+        return [lease.copy() for lease in self._ledger.queue(self.now())]
+
+    def gpu(self, index: int) -> Gpu:
+        return replace(self._ledger.gpus[index])
+
+    def gpus(self) -> list[GpuView]:
+        ledger = self._ledger
+        active = ledger.active()
+        return [
+            GpuView(
+                replace(gpu),
+                ledger.granted_mib(gpu.index),
+                ledger.granted_compute(gpu.index),
+                tuple(lease.copy() for lease in active if gpu.index in lease.allocations),
+            )
+            for gpu in ledger.gpus.values()
+        ]
+
+    async def load_events(self, limit: int, lease_id: str = "") -> list[EventRecord]:
+        return await asyncio.to_thread(self.store.load_events, limit, lease_id)
+
+    def note_activity(self, lease_id: str, at: float) -> None:
+        """The lease's work used its GPU at ``at`` (for idle reclaim; not written)."""
+        self._ledger.note_activity(lease_id, at)
 
     async def wait_changed(self, since: int, timeout: float) -> None:
         """Return once the ledger's version is past ``since``, or after timeout."""
-        if self.ledger.version != since:
+        if self._ledger.version != since:
             return
         if self._changed is None or self._changed.done():
             self._changed = asyncio.get_running_loop().create_future()
@@ -87,40 +191,60 @@ class LeaseManager:
     # the lease acted on; what follows from it (a queued request granted) is the daemon's doing.
 
     async def submit(
-        self, lease_id: str, owner: str, spec: LeaseSpec, mps_uid: int | None = None, **details: str
+        self,
+        lease_id: str,
+        owner: str,
+        spec: LeaseSpec,
+        mps_uid: int | None = None,
+        request_id: str = "",
+        **details: str,
     ) -> Lease:
+        """Grant or queue a request. A retry (the owner's request id seen before) gets the lease
+        the first attempt made, once that attempt's commit holds it; if that commit failed, the
+        retry is a fresh attempt (refused while the store cannot be written)."""
+        if request_id:
+            existing = await self._settled_request(owner, request_id)
+            if existing is not None:
+                return existing
         self._writable()
-        lease = self.ledger.submit(lease_id, owner, spec, self.now(), mps_uid=mps_uid, **details)
+        lease = self._ledger.submit(
+            lease_id, owner, spec, self.now(), mps_uid=mps_uid, request_id=request_id, **details
+        ).copy()
         await self._persist(acted=(lease_id, owner))
         return lease
 
     async def release(self, lease_id: str, actor: str = DAEMON) -> Lease:
+        """Idempotent: a release retried while the first is being committed gets its outcome."""
+        await self._settled(lease_id)
         self._writable()
-        lease = self.ledger.release(lease_id, self.now())
+        lease = self._ledger.release(lease_id, self.now()).copy()
         await self._persist(acted=(lease_id, actor))
         return lease
 
     async def revoke(self, lease_id: str, reason: str, actor: str = DAEMON) -> Lease:
+        await self._settled(lease_id)
         self._writable()
-        lease = self.ledger.revoke(lease_id, reason, self.now())
+        lease = self._ledger.revoke(lease_id, reason, self.now()).copy()
         await self._persist(acted=(lease_id, actor))
         return lease
 
     async def resize(self, lease_id: str, size: Size, actor: str = DAEMON) -> Lease:
+        await self._settled(lease_id)
         self._writable()
-        lease = self.ledger.resize(lease_id, size, self.now())
+        lease = self._ledger.resize(lease_id, size, self.now()).copy()
         await self._persist(acted=(lease_id, actor))
         return lease
 
     async def set_priority(self, lease_id: str, priority: int, actor: str = DAEMON) -> Lease:
+        await self._settled(lease_id)
         self._writable()
-        lease = self.ledger.set_priority(lease_id, priority, self.now())
+        lease = self._ledger.set_priority(lease_id, priority, self.now()).copy()
         await self._persist(acted=(lease_id, actor))
         return lease
 
     async def drain(self, gpu_index: int, drained: bool, actor: str = DAEMON) -> Gpu:
         self._writable()
-        gpu = self.ledger.drain(gpu_index, drained, self.now())
+        gpu = replace(self._ledger.drain(gpu_index, drained, self.now()))
         kind = "drained" if drained else "undrained"
         log.event(f"gpu.{kind}", gpu=gpu_index, actor=actor)
         event = EventRecord(self.now(), kind, "", f"GPU {gpu_index}", actor)
@@ -129,11 +253,11 @@ class LeaseManager:
 
     async def warn(self, lease_id: str, kind: str, detail: str) -> None:
         """Record an enforcement event for the lease and tell its holder (``kind`` names it in the log)."""
-        lease = self.ledger.get(lease_id)
+        lease = self._ledger.get(lease_id).copy()
         log.warning(f"lease.{kind}", lease=lease_id, owner=lease.owner, detail=detail)
         if not self.unwritable:  # the holder is told even when the event cannot be recorded
             await self._persist(extra_events=[EventRecord(self.now(), kind, lease_id, detail, DAEMON)])
-        self.tell(lease_id, LeaseUpdate("warning", lease.copy(), detail))
+        self.tell(lease_id, LeaseUpdate(UpdateKind.WARNING, lease, detail))
 
     def tell(self, lease_id: str, update: LeaseUpdate) -> None:
         """Send an update to the lease's watchers only (nothing is recorded)."""
@@ -146,12 +270,12 @@ class LeaseManager:
         ``cpu_seconds`` is the holder's running total; a rise is activity for idle reclaim.
         """
         now = self.now()
-        lease = self.ledger.heartbeat(lease_id, now)
+        lease = self._ledger.heartbeat(lease_id, now)
         if cpu_seconds > self._cpu_seen.get(lease_id, 0.0):
-            self.ledger.note_activity(lease_id, now)
+            self._ledger.note_activity(lease_id, now)
         if cpu_seconds:
             self._cpu_seen[lease_id] = cpu_seconds
-        return lease
+        return lease.copy()
 
     async def tick(self) -> None:
         """Expire, time out and move the queue; while the store cannot be written, only try it
@@ -159,7 +283,7 @@ class LeaseManager:
         if self.unwritable:
             await self._probe()
             return
-        self.ledger.tick(self.now())
+        self._ledger.tick(self.now())
         await self._persist()
 
     # ----- watchers ------------------------------------------------------------
@@ -185,7 +309,7 @@ class LeaseManager:
         drained: dict[str, bool] | None = None,
         acted: tuple[str, str] = ("", DAEMON),
     ) -> None:
-        changes = self.ledger.take_changes()
+        changes = self._ledger.take_changes()
         events = list(extra_events or [])
         if not changes and not events and not drained:
             return
@@ -193,12 +317,21 @@ class LeaseManager:
         for change in changes:
             latest[change.lease.id] = change.lease
             actor = acted[1] if change.lease.id == acted[0] else DAEMON
-            events.append(EventRecord(self.now(), change.kind, change.lease.id, change.detail, actor))
+            events.append(EventRecord(self.now(), change.kind.value, change.lease.id, change.detail, actor))
+        settled = asyncio.get_running_loop().create_future()
+        for lease_id in latest:
+            self._in_flight[lease_id] = settled
         try:
             await self.store.commit(list(latest.values()), events, drained)
         except StoreError as exc:
             await self._refuse_changes(exc)
             raise StateUnwritable(self.unwritable) from None
+        finally:
+            # Only now (committed, or the ledger back to what the store holds) may they be read.
+            for lease_id in latest:
+                if self._in_flight.get(lease_id) is settled:
+                    del self._in_flight[lease_id]
+            settled.set_result(None)
         for change in changes:
             self._log(change)
             if change.lease.state.ended:
@@ -209,17 +342,37 @@ class LeaseManager:
         if self.unwritable:
             raise StateUnwritable(self.unwritable)
 
+    async def _settled(self, lease_id: str) -> None:
+        """Return once no commit of a change of the lease is in flight."""
+        while (pending := self._in_flight.get(lease_id)) is not None:
+            await asyncio.shield(pending)  # never fails: it settles after the commit either way
+
+    async def _settled_request(self, owner: str, request_id: str) -> Lease | None:
+        """The lease an earlier attempt of the request made, as committed (None: none holds it)."""
+        while True:
+            lease = self._ledger.find_request(owner, request_id)
+            if lease is None:
+                return None
+            if lease.id not in self._in_flight:
+                return lease.copy()
+            await self._settled(lease.id)  # then look again: a failed commit took it away
+
     async def _refuse_changes(self, error: StoreError) -> None:
         """A write failed: refuse every change from now on, and go back to what the store holds,
-        so that nothing unrecorded is ever shown or acted on."""
-        if self.unwritable:
-            return  # already done by the first failed write of this batch
-        self.unwritable = f"bitshared cannot write its state ({error}); it refuses changes until it can"
-        log.error("store.unwritable", error=error)
+        so that nothing unrecorded is ever shown or acted on. Every failed write of the batch
+        waits for that: none of their leases is read before the ledger is the store's again."""
+        if not self.unwritable:
+            self.unwritable = f"bitshared cannot write its state ({error}); it refuses changes until it can"
+            log.error("store.unwritable", error=error)
+            self._recovery = asyncio.ensure_future(self._go_back_to_store())
+        if self._recovery is not None:
+            await asyncio.shield(self._recovery)
+
+    async def _go_back_to_store(self) -> None:
         with contextlib.suppress(StoreError):  # the writes queued behind the failed one settle first
             await self.store.commit([], [])
         if self._rebuild is not None:
-            self.ledger = self._rebuild()
+            self._ledger = self._rebuild()
         self._next_probe = self.now() + PROBE_EVERY_S
 
     async def _probe(self) -> None:
@@ -237,7 +390,7 @@ class LeaseManager:
 
     def _log(self, change: Change) -> None:
         lease = change.lease
-        log.event(f"lease.{change.kind}", lease=lease.id, owner=lease.owner, detail=change.detail)
+        log.event(f"lease.{change.kind.value}", lease=lease.id, owner=lease.owner, detail=change.detail)
 
     def _publish(self, changes: list[Change]) -> None:
         if self._changed is not None and not self._changed.done():
@@ -246,7 +399,7 @@ class LeaseManager:
             for listener in self.listeners:
                 listener(changes)
         for change in changes:
-            kind = _WATCH_KIND.get(change.kind)
+            kind = _watched(change.kind)
             if kind is None:
                 continue
             for queue in self._watchers.get(change.lease.id, ()):
@@ -256,12 +409,12 @@ class LeaseManager:
     def _publish_positions(self) -> None:
         if not self._watchers:
             return
-        positions = self.ledger.queue_positions(self.now())
+        positions = self._ledger.queue_positions(self.now())
         for lease_id, watchers in self._watchers.items():
             position = positions.get(lease_id)
             if position is None or self._positions.get(lease_id) == position:
                 continue
             self._positions[lease_id] = position
-            lease = self.ledger.get(lease_id)
+            lease = self._ledger.get(lease_id)
             for queue in watchers:
-                queue.put_nowait(LeaseUpdate("queue_moved", lease.copy(), "", position))
+                queue.put_nowait(LeaseUpdate(UpdateKind.QUEUE_MOVED, lease.copy(), "", position))

@@ -27,7 +27,8 @@ from ...protocol.framing import HEADER, LIMIT, MAX_FRAME, frame
 from ...protocol.v1 import bitshare_pb2 as pb
 from ..api.auth import Identity
 from ..api.service import Shared, guarded
-from ..ledger import InvalidRequest, Lease, LeaseState, LedgerError, WrongState
+from ..state.manager import UpdateKind
+from ..state.model import InvalidRequest, Lease, LeaseState, LedgerError, WrongState
 from ..state.store import StoreError
 
 SERVICE = "bitshare.v1.RemoteService"
@@ -101,7 +102,7 @@ class RemoteRelay:
             raise InvalidRequest("the first message of a session is not a RemoteRequest") from None
         if request.WhichOneof("kind") != "open" or not request.open.lease_id:
             raise InvalidRequest("the first message of a session must name the lease (RemoteOpen)")
-        lease = self.shared.owned_lease(identity, request.open.lease_id)
+        lease = await self.shared.owned_lease(identity, request.open.lease_id)
         if lease.state is not LeaseState.ACTIVE:
             raise WrongState(f"lease {lease.id} is {lease.state.value}; a remote session needs an active lease")
         if len(lease.allocations) != 1:
@@ -115,7 +116,7 @@ class RemoteRelay:
         self, lease: Lease, context: grpc.aio.ServicerContext
     ) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader, asyncio.StreamWriter, bytes]:
         [(index, mib)] = lease.allocations.items()
-        gpu = self.shared.manager.ledger.gpus[index]
+        gpu = self.shared.manager.gpu(index)
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         if self.shared.simulated:
@@ -190,11 +191,11 @@ class RemoteRelay:
         manager = self.shared.manager
         updates = manager.watch(lease_id)
         try:
-            lease = manager.ledger.get(lease_id)
+            lease = await manager.lease(lease_id)
             while not lease.state.ended:
                 update = await updates.get()
                 lease = update.lease
-                if update.kind == "resized" and lease.allocations:
+                if update.kind is UpdateKind.RESIZED and lease.allocations:
                     [mib] = lease.allocations.values()
                     writer.write(frame((mib * MIB).to_bytes(8, "big"), LIMIT))
             return f"lease {lease_id} {lease.state.value}: {lease.end_reason}"
