@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
-from ..client.connection import Client, connect
-from ..client.embedded import ensure_embedded, running_embedded, system_daemon
-from ..config import ConfigError, load_client_config, split_servers
-from ..errors import EXIT_CONFIG, EXIT_UNAVAILABLE, BitshareError, Denied, NotFound, Unreachable, UsageError
+from ..client.connection import Client
+from ..client.finding import Settings, connect_default, connect_pool, load_settings
+from ..errors import EXIT_UNAVAILABLE, BitshareError, Denied, NotFound, UsageError
 from .output import note
-
-Credentials = tuple[str, str, bool]  # token, TLS CA file, plaintext TCP allowed off loopback
 
 
 @dataclass
@@ -29,19 +26,12 @@ class CliState:
     allow_insecure_tcp: bool = False
     json: bool = False
     _clients: list[Client] = field(default_factory=list, repr=False)
+    _found: Settings | None = field(default=None, repr=False)
 
-    def _settings(self) -> tuple[list[str], Credentials]:
-        try:
-            config = load_client_config()
-        except ConfigError as exc:
-            raise BitshareError(str(exc), exit_code=EXIT_CONFIG) from None
-        servers = split_servers(self.server) or config.servers
-        credentials = (
-            self.token or config.token,
-            self.tls_ca or config.tls_ca,
-            self.allow_insecure_tcp or config.allow_insecure_tcp,
-        )
-        return servers, credentials
+    def _settings(self) -> Settings:
+        if self._found is None:
+            self._found = load_settings([self.server], self.token, self.tls_ca, self.allow_insecure_tcp)
+        return self._found
 
     def pool(self, start_embedded: bool = True) -> list[Client]:
         """Every reachable daemon of the pool, in order; else the system or per-user daemon.
@@ -50,25 +40,18 @@ class CliState:
         """
         if self._clients:
             return self._clients
-        servers, credentials = self._settings()
-        if not servers:
-            self._clients = [self._default(credentials, start_embedded)]
+        settings = self._settings()
+        if not settings.servers:
+            self._clients = [self._default(settings, start_embedded)]
             return self._clients
-        failures: list[Unreachable] = []
-        for server in servers:
-            try:
-                self._clients.append(connect(server, *credentials))
-            except Unreachable as exc:
-                failures.append(exc)
-        if not self._clients:
-            raise failures[0] if len(failures) == 1 else Unreachable(f"no daemon of the pool answers: {servers}")
-        for failure in failures:
+        self._clients, skipped = connect_pool(settings)
+        for failure in skipped:
             note(f"skipping: {failure}")
         return self._clients
 
     def client(self, start_embedded: bool = True) -> Client:
         """The one daemon a command acts on; in a pool of several, --server must name it."""
-        servers, _ = self._settings()
+        servers = self._settings().servers
         if len(servers) > 1:
             raise UsageError(f"this command acts on one daemon and the pool has {len(servers)}: name one with --server")
         return self.pool(start_embedded)[0]
@@ -77,8 +60,7 @@ class CliState:
         """The daemon and lease a session command acts on: --lease in the pool, else request-gpus's."""
         lease_id, server = session_lease(lease_id)
         if server and not self.server:
-            _, credentials = self._settings()
-            client = connect(server, *credentials)
+            client = self._settings().credentials.connect(server)
             self._clients.append(client)
             return client, lease_id
         return self.holder_of(lease_id), lease_id
@@ -98,18 +80,15 @@ class CliState:
                 return client  # it knows the lease but will not show it: let the action say why
         raise NotFound(f"no lease {lease_id!r} on any daemon of the pool")
 
-    def _default(self, credentials: Credentials, start_embedded: bool) -> Client:
-        server = system_daemon() or running_embedded() or ""
-        if server:
-            return connect(server, *credentials)
-        if not start_embedded:
+    def _default(self, settings: Settings, start_embedded: bool) -> Client:
+        found = connect_default(settings.credentials, start=start_embedded)
+        if found is None:
             raise BitshareError("no bitshared is running (bitshare run starts a per-user one)", EXIT_UNAVAILABLE)
-        server, started = ensure_embedded()
-        client = connect(server, *credentials)
+        client, started = found
         if started:
             info = client.info
             what = "SIMULATED GPU (CPU-backed)" if info.simulated else f"{info.backend} GPUs"
-            note(f"started a per-user bitshared on {server} with {info.gpu_count} {what}")
+            note(f"started a per-user bitshared on {client.address} with {info.gpu_count} {what}")
         return client
 
     def close(self) -> None:

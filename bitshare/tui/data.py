@@ -17,7 +17,8 @@ from typing import Protocol
 
 import grpc
 
-from ..client.connection import Client, connect
+from ..client.connection import Client
+from ..client.finding import Credentials
 from ..errors import BitshareError, from_rpc_error
 from ..protocol.v1 import bitshare_pb2 as pb
 
@@ -50,7 +51,7 @@ class DaemonSource:
 
     def __init__(self, server: str, token: str = "", tls_ca: str = "", allow_insecure_tcp: bool = False) -> None:
         self.name = server
-        self._credentials = (token, tls_ca, allow_insecure_tcp)
+        self._credentials = Credentials(token, tls_ca, allow_insecure_tcp)
         self._client: Client | None = None
         self._call: grpc.Future | None = None
         self._lock = threading.Lock()
@@ -59,7 +60,7 @@ class DaemonSource:
     def _connected(self) -> Client:
         with self._lock:
             if self._client is None:
-                self._client = connect(self.name, *self._credentials)
+                self._client = self._credentials.connect(self.name)
             return self._client
 
     def _drop(self) -> None:

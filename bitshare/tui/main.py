@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..client.embedded import running_embedded, system_daemon
-from ..config import ConfigError, load_client_config, split_servers
+from ..client.finding import load_settings, running_default
 from ..errors import BitshareError
 from .data import DaemonSource
 
@@ -32,30 +31,21 @@ def main(
     from .app import AdminApp
 
     try:
-        config = load_client_config()
-    except ConfigError as exc:
+        settings = load_settings(server or [], token or "", str(tls_ca) if tls_ca else "", allow_insecure_tcp)
+        servers = list(settings.servers)
+        if not servers and (default := running_default()):
+            servers = [default]
+    except BitshareError as exc:  # a bad config; a per-user directory that is not this user's own
         typer.echo(f"bitshare-admin: error: {exc}", err=True)
-        raise typer.Exit(78) from None
-    servers = [s for item in (server or []) for s in split_servers(item)] or config.servers
+        raise typer.Exit(exc.exit_code) from None
     if not servers:
-        try:
-            default = system_daemon() or running_embedded()
-        except BitshareError as exc:  # a per-user directory that is not this user's own
-            typer.echo(f"bitshare-admin: error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        if default is None:
-            typer.echo("bitshare-admin: error: no daemon to watch: give --server or `servers` in the config", err=True)
-            raise typer.Exit(69)
-        servers = [default]
+        typer.echo("bitshare-admin: error: no daemon to watch: give --server or `servers` in the config", err=True)
+        raise typer.Exit(69)
     if interval < 0.1:
         typer.echo("bitshare-admin: error: --interval must be at least 0.1 seconds", err=True)
         raise typer.Exit(2)
-    credentials = (
-        token or config.token,
-        str(tls_ca) if tls_ca else config.tls_ca,
-        allow_insecure_tcp or config.allow_insecure_tcp,
-    )
-    sources = [DaemonSource(s, *credentials) for s in servers]
+    reach = settings.credentials
+    sources = [DaemonSource(s, reach.token, reach.tls_ca, reach.allow_insecure_tcp) for s in servers]
     # Everything loaded so far (Textual, gRPC, protobuf: most of the process's objects) lives as
     # long as the console: keeping it out of the collector's full passes keeps those passes from
     # stalling a keypress by 30-60 ms.

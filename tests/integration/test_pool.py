@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from bitshare.client.finding import connect_pool, load_settings
+from bitshare.errors import BitshareError, Unreachable
 from bitshare.protocol.v1 import bitshare_pb2 as pb
 
 from ..support.harness import Daemon, run_cli, spawn_cli, wait_for
@@ -96,3 +100,34 @@ def test_a_session_lease_is_used_and_released_on_its_own_daemon(make_daemon) -> 
     assert run_cli(first, "release-gpus", server=pool).returncode == 0
     with second.client() as client:
         assert client.get(lease_id).state == pb.LEASE_STATE_RELEASED
+
+
+def test_the_finder_connects_the_members_that_answer_and_names_those_that_do_not(make_daemon, tmp_path) -> None:
+    first = make_daemon("--simulate", "1x16GiB", name="first")
+    gone = f"unix:{tmp_path}/gone.sock"
+    settings = load_settings([f"{gone},{first.server}"], environ={})
+    assert settings.servers == (gone, first.server)
+    clients, skipped = connect_pool(settings)
+    try:
+        assert [str(client.address) for client in clients] == [first.server]
+        assert len(skipped) == 1 and "gone.sock" in str(skipped[0])
+    finally:
+        for client in clients:
+            client.close()
+    with pytest.raises(Unreachable, match=r"gone\.sock"):
+        connect_pool(load_settings([gone], environ={}))
+
+
+def test_servers_given_replace_the_configured_pool_and_credentials_fall_back_to_it(tmp_path) -> None:
+    config = tmp_path / "client.toml"
+    config.write_text('servers = ["gpu1:7443", "gpu2:7443"]\ntoken = "from-config"\n')
+    configured = load_settings(config_path=config, environ={})
+    assert configured.servers == ("gpu1:7443", "gpu2:7443")
+    assert configured.credentials.token == "from-config"
+    given = load_settings(["gpu3:7443", "gpu4:7443,gpu5:7443"], token="given", config_path=config, environ={})
+    assert given.servers == ("gpu3:7443", "gpu4:7443", "gpu5:7443")
+    assert given.credentials.token == "given"
+    config.write_text("servers = 3\n")
+    with pytest.raises(BitshareError) as refused:
+        load_settings(config_path=config, environ={})
+    assert refused.value.exit_code == 78 and str(config) in str(refused.value)
