@@ -3,13 +3,13 @@ the normalised totals (its Figures 4 and 5) next to the published numbers, and a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..present.table import table
+from .baselines import TITLES
 
-MODES = ("sequential", "concurrent", "bare")
+MODES = ("sequential", "concurrent")
 
 
 def text_report(data: dict[str, Any]) -> str:
@@ -20,8 +20,8 @@ def text_report(data: dict[str, Any]) -> str:
         if load == "light":
             headers += ["ASKED REQ/S", "DONE REQ/S", "DROPPED", "P50 MS", "P99 MS"]
         rows = []
-        for mode in MODES:
-            for window in result.get(mode, []):
+        for mode, windows in _runs(result):
+            for window in windows:
                 row = [window["workload"], mode, _f(window["samples_per_s"]), _f(window["seconds"], 0)]
                 row += [window["samples"], _f(window["util_pct"], 0), window["memory_mib"]]
                 if load == "light":
@@ -46,13 +46,41 @@ def comparison_text(load: str, result: dict[str, Any]) -> str:
         f"(paper: {paper['throughput_ratio_sum']:g}); all samples, concurrent over one after another: "
         f"{_f(comparison['normalised_total'], 2)}x (paper: {paper['normalised_total']:g}x)"
     )
-    if "bare_comparison" in result:
-        bare = result["bare_comparison"]
+    for name, baseline in result.get("baselines", {}).items():
+        title = f"{load}, {TITLES.get(name, name)} (no bitshare)"
+        if "error" in baseline:
+            lines.append(f"{title}: failed: {baseline['error']}")
+            continue
+        bare = baseline["comparison"]
         lines.append(
-            f"{load}, bare (no bitshare): ratios sum to {_f(bare['throughput_ratio_sum'], 2)}, "
-            f"normalised total {_f(bare['normalised_total'], 2)}x"
+            f"{title}: ratios sum to {_f(bare['throughput_ratio_sum'], 2)}, "
+            f"normalised total {_f(bare['normalised_total'], 2)}x; "
+            f"bitshare over it: {_f(_over(comparison['throughput_ratio_sum'], bare['throughput_ratio_sum']), 3)}"
         )
     return "\n".join(lines)
+
+
+def baseline_failures(data: dict[str, Any]) -> list[str]:
+    """``name: why`` for each baseline that failed (once, whatever the loads)."""
+    failed: dict[str, str] = {}
+    for result in data["loads"].values():
+        for name, baseline in result.get("baselines", {}).items():
+            if "error" in baseline:
+                failed.setdefault(name, baseline["error"])
+    return [f"{name}: {why}" for name, why in failed.items()]
+
+
+def _runs(result: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(mode, windows) of each run of one load: the leased ones, then the baselines that ran."""
+    runs = [(mode, result[mode]) for mode in MODES]
+    for name, baseline in result.get("baselines", {}).items():
+        if "concurrent" in baseline:
+            runs.append((name, baseline["concurrent"]))
+    return runs
+
+
+def _over(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def write_plots(data: dict[str, Any], out: Path) -> list[Path]:
@@ -69,8 +97,9 @@ def write_plots(data: dict[str, Any], out: Path) -> list[Path]:
         result = data["loads"][load]
         names = list(result["comparison"]["per_workload"])
         series = [("bitshare", result["comparison"])]
-        if "bare_comparison" in result:
-            series.append(("bare (no bitshare)", result["bare_comparison"]))
+        for name, baseline in result.get("baselines", {}).items():
+            if "comparison" in baseline:
+                series.append((TITLES.get(name, name), baseline["comparison"]))
         width = 0.8 / len(series)
         for offset, (label, comparison) in enumerate(series):
             values = [comparison["per_workload"][n]["normalised_samples"] or 0 for n in names]
@@ -105,12 +134,11 @@ def _f(value: float | None, digits: int = 1) -> str:
 
 def check_consistency(data: dict[str, Any]) -> list[str]:
     """What is wrong with a results file (empty when nothing): every window's samples equal its
-    rate times its time, utilisation is a percentage, and every mode has every workload."""
+    rate times its time, utilisation is a percentage, and every run (baselines too) has every workload."""
     problems = []
     for load, result in data["loads"].items():
         names = [w["name"] for w in data["workloads"]]
-        for mode in ("sequential", "concurrent"):
-            windows: Sequence[dict[str, Any]] = result[mode]
+        for mode, windows in _runs(result):
             if [w["workload"] for w in windows] != names:
                 problems.append(f"{load} {mode}: workloads {[w['workload'] for w in windows]} != {names}")
             for w in windows:

@@ -5,12 +5,14 @@ LIGHT_SHARE of what the workload serves alone flat out, calibrated on the spot).
 
 Workloads are programs speaking :mod:`bitshare.bench.protocol`, each started as
 ``bitshare run -p SHARE --filter index=GPU -- CMD``. The device's utilisation and memory are read
-from the daemon while they run.
+from the daemon while they run. Baselines (:mod:`.baselines`) run them all at once again, on the
+same GPU, without bitshare.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import math
 import shlex
@@ -27,7 +29,7 @@ from typing import IO, Any
 
 from ..client.connection import Client
 from ..errors import BitshareError
-from . import protocol
+from . import baselines, protocol
 from .stats import LIGHT_SHARE, PAPER, Window, compare, poisson_arrivals
 
 LOADS = ("heavy", "light")
@@ -244,8 +246,10 @@ class Plan:
     duration_s: float  # one sequential slot; a concurrent run lasts len(workloads) slots
     share: float
     gpu_index: int
-    bare: bool
     env: dict[str, str]  # the workloads' environment (with the caller's token, if any)
+    baselines: tuple[str, ...] = ()  # run after the leased runs, in this order
+    gpu_uuid: str = ""  # the GPU's, for the baselines: the one they make visible
+    memory_limit_mib: int = 0  # a lease's memory at this share: each bare MPS client's limit
     calibrate_s: float = 3.0
 
     def lease_args(self) -> list[str]:
@@ -255,7 +259,7 @@ class Plan:
         """About how long the experiment takes (starts not counted)."""
         slots = len(self.workloads) * self.duration_s * len(self.loads)
         calibrating = len(self.workloads) * self.calibrate_s if self.loads == ("light",) else 0
-        return 2 * slots + calibrating + (slots if self.bare else 0)
+        return (2 + len(self.baselines)) * slots + calibrating
 
 
 Progress = Callable[[str, float], None]  # (what runs now, seconds left in the experiment)
@@ -274,7 +278,7 @@ def run_seed(client: Client, server: str, plan: Plan, logs: Path, progress: Prog
         sequential, flat_out = _sequential(server, plan, logs, sampler, say)
         rates = {name: LIGHT_SHARE * flat_out[name] for name in flat_out}
         concurrent = _concurrent(server, plan, plan.lease_args(), rates, logs, sampler, say, "concurrent")
-        bare = _concurrent(server, plan, None, rates, logs, sampler, say, "bare") if plan.bare else {}
+        bare = {name: _baseline(name, server, plan, rates, logs, sampler, say) for name in plan.baselines}
     finally:
         sampler.stop()
     results: dict[str, Any] = {}
@@ -285,12 +289,39 @@ def run_seed(client: Client, server: str, plan: Plan, logs: Path, progress: Prog
             "comparison": _jsonable(compare(sequential[load], concurrent[load])),
             "paper": PAPER[load],
         }
-        if plan.bare:
-            results[load]["bare"] = [w.summary() for w in bare[load]]
-            results[load]["bare_comparison"] = _jsonable(compare(sequential[load], bare[load]))
+        if plan.baselines:
+            results[load]["baselines"] = {
+                name: _baseline_result(sequential[load], got if isinstance(got, str) else got[load])
+                for name, got in bare.items()
+            }
         if load == "light":
             results[load]["target_requests_per_s"] = rates
     return results
+
+
+def _baseline(
+    name: str,
+    server: str,
+    plan: Plan,
+    rates: dict[str, float],
+    logs: Path,
+    sampler: DeviceSampler,
+    say: Callable[[str], None],
+) -> dict[str, list[Window]] | str:
+    """A baseline's windows, or why it failed: the leased runs' results are kept either way."""
+    say(f"{name}: setting up, without bitshare")
+    try:
+        with baselines.prepared(name, plan.env, plan.gpu_index, plan.gpu_uuid, plan.memory_limit_mib) as env:
+            bare_plan = dataclasses.replace(plan, env=env)
+            return _concurrent(server, bare_plan, None, rates, logs, sampler, say, name)
+    except (BenchError, baselines.BaselineError) as exc:
+        return str(exc)
+
+
+def _baseline_result(sequential: list[Window], got: list[Window] | str) -> dict[str, Any]:
+    if isinstance(got, str):
+        return {"error": got}
+    return {"concurrent": [w.summary() for w in got], "comparison": _jsonable(compare(sequential, got))}
 
 
 def _sequential(

@@ -11,11 +11,13 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from ..bench import report
+from ..bench import baselines, report
 from ..bench.seed import LOADS, BenchError, Plan, builtin_workloads, run_seed, user_workloads
+from ..client.connection import Client
 from ..errors import UsageError
 from ..holder.environment import credentials_environment
 from ..present.printable import printable
+from ..protocol.v1 import bitshare_pb2 as pb
 from .base import JSON, app, emit, state
 from .output import note, say
 
@@ -33,42 +35,25 @@ def seed(
         None, "--workload", help="Your own program instead (repeatable): 'python my_infer.py'."
     ),
     gpu: int = typer.Option(0, "--gpu", help="The GPU to share (its index on the daemon)."),
-    bare: bool = typer.Option(False, "--bare", help="Also run them at once without bitshare."),
+    baseline: list[str] | None = typer.Option(
+        None,
+        "--baseline",
+        help="Also run them at once without bitshare (repeatable): time-slicing (no MPS) or mps "
+        "(bare MPS, each held to the lease's memory). NVIDIA GPUs of a local daemon only.",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Directory for seed.json and the plots."),
     json_output: bool = JSON,
 ) -> None:
     """Four workloads under 25% leases of one GPU: one after another, then all at once."""
-    if load not in (*LOADS, "both"):
-        raise UsageError(f"--load must be light, heavy or both, got {load!r}")
-    if not 1 <= duration <= 3600:
-        raise UsageError(f"--duration must be between 1 and 3600 seconds, got {duration:g}")
+    chosen_baselines = tuple(dict.fromkeys(baseline or ()))  # each once, in the order given
+    _check_options(load, duration, chosen_baselines)
     client = state(ctx).pool()[0]
-    info = client.info
-    gpus = {g.index: g for g in client.gpus()}
-    if gpu not in gpus:
-        raise UsageError(f"--gpu {gpu}: {client.address} has GPUs {sorted(gpus)}")
-    try:
-        chosen = user_workloads(workload) if workload else builtin_workloads(info.simulated, _names(workloads))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if bare and info.simulated and not workload:
-        raise UsageError("--bare needs a real GPU: the built-in workloads reach simulated GPUs only through leases")
+    plan, device = _plan(client, load, duration, gpu, workload or [], workloads, chosen_baselines)
     out = out or Path(f"bitshare-seed-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **credentials_environment(*client.credentials)}  # the workloads reach it as we do
-    plan = Plan(
-        workloads=chosen,
-        loads=LOADS if load == "both" else (load,),
-        duration_s=duration,
-        share=round(1 / len(chosen), 4),
-        gpu_index=gpu,
-        bare=bare,
-        env=env,
-    )
-    device = gpus[gpu]
     label = "CPU-simulated: NumPy in the daemon's worker, not a GPU" if device.simulated else "NVIDIA GPU"
     say(
-        f"seed experiment: {len(chosen)} workloads x {plan.share:.0%} of GPU {gpu} ({device.name}) on "
+        f"seed experiment: {len(plan.workloads)} workloads x {plan.share:.0%} of GPU {gpu} ({device.name}) on "
         f"{client.address}, about {plan.seconds() / 60:.1f} min; results in {out}",
         err=True,
     )
@@ -88,7 +73,8 @@ def seed(
         "memory_mib": device.total_mib,
         "share": plan.share,
         "duration_s": duration,
-        "workloads": [{"name": w.name, "command": w.command} for w in chosen],
+        "workloads": [{"name": w.name, "command": w.command} for w in plan.workloads],
+        "baselines": list(plan.baselines),
         "started_at": started,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "loads": loads,
@@ -101,6 +87,58 @@ def seed(
         note("no plots: install matplotlib (pip install 'bitshare[bench]')")
         plots = []
     say(f"written: {', '.join(str(p) for p in [out / 'seed.json', *plots])}", err=True)
+    failed = report.baseline_failures(data)
+    if failed:  # the leased runs' results are written all the same
+        raise BenchError(f"baseline {'; '.join(failed)} (logs in {out / 'logs'})")
+
+
+def _check_options(load: str, duration: float, chosen_baselines: tuple[str, ...]) -> None:
+    """The options that need no daemon to check: refused before it is reached."""
+    if load not in (*LOADS, "both"):
+        raise UsageError(f"--load must be light, heavy or both, got {load!r}")
+    if not 1 <= duration <= 3600:
+        raise UsageError(f"--duration must be between 1 and 3600 seconds, got {duration:g}")
+    unknown = [name for name in chosen_baselines if name not in baselines.BASELINES]
+    if unknown:
+        raise UsageError(f"--baseline {unknown[0]!r}: the baselines are {' and '.join(baselines.BASELINES)}")
+
+
+def _plan(
+    client: Client,
+    load: str,
+    duration: float,
+    gpu: int,
+    commands: list[str],
+    names: str,
+    chosen_baselines: tuple[str, ...],
+) -> tuple[Plan, pb.Gpu]:
+    """The experiment asked for, checked against what the daemon serves (UsageError, before
+    anything runs or is written), and the GPU it shares."""
+    gpus = {g.index: g for g in client.gpus()}
+    if gpu not in gpus:
+        raise UsageError(f"--gpu {gpu}: {client.address} has GPUs {sorted(gpus)}")
+    device = gpus[gpu]
+    try:
+        chosen = user_workloads(commands) if commands else builtin_workloads(client.info.simulated, _names(names))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    mps_control = baselines.find_mps_control() if baselines.MPS in chosen_baselines else None
+    why_not = baselines.refusal(chosen_baselines, device.simulated, client.address.is_loopback, mps_control)
+    if why_not:
+        raise UsageError(why_not)
+    share = round(1 / len(chosen), 4)
+    plan = Plan(
+        workloads=chosen,
+        loads=LOADS if load == "both" else (load,),
+        duration_s=duration,
+        share=share,
+        gpu_index=gpu,
+        env={**os.environ, **credentials_environment(*client.credentials)},  # the workloads reach it as we do
+        baselines=chosen_baselines,
+        gpu_uuid=device.uuid,
+        memory_limit_mib=int(device.capacity_mib * share),
+    )
+    return plan, device
 
 
 def _names(text: str) -> list[str] | None:

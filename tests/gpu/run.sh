@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of bitshare, for a host with an NVIDIA GPU: the gpu-marked tests (NVML backend,
 # MPS, the in-process agent with CuPy and PyTorch, the watchdog, live resize and revoke), then
-# the seed benchmark (benchmarks/seed_gpu.py), `bitshare bench seed` and the remote benchmark.
-# Under 10 minutes; a short table comes last.
+# the seed experiment (`bitshare bench seed`, with its bare time-slicing and bare MPS baselines)
+# and the remote benchmark. Under 10 minutes; a short table comes last.
 # Usage (from the repository root): bash tests/gpu/run.sh   [results go to $OUT, default ./gpu-results]
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu-results}"
@@ -26,19 +26,16 @@ PY
 timeout 240 python3 -m pytest -m gpu tests/gpu -v -p no:cacheprovider --junitxml="$OUT/gpu-junit.xml" 2>&1 \
     | tee "$OUT/gpu-pytest.txt"
 tests_rc=${PIPESTATUS[0]}
-timeout 150 python3 benchmarks/seed_gpu.py --seconds 8 --warmup 3 --out "$OUT/seed_gpu.json" 2>&1 \
-    | tee "$OUT/seed_gpu.txt"
-bench_rc=${PIPESTATUS[0]}
 # `bitshare bench seed` through a real bitshared (NVML, MPS on): four torchvision workloads under
-# 25% leases, heavy and light load (the paper's experiment); seed_gpu.py above gives the bare
-# time-slicing and bare MPS baselines.
+# 25% leases, heavy and light load (the paper's experiment), then the same at once without
+# bitshare: bare time-slicing (no MPS) and bare MPS (an MPS control daemon of its own).
 SEED_DIR=$(mktemp -d)
 python3 -m bitshare.daemon --listen "unix:$SEED_DIR/bitshared.sock" --state-dir "$SEED_DIR/state" \
     --backend nvml --mps on --log-level warning > "$OUT/bench-seed-daemon.log" 2>&1 &
 seed_daemon=$!
 for _ in $(seq 100); do [ -S "$SEED_DIR/bitshared.sock" ] && break; sleep 0.1; done
-timeout 200 python3 -m bitshare --server "unix:$SEED_DIR/bitshared.sock" bench seed --duration 5 \
-    --out "$OUT/bench-seed" 2>&1 | tee "$OUT/bench-seed.txt"
+timeout 300 python3 -m bitshare --server "unix:$SEED_DIR/bitshared.sock" bench seed --duration 5 \
+    --baseline time-slicing --baseline mps --out "$OUT/bench-seed" 2>&1 | tee "$OUT/bench-seed.txt"
 seed_rc=${PIPESTATUS[0]}
 kill "$seed_daemon"; wait "$seed_daemon" 2>/dev/null
 timeout 60 python3 benchmarks/remote_bench.py --backend nvml --repeats 3 --out "$OUT/remote_bench.json" 2>&1 \
@@ -56,18 +53,24 @@ try:
     rows.append(("gpu tests", f"{passed} passed, {failed} failed, {skipped} skipped"))
 except (OSError, ET.ParseError, AttributeError) as exc:
     rows.append(("gpu tests", f"no result ({exc})"))
-try:
-    seed = json.loads((out / "seed_gpu.json").read_text())
-    rows.append(("card", str(seed["machine"].get("gpu"))))
-    for phase, value in seed["sum_relative_to_alone"].items():
-        rows.append((f"seed sum, {phase}", f"{value:.2f}" if isinstance(value, (int, float)) else str(value)))
-except (OSError, ValueError, KeyError) as exc:
-    rows.append(("seed benchmark", f"no result ({exc})"))
+def ratio_sum(comparison):
+    value = comparison["throughput_ratio_sum"]
+    return f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
 try:
     seed = json.loads((out / "bench-seed" / "seed.json").read_text())
+    rows.append(("card", f"{seed['device']}, {seed['memory_mib']} MiB"))
     for load, result in seed["loads"].items():
-        comparison = result["comparison"]
-        rows.append((f"bench seed {load}: ratio sum", f"{comparison['throughput_ratio_sum']:.2f}"))
+        bitshare = result["comparison"]["throughput_ratio_sum"]
+        rows.append((f"bench seed {load}: ratio sum, bitshare", ratio_sum(result["comparison"])))
+        for name, baseline in result.get("baselines", {}).items():
+            if "error" in baseline:
+                why = " ".join(baseline["error"].split())[:80]
+                rows.append((f"bench seed {load}: ratio sum, bare {name}", f"failed: {why}"))
+                continue
+            bare = baseline["comparison"]["throughput_ratio_sum"]
+            rows.append((f"bench seed {load}: ratio sum, bare {name}", ratio_sum(baseline["comparison"])))
+            if isinstance(bitshare, (int, float)) and isinstance(bare, (int, float)) and bare:
+                rows.append((f"bench seed {load}: bitshare / bare {name}", f"{bitshare / bare:.3f}"))
 except (OSError, ValueError, KeyError, TypeError) as exc:
     rows.append(("bench seed", f"no result ({exc})"))
 try:
@@ -81,4 +84,4 @@ print()
 for key, value in rows:
     print(f"{key:<{width}}  {value}")
 PY
-[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] && [ "$seed_rc" -eq 0 ]
+[ "$tests_rc" -eq 0 ] && [ "$seed_rc" -eq 0 ]

@@ -4,10 +4,12 @@ through remote CuPy, each under a 25% lease; its JSON, tables and plots."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from xml.etree import ElementTree
 
-from bitshare.bench.report import check_consistency
+from bitshare.bench.report import baseline_failures, check_consistency, text_report
+from bitshare.bench.seed import Plan, Workload, run_seed
 from bitshare.protocol.v1 import bitshare_pb2 as pb
 
 from ..support.harness import Daemon, free_port, make_token, run_cli
@@ -66,7 +68,9 @@ def test_bad_options_are_refused_before_anything_runs(daemon: Daemon, tmp_path: 
         (["--load", "medium"], "--load must be light, heavy or both"),
         (["--duration", "0"], "--duration must be between 1 and 3600"),
         (["--gpu", "3"], "--gpu 3:"),
-        (["--bare"], "--bare needs a real GPU"),
+        (["--baseline", "time-slicing"], "--baseline needs NVIDIA GPUs"),
+        (["--baseline", "mps", "--workload", "sh -c 'echo ready'"], "--baseline needs NVIDIA GPUs"),
+        (["--baseline", "slicing"], "--baseline 'slicing': the baselines are time-slicing and mps"),
         (["--workloads", "resnet50"], "no built-in workload resnet50 here"),
     ]
     for args, message in cases:
@@ -93,3 +97,44 @@ def test_the_workloads_reach_a_plaintext_daemon_off_loopback_as_seed_does(make_d
     assert result.returncode == 0, result.stderr + "".join(p.read_text() for p in (out / "logs").glob("*.log"))
     (window,) = json.loads((out / "seed.json").read_text())["loads"]["heavy"]["sequential"]
     assert window["samples"] > 0
+
+
+def test_a_baseline_name_is_checked_before_the_daemon_is_reached(tmp_path: Path) -> None:
+    nowhere = Daemon(tmp_path, [])  # never started: nothing listens on its socket
+    result = run_cli(nowhere, "bench", "seed", "--baseline", "bare", "--out", str(tmp_path / "never"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--baseline 'bare': the baselines are time-slicing and mps" in result.stderr
+    reached = run_cli(nowhere, "bench", "seed", "--baseline", "mps", "--out", str(tmp_path / "never"))
+    assert reached.returncode == 69, reached.stderr  # a known name goes on to the daemon: unreachable
+    assert not (tmp_path / "never").exists()
+
+
+def test_the_baselines_run_the_workloads_at_once_without_leases(daemon: Daemon, tmp_path: Path) -> None:
+    """The orchestration of the baselines on real processes (the CLI refuses them on simulated GPUs:
+    here the experiment is driven directly). Each workload reports the lease, GPU and MPS pipe it got.
+    Where MPS cannot start (no nvidia-cuda-mps-control), that baseline's failure is kept and the rest runs."""
+    program = 'echo "|$BITSHARE_LEASE_ID|$CUDA_VISIBLE_DEVICES|$CUDA_MPS_PIPE_DIRECTORY|" >&2; echo ready; '
+    program += 'while read line; do echo "done 2"; done'
+    workloads = [Workload(f"{n}-sh", ["sh", "-c", program]) for n in (1, 2)]
+    mps_here = shutil.which("nvidia-cuda-mps-control") is not None
+    chosen = ("time-slicing",) if mps_here else ("time-slicing", "mps")
+    plan = Plan(workloads, ("heavy",), 1.0, 0.5, 0, daemon.env, chosen, "GPU-feed", 8192)
+    with daemon.client() as client:
+        heavy = run_seed(client, daemon.server, plan, tmp_path / "logs", lambda what, left: None)["heavy"]
+        leases = client.all_leases(include_ended=True)
+    assert len(leases) == 4  # two alone, two at once: the baselines took none
+    slicing = heavy["baselines"]["time-slicing"]
+    assert [w["workload"] for w in slicing["concurrent"]] == ["1-sh", "2-sh"]
+    assert all(w["seconds"] == 2.0 and w["samples"] > 0 for w in slicing["concurrent"])
+    for name in ("1-sh", "2-sh"):
+        said = (tmp_path / "logs" / f"time-slicing-{name}.log").read_text().split("|")
+        assert said[1:4] == ["", "GPU-feed", said[3]] and said[3].endswith("/no-mps") and not Path(said[3]).exists()
+        leased = (tmp_path / "logs" / f"concurrent-{name}.log").read_text()
+        assert any(f"|{lease.id}|" in leased for lease in leases)
+    data = {"device": "sim", "label": "test", "duration_s": 1.0, "loads": {"heavy": heavy}}
+    data["workloads"] = [{"name": w.name} for w in workloads]
+    assert check_consistency(data) == []
+    assert "heavy, bare time-slicing (no bitshare): ratios sum to" in text_report(data)
+    if not mps_here:
+        assert "nvidia-cuda-mps-control" in heavy["baselines"]["mps"]["error"]
+        assert [failure.split(":")[0] for failure in baseline_failures(data)] == ["mps"]
