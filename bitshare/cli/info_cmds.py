@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .. import __version__
 from ..client.connection import Client
-from ..errors import BitshareError, Unreachable
+from ..errors import EXIT_UNAVAILABLE, BitshareError, Unreachable
 from ..protocol.v1 import bitshare_pb2 as pb
 from .base import JSON, app, emit, state, wants_json
 from .options import seconds
@@ -66,7 +66,7 @@ def health(ctx: typer.Context, json_output: bool = JSON) -> None:
     reports = [_health(client) for client in state(ctx).pool(start_embedded=False)]
     emit(ctx, json_output, [report for report, _ in reports], "\n".join(line for _, line in reports))
     if any(report["status"] != "SERVING" for report, _ in reports):
-        raise typer.Exit(69)
+        raise typer.Exit(EXIT_UNAVAILABLE)
 
 
 def _health(client: Client) -> tuple[dict, str]:

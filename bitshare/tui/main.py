@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..client.finding import load_settings, running_default
-from ..errors import BitshareError
+from ..errors import EXIT_UNAVAILABLE, EXIT_USAGE, BitshareError
 from .data import DaemonSource
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -40,10 +40,10 @@ def main(
         raise typer.Exit(exc.exit_code) from None
     if not servers:
         typer.echo("bitshare-admin: error: no daemon to watch: give --server or `servers` in the config", err=True)
-        raise typer.Exit(69)
+        raise typer.Exit(EXIT_UNAVAILABLE)
     if interval < 0.1:
         typer.echo("bitshare-admin: error: --interval must be at least 0.1 seconds", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
     reach = settings.credentials
     sources = [DaemonSource(s, reach.token, reach.tls_ca, reach.allow_insecure_tcp) for s in servers]
     # Everything loaded so far (Textual, gRPC, protobuf: most of the process's objects) lives as
