@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
+from ..client.connection import LeaseRequest
 from ..errors import BitshareError, NotFound, UsageError
 from ..holder.launcher import run_command, run_in_session, wait_for_grant
 from ..protocol.v1 import bitshare_pb2 as pb
@@ -35,6 +38,23 @@ _AGENT = typer.Option(
 )
 
 
+def _request(ctx: typer.Context, **extra: Any) -> LeaseRequest:
+    """The request that the flags run and request-gpus share ask for (-n, -p, -m, --compute,
+    --filter, --priority, --wait, --timeout), with ``extra`` fields; each flag checked."""
+    flags = ctx.params
+    return build_request(
+        gpus=flags["gpus"],
+        fraction=flags["partition"],
+        memory=flags["memory"],
+        compute=flags["compute"],
+        filters=flags["filters"],
+        priority=flags["priority"],
+        wait=flags["wait"],
+        timeout=flags["timeout"],
+        **extra,
+    )
+
+
 @app.command(context_settings=RUN_SETTINGS)
 def run(
     ctx: typer.Context,
@@ -53,17 +73,7 @@ def run(
 ) -> None:
     """Lease GPU partitions, run CMD on them, give them back when CMD ends; exit with CMD's code."""
     seconds("--kill-grace", kill_grace)
-    request = build_request(
-        gpus=gpus,
-        fraction=partition,
-        memory=memory,
-        compute=compute,
-        filters=filters,
-        priority=priority,
-        wait=wait,
-        timeout=timeout,
-        command=command,
-    )
+    request = _request(ctx, command=command)
     raise typer.Exit(
         run_command(state(ctx).pool(), request, command, kill_grace_s=kill_grace, agent=agent, remote=remote)
     )
@@ -85,17 +95,7 @@ def request_gpus(
 ) -> None:
     """Lease GPUs for a session of several commands (see client and release-gpus); prints the lease id."""
     positive_seconds("--session-ttl", session_ttl)
-    request = build_request(
-        gpus=gpus,
-        fraction=partition,
-        memory=memory,
-        compute=compute,
-        filters=filters,
-        priority=priority,
-        wait=wait,
-        timeout=timeout,
-        ttl=session_ttl,
-    )
+    request = _request(ctx, ttl=session_ttl)
     session_leases()  # a session file that may not be used stops this before any lease is taken
     client, lease = wait_for_grant(state(ctx).pool(), request)
     try:

@@ -23,8 +23,8 @@ from ..present.ages import since
 from ..present.leases import command_line, gpus, measured, partition, state_name, used
 from ..present.printable import make_printable, printable
 from ..protocol.v1 import bitshare_pb2 as pb
-from ..units import MAX_PRIORITY, format_mib, parse_fraction_or_size
 from .access import access_line, may, waiting_line
+from .answers import check_priority, check_reason, parse_size
 from .commands import PALETTE
 from .data import Source
 from .messages import SnapshotReceived, SourceLost
@@ -349,46 +349,41 @@ class AdminApp(App[None]):
             return
         view, lease = target
         capacity = min((g.capacity_mib for g in view.snapshot.gpus if g.index in _indices(lease)), default=0)
-
-        def check(text: str) -> tuple[float | None, int | None]:
-            return parse_size(text, capacity)
-
-        def done(size: tuple[float | None, int | None] | None) -> None:
-            if size is not None:
-                self._act(view, lambda: view.source.resize(lease.id, *size), f"lease {lease.id} resized")
-
         question = (
             f"New size for lease {lease.id} (now {partition(lease)}): "
             "a fraction like 0.25 (1 is the whole GPU), or a size like 8GiB"
         )
-        self.push_screen(AskModal(question, check, "0.25 or 8GiB", "Resize"), done)
+        self._ask_then_act(
+            view,
+            AskModal(question, lambda text: parse_size(text, capacity), "0.25 or 8GiB", "Resize"),
+            lambda size: view.source.resize(lease.id, *size),
+            lambda _: f"lease {lease.id} resized",
+        )
 
     def action_revoke(self) -> None:
         target = self._target("leases")
         if target is None:
             return
         view, lease = target
-
-        def done(reason: str | None) -> None:
-            if reason is not None:
-                self._act(view, lambda: view.source.revoke(lease.id, reason), f"lease {lease.id} revoked")
-
         question = f"Revoke lease {lease.id} of {lease.owner}? Its processes are ended. Reason:"
-        self.push_screen(AskModal(question, _reason, "maintenance", "Revoke"), done)
+        self._ask_then_act(
+            view,
+            AskModal(question, check_reason, "maintenance", "Revoke"),
+            lambda reason: view.source.revoke(lease.id, reason),
+            lambda _: f"lease {lease.id} revoked",
+        )
 
     def action_priority(self) -> None:
         target = self._target("queue")
         if target is None:
             return
         view, lease = target
-
-        def done(priority: int | None) -> None:
-            if priority is not None:
-                self._act(
-                    view, lambda: view.source.set_priority(lease.id, priority), f"{lease.id}: priority {priority}"
-                )
-
-        self.push_screen(AskModal(f"Priority of {lease.id} (now {lease.priority}):", _priority, "10"), done)
+        self._ask_then_act(
+            view,
+            AskModal(f"Priority of {lease.id} (now {lease.priority}):", check_priority, "10"),
+            lambda priority: view.source.set_priority(lease.id, priority),
+            lambda priority: f"{lease.id}: priority {priority}",
+        )
 
     def action_drain(self, drained: bool) -> None:
         panel = self.focused if isinstance(self.focused, GpuPanel) else None
@@ -429,6 +424,17 @@ class AdminApp(App[None]):
         keys = [f"{key}: {name}" for name, _, key, _ in self._commands()]
         self.notify(" · ".join([*keys, "ctrl+p: commands", "ctrl+q: quit"]), title="bitshare-admin", timeout=10)
 
+    def _ask_then_act(
+        self, view: DaemonView, ask: AskModal, act: Callable[[Any], object], said: Callable[[Any], str]
+    ) -> None:
+        """Ask for a value; once given (not cancelled), ``act`` on it and say ``said(value)``."""
+
+        def answered(value: Any) -> None:
+            if value is not None:
+                self._act(view, lambda: act(value), said(value))
+
+        self.push_screen(ask, answered)
+
     def _act(self, view: DaemonView, call: Callable[[], Any], done: str) -> None:
         """Run an admin call in a worker; say how it went."""
 
@@ -446,28 +452,3 @@ class AdminApp(App[None]):
 
 def _indices(lease: pb.Lease) -> set[int]:
     return {a.gpu_index for a in lease.allocations}
-
-
-def parse_size(text: str, capacity_mib: int) -> tuple[float | None, int | None]:
-    """A resize's new size, read as the CLI reads sizes: (fraction, None) or (None, MiB);
-    ValueError says what is wrong."""
-    fraction, mib = parse_fraction_or_size(text)
-    if mib is not None and capacity_mib and mib > capacity_mib:
-        raise ValueError(f"{format_mib(mib)} is more than the GPU lends ({format_mib(capacity_mib)})")
-    return fraction, mib
-
-
-def _reason(text: str) -> str:
-    if len(text) > 200:
-        raise ValueError("keep the reason under 200 characters")
-    return text
-
-
-def _priority(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"a priority is a whole number, got {text!r}") from None
-    if abs(value) > MAX_PRIORITY:
-        raise ValueError(f"a priority is within ±{MAX_PRIORITY:,}")
-    return value

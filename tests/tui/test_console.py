@@ -14,7 +14,8 @@ from textual.widgets._footer import FooterKey
 
 from bitshare.client.connection import LeaseRequest, connect
 from bitshare.protocol.v1 import bitshare_pb2 as pb
-from bitshare.tui.app import AdminApp, parse_size
+from bitshare.tui.answers import parse_size
+from bitshare.tui.app import AdminApp
 from bitshare.tui.data import DaemonSource
 from bitshare.tui.widgets.gpu_panel import GpuPanel
 from bitshare.tui.widgets.live_table import LiveTable

@@ -26,6 +26,19 @@ from ..table_rows import TableRows
 HEADER_LINES = 1
 
 
+class RowMessage(Message):
+    """Something that happened to a row of a table: the table, and the row's key."""
+
+    def __init__(self, table: LiveTable, key: str | None) -> None:
+        super().__init__()
+        self.table = table
+        self.key = key
+
+    @property
+    def control(self) -> LiveTable:
+        return self.table
+
+
 class LiveTable(ScrollView, can_focus=True):
     """``sync`` takes every row by key; the filter (``set_query``) and sort (``next_sort``) are kept."""
 
@@ -62,29 +75,11 @@ class LiveTable(ScrollView, can_focus=True):
         Binding("end", "move_to_end(True)", "Last", show=False),
     ]
 
-    class RowHighlighted(Message):
+    class RowHighlighted(RowMessage):
         """The cursor is on another row (``key`` None: the table is empty)."""
 
-        def __init__(self, table: LiveTable, key: str | None) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-
-        @property
-        def control(self) -> LiveTable:
-            return self.table
-
-    class RowSelected(Message):
+    class RowSelected(RowMessage):
         """Enter, or a click on the row under the cursor."""
-
-        def __init__(self, table: LiveTable, key: str) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-
-        @property
-        def control(self) -> LiveTable:
-            return self.table
 
     def __init__(self, columns: Sequence[str], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
