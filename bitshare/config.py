@@ -24,56 +24,16 @@ from .address import parse_address
 from .errors import ConfigError
 from .units import MAX_PRIORITY, parse_reserve, parse_simulate
 
-
-@dataclass
-class DaemonConfig:
-    listen: list[str] = field(default_factory=list)
-    state_dir: str = ""
-    runtime_dir: str = ""  # MPS pipes and the simulated-GPU registry; default: the first socket's directory
-    log_level: str = "info"
-    metrics_listen: str = ""  # HOST:PORT of the Prometheus endpoint; "" for none
-    history_days: float = 30.0  # ended leases and events are kept this long
-    backend: str = "auto"  # auto | nvml | simulated
-    simulate: str = ""  # e.g. "4x16GiB"; implies the simulated backend
-    reserve_mib: int = 512
-    lease_ttl_s: float = 30.0
-    max_ttl_s: float = 7 * 24 * 3600.0
-    aging_s: float = 60.0
-    starvation_s: float = 120.0
-    max_client_priority: int = 0  # the highest priority a client may ask; above it is for admins
-    idle_timeout_s: float = 0.0
-    admin_group: str = "bitshare"
-    tokens_file: str = ""
-    tls_cert: str = ""
-    tls_key: str = ""
-    allow_insecure_tcp: bool = False
-    mps: str = "auto"  # auto | on | off
-    watchdog: str = "enforce"  # enforce | warn | off
-    grace_s: float = 10.0  # over-limit and ended leases: how long their processes have
-    sample_interval_s: float = 1.0
-    context_mib: int = 1024  # per process, on real GPUs: memory outside the partition (CUDA context)
-
-    def runtime_path(self) -> Path:
-        """``runtime_dir``, else the directory of the first Unix socket, else ``<state_dir>/run``."""
-        if self.runtime_dir:
-            return Path(self.runtime_dir)
-        sockets = [parse_address(a) for a in self.listen if a.startswith("unix:")]
-        return Path(sockets[0].path).parent if sockets else Path(self.state_dir) / "run"
-
-
-@dataclass
-class ClientConfig:
-    servers: list[str] = field(default_factory=list)  # the pool, in order of preference
-    token: str = ""
-    tls_ca: str = ""
-    allow_insecure_tcp: bool = False  # plaintext (and the token) to TCP daemons off loopback
-
-
 Convert = Callable[[Any], Any]
+
+BACKENDS = ("auto", "nvml", "simulated")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MPS_MODES = ("auto", "on", "off")  # auto: where NVIDIA MPS can run
+WATCHDOG_MODES = ("enforce", "warn", "off")  # leases over their partition: warn then end, warn, or nothing
 
 
 def _must(predicate: Callable[[Any], bool]) -> Convert:
-    """A converter that keeps the value when the predicate holds (else the key's hint is the error)."""
+    """A converter that keeps the value when the predicate holds (else the setting's hint is the error)."""
 
     def convert(value: Any) -> Any:
         if not predicate(value):
@@ -102,57 +62,324 @@ def _simulate(value: str) -> str:
     return value
 
 
+def one_of(choices: tuple[str, ...]) -> str:
+    """``("a", "b", "c")`` as ``a, b or c``."""
+    return f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else choices[0]
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], refused: ValueError) -> Any:
+    """A TOML value of the kind a setting takes (an int where a float is taken becomes one), else ``refused``."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise refused
+    if kind is list and not all(isinstance(item, str) for item in value):
+        raise refused
+    return value
+
+
 _POSITIVE = _must(lambda v: v > 0)
 _NON_NEGATIVE = _must(lambda v: v >= 0)
 
-# (section, key) -> (field, type(s) accepted, converter raising ValueError, what a good value looks like)
-_DAEMON_KEYS: dict[tuple[str, str], tuple[str, type | tuple[type, ...], Convert | None, str]] = {
-    ("daemon", "listen"): ("listen", list, _listen, 'a list like ["unix:/run/bitshare/bitshared.sock"]'),
-    ("daemon", "state_dir"): ("state_dir", str, None, "a directory path"),
-    ("daemon", "runtime_dir"): ("runtime_dir", str, None, "a directory path"),
-    ("daemon", "metrics_listen"): ("metrics_listen", str, metrics_address, 'a TCP address like "127.0.0.1:9464"'),
-    ("daemon", "history_days"): ("history_days", float, _POSITIVE, "days > 0"),
-    ("daemon", "log_level"): (
-        "log_level",
-        str,
-        _must(lambda v: v in ("debug", "info", "warning", "error")),
-        "debug, info, warning or error",
-    ),
-    ("gpus", "backend"): (
-        "backend",
-        str,
-        _must(lambda v: v in ("auto", "nvml", "simulated")),
-        "auto, nvml or simulated",
-    ),
-    ("gpus", "simulate"): ("simulate", str, _simulate, 'a GPU list like "4x16GiB"'),
-    ("gpus", "reserve"): ("reserve_mib", (str, int), parse_reserve, 'a size like "512MiB"'),
-    ("leases", "ttl_s"): ("lease_ttl_s", float, _POSITIVE, "seconds > 0"),
-    ("leases", "max_ttl_s"): ("max_ttl_s", float, _POSITIVE, "seconds > 0"),
-    ("leases", "idle_timeout_s"): ("idle_timeout_s", float, _NON_NEGATIVE, "seconds >= 0 (0 turns idle reclaim off)"),
-    ("queue", "aging_s"): ("aging_s", float, _NON_NEGATIVE, "seconds >= 0 (0 turns aging off)"),
-    ("queue", "starvation_s"): ("starvation_s", float, _POSITIVE, "seconds > 0"),
-    ("queue", "max_client_priority"): (
-        "max_client_priority",
-        int,
-        _must(lambda v: abs(v) <= MAX_PRIORITY),
-        f"a priority between -{MAX_PRIORITY} and {MAX_PRIORITY}",
-    ),
-    ("security", "admin_group"): ("admin_group", str, None, "a Unix group name"),
-    ("security", "tokens_file"): ("tokens_file", str, None, "a file path"),
-    ("security", "tls_cert"): ("tls_cert", str, None, "a PEM file path"),
-    ("security", "tls_key"): ("tls_key", str, None, "a PEM file path"),
-    ("security", "allow_insecure_tcp"): ("allow_insecure_tcp", bool, None, "true or false"),
-    ("enforcement", "mps"): ("mps", str, _must(lambda v: v in ("auto", "on", "off")), "auto, on or off"),
-    ("enforcement", "watchdog"): (
-        "watchdog",
-        str,
-        _must(lambda v: v in ("enforce", "warn", "off")),
-        "enforce, warn or off",
-    ),
-    ("enforcement", "grace_s"): ("grace_s", float, _NON_NEGATIVE, "seconds >= 0"),
-    ("enforcement", "sample_interval_s"): ("sample_interval_s", float, _must(lambda v: v >= 0.05), "seconds >= 0.05"),
-    ("enforcement", "context_allowance"): ("context_mib", (str, int), parse_reserve, 'a size like "1GiB"'),
-}
+
+@dataclass(frozen=True)
+class Setting:
+    """One daemon setting: its TOML key, its flag, what it accepts. Both the file and the flags are
+    checked by :meth:`check`, so a bad value gets the same one-line error from either."""
+
+    section: str
+    key: str
+    flag: str
+    hint: str  # what a good value is, said after "must be"
+    help: str
+    convert: Convert | None = None  # raises ValueError, with a message or empty (then the hint is the error)
+    kind: type | tuple[type, ...] | None = None  # the TOML value's type(s); None: the field's type
+    choices: tuple[str, ...] = ()
+    short: str = ""
+    field: str = ""  # the DaemonConfig field it fills, and that field's default (set from the field)
+    default: Any = None
+
+    def check(self, value: Any, where: str) -> Any:
+        """The value the setting takes; ValueError names ``where`` and says what is wrong in one line."""
+        assert self.kind is not None, "a Setting is used from DAEMON_SETTINGS, where its kind is known"
+        value = _typed(value, self.kind, ValueError(f"{where} must be {self.hint}, got {value!r}"))
+        refused = ValueError(f"{where} must be {self.hint}, got {value!r}")  # as taken: 3 for 3.0 is 3.0 from both
+        if self.choices and value not in self.choices:
+            raise refused
+        try:
+            return self.convert(value) if self.convert else value
+        except ValueError as exc:
+            raise (ValueError(f"{where}: {exc}") if str(exc) else refused) from None
+
+    def from_text(self, text: str) -> Any:
+        """A flag's text as the value its TOML key would hold (then checked by :meth:`check`)."""
+        try:
+            if self.kind is float:
+                return float(text)
+            if self.kind is int:
+                return int(text)
+        except ValueError:
+            raise ValueError(f"{self.flag} must be {self.hint}, got {text!r}") from None
+        return text
+
+
+def _setting(section: str, key: str, flag: str, hint: str, help: str, convert: Convert | None = None, **more: Any):
+    """A DaemonConfig field's metadata: the setting it is."""
+    return {"setting": Setting(section, key, flag, hint, help, convert, **more)}
+
+
+def _choice(section: str, key: str, flag: str, choices: tuple[str, ...], help: str):
+    return _setting(section, key, flag, one_of(choices), help, choices=choices)
+
+
+@dataclass
+class DaemonConfig:
+    """The daemon's settings, each declared once: its field (type and default) and its setting."""
+
+    listen: list[str] = field(
+        default_factory=list,
+        metadata=_setting(
+            "daemon",
+            "listen",
+            "--listen",
+            'a list of addresses like ["unix:/run/bitshare/bitshared.sock"]',
+            "unix:PATH or HOST:PORT; repeatable.",
+            _listen,
+            short="-l",
+        ),
+    )
+    state_dir: str = field(
+        default="",
+        metadata=_setting("daemon", "state_dir", "--state-dir", "a directory path", "Where the SQLite state lives."),
+    )
+    runtime_dir: str = field(
+        default="",
+        metadata=_setting(
+            "daemon",
+            "runtime_dir",
+            "--runtime-dir",
+            "a directory path",
+            "MPS pipes and the simulated-GPU registry [default: the first socket's directory].",
+        ),
+    )
+    log_level: str = field(
+        default="info", metadata=_choice("daemon", "log_level", "--log-level", LOG_LEVELS, f"{one_of(LOG_LEVELS)}.")
+    )
+    metrics_listen: str = field(
+        default="",
+        metadata=_setting(
+            "daemon",
+            "metrics_listen",
+            "--metrics-listen",
+            'a TCP address like "127.0.0.1:9464"',
+            "Serve Prometheus metrics at HOST:PORT/metrics.",
+            metrics_address,
+        ),
+    )
+    history_days: float = field(
+        default=30.0,
+        metadata=_setting(
+            "daemon", "history_days", "--history-days", "> 0 days", "Days ended leases and events are kept.", _POSITIVE
+        ),
+    )
+    backend: str = field(
+        default="auto", metadata=_choice("gpus", "backend", "--backend", BACKENDS, f"{one_of(BACKENDS)}.")
+    )
+    simulate: str = field(
+        default="",
+        metadata=_setting(
+            "gpus",
+            "simulate",
+            "--simulate",
+            'a GPU list like "4x16GiB"',
+            "Simulated CPU-backed GPUs, e.g. 4x16GiB (the simulated backend).",
+            _simulate,
+        ),
+    )
+    reserve_mib: int = field(
+        default=512,
+        metadata=_setting(
+            "gpus",
+            "reserve",
+            "--reserve",
+            'a size like "512MiB"',
+            "Memory kept back per GPU for contexts, e.g. 512MiB.",
+            parse_reserve,
+            kind=(str, int),
+        ),
+    )
+    lease_ttl_s: float = field(
+        default=30.0,
+        metadata=_setting(
+            "leases",
+            "ttl_s",
+            "--lease-ttl",
+            "> 0 seconds",
+            "Seconds of holder silence before a lease expires.",
+            _POSITIVE,
+        ),
+    )
+    max_ttl_s: float = field(
+        default=7 * 24 * 3600.0,
+        metadata=_setting(
+            "leases",
+            "max_ttl_s",
+            "--max-ttl",
+            "> 0 seconds",
+            "The longest lease TTL a holder may ask, in seconds.",
+            _POSITIVE,
+        ),
+    )
+    aging_s: float = field(
+        default=60.0,
+        metadata=_setting(
+            "queue",
+            "aging_s",
+            "--aging",
+            ">= 0 seconds (0 turns aging off)",
+            "Seconds of waiting that raise a queued request's priority by one (0: off).",
+            _NON_NEGATIVE,
+        ),
+    )
+    starvation_s: float = field(
+        default=120.0,
+        metadata=_setting(
+            "queue",
+            "starvation_s",
+            "--starvation",
+            "> 0 seconds",
+            "Seconds the head of the queue waits before backfill stops passing it.",
+            _POSITIVE,
+        ),
+    )
+    max_client_priority: int = field(
+        default=0,
+        metadata=_setting(
+            "queue",
+            "max_client_priority",
+            "--max-client-priority",
+            f"a priority between -{MAX_PRIORITY} and {MAX_PRIORITY}",
+            "The highest priority a client may ask; above it is for admins.",
+            _must(lambda v: abs(v) <= MAX_PRIORITY),
+        ),
+    )
+    idle_timeout_s: float = field(
+        default=0.0,
+        metadata=_setting(
+            "leases",
+            "idle_timeout_s",
+            "--idle-timeout",
+            ">= 0 seconds (0 turns idle reclaim off)",
+            "Seconds without GPU activity before a lease is reclaimed (0: off).",
+            _NON_NEGATIVE,
+        ),
+    )
+    admin_group: str = field(
+        default="bitshare",
+        metadata=_setting(
+            "security", "admin_group", "--admin-group", "a Unix group name", "Members of this Unix group are admins."
+        ),
+    )
+    tokens_file: str = field(
+        default="",
+        metadata=_setting("security", "tokens_file", "--tokens-file", "a file path", "Bearer tokens for TCP callers."),
+    )
+    tls_cert: str = field(
+        default="",
+        metadata=_setting("security", "tls_cert", "--tls-cert", "a PEM file path", "TLS certificate for TCP."),
+    )
+    tls_key: str = field(
+        default="", metadata=_setting("security", "tls_key", "--tls-key", "a PEM file path", "TLS private key for TCP.")
+    )
+    allow_insecure_tcp: bool = field(
+        default=False,
+        metadata=_setting(
+            "security",
+            "allow_insecure_tcp",
+            "--allow-insecure-tcp",
+            "true or false",
+            "Allow plaintext TCP off loopback.",
+        ),
+    )
+    mps: str = field(
+        default="auto",
+        metadata=_choice("enforcement", "mps", "--mps", MPS_MODES, f"Run NVIDIA MPS per GPU: {one_of(MPS_MODES)}."),
+    )
+    watchdog: str = field(
+        default="enforce",
+        metadata=_choice(
+            "enforcement",
+            "watchdog",
+            "--watchdog",
+            WATCHDOG_MODES,
+            "Leases over their partition: enforce (warn, then end), warn, or off.",
+        ),
+    )
+    grace_s: float = field(
+        default=10.0,
+        metadata=_setting(
+            "enforcement",
+            "grace_s",
+            "--grace",
+            ">= 0 seconds",
+            "Seconds an over-limit or ended lease's processes have before they are ended.",
+            _NON_NEGATIVE,
+        ),
+    )
+    sample_interval_s: float = field(
+        default=1.0,
+        metadata=_setting(
+            "enforcement",
+            "sample_interval_s",
+            "--sample-interval",
+            ">= 0.05 seconds",
+            "Seconds between measurements of GPU use.",
+            _must(lambda v: v >= 0.05),
+        ),
+    )
+    context_mib: int = field(
+        default=1024,
+        metadata=_setting(
+            "enforcement",
+            "context_allowance",
+            "--context-allowance",
+            'a size like "1GiB"',
+            "Per process, on real GPUs: memory outside the partition (the CUDA context), e.g. 1GiB.",
+            parse_reserve,
+            kind=(str, int),
+        ),
+    )
+
+    def runtime_path(self) -> Path:
+        """``runtime_dir``, else the directory of the first Unix socket, else ``<state_dir>/run``."""
+        if self.runtime_dir:
+            return Path(self.runtime_dir)
+        sockets = [parse_address(a) for a in self.listen if a.startswith("unix:")]
+        return Path(sockets[0].path).parent if sockets else Path(self.state_dir) / "run"
+
+
+_FIELD_KINDS: dict[str, type] = {"list[str]": list, "str": str, "float": float, "int": int, "bool": bool}
+
+
+def _declared(item: dataclasses.Field) -> Setting:
+    setting: Setting = item.metadata["setting"]
+    default = item.default_factory() if item.default is dataclasses.MISSING else item.default  # type: ignore[misc]
+    kind = setting.kind or _FIELD_KINDS[str(item.type)]
+    return dataclasses.replace(setting, field=item.name, default=default, kind=kind)
+
+
+DAEMON_SETTINGS: tuple[Setting, ...] = tuple(_declared(item) for item in dataclasses.fields(DaemonConfig))
+_DAEMON_KEYS = {(setting.section, setting.key): setting for setting in DAEMON_SETTINGS}
+_SECTIONS = tuple(dict.fromkeys(setting.section for setting in DAEMON_SETTINGS))
+
+
+@dataclass
+class ClientConfig:
+    servers: list[str] = field(default_factory=list)  # the pool, in order of preference
+    token: str = ""
+    tls_ca: str = ""
+    allow_insecure_tcp: bool = False  # plaintext (and the token) to TCP daemons off loopback
+
 
 _CLIENT_KEYS: dict[str, tuple[str, type]] = {
     "server": ("servers", str),
@@ -180,16 +407,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-def _coerce(value: Any, kind: type | tuple[type, ...], where: str, hint: str) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise ConfigError(f"{where}: expected {hint}, got {value!r}")
-    if kind is list and not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"{where}: expected {hint}, got {value!r}")
-    return value
-
-
 def load_daemon_config(path: Path | None) -> DaemonConfig:
     """Read the daemon's TOML file (None: built-in defaults) and check every key."""
     config = DaemonConfig()
@@ -199,21 +416,15 @@ def load_daemon_config(path: Path | None) -> DaemonConfig:
     updates: dict[str, Any] = {}
     for section, table in data.items():
         if not isinstance(table, dict):
-            raise ConfigError(
-                f"{path}: {section!r} must be a [section]; sections are daemon, gpus, leases, queue, security, "
-                "enforcement"
-            )
+            raise ConfigError(f"{path}: {section!r} must be a [section]; sections are {', '.join(_SECTIONS)}")
         for key, value in table.items():
-            spec = _DAEMON_KEYS.get((section, key))
-            if spec is None:
+            setting = _DAEMON_KEYS.get((section, key))
+            if setting is None:
                 raise ConfigError(f"{path}: unknown key {key!r} in [{section}]")
-            name, kind, convert, hint = spec
-            where = f"{path}: [{section}] {key}"
-            checked = _coerce(value, kind, where, hint)
             try:
-                updates[name] = convert(checked) if convert else checked
+                updates[setting.field] = setting.check(value, f"{path}: [{section}] {key}")
             except ValueError as exc:
-                raise ConfigError(f"{where}: {str(exc) or f'expected {hint}, got {checked!r}'}") from None
+                raise ConfigError(str(exc)) from None
     return finish_daemon_config(dataclasses.replace(config, **updates))
 
 
@@ -245,7 +456,7 @@ def load_client_config(path: Path | None = None, environ: dict[str, str] | None 
                 raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(_CLIENT_KEYS)})")
             name, kind = spec
             hint = "a list of addresses" if kind is list else f"a {kind.__name__}"
-            checked = _coerce(value, kind, f"{path}: {key}", hint)
+            checked = _typed(value, kind, ConfigError(f"{path}: {key}: expected {hint}, got {value!r}"))
             setattr(config, name, [checked] if key == "server" else checked)
     if environ.get("BITSHARE_SERVER"):
         config.servers = split_servers(environ["BITSHARE_SERVER"])

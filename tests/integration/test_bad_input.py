@@ -91,10 +91,13 @@ def test_bad_rpc_fields_get_invalid_argument(daemon: Daemon) -> None:
         ("[daemon\nlisten = 1", "not valid TOML"),
         ("[daemon]\nlisen = []\n", "unknown key 'lisen' in [daemon]"),
         ('[gpus]\nsimulate = "4x"\n', "[gpus] simulate"),
-        ("[leases]\nttl_s = -3\n", "[leases] ttl_s: expected seconds > 0"),
+        ("[leases]\nttl_s = -3\n", "[leases] ttl_s must be > 0 seconds, got -3.0"),
         ('[daemon]\nlisten = ["nowhere"]\n', "not a server address"),
-        ("[queue]\nmax_client_priority = 2000000\n", "expected a priority between -1000000 and 1000000"),
-        ('[queue]\nmax_client_priority = "high"\n', "[queue] max_client_priority: expected a priority"),
+        (
+            "[queue]\nmax_client_priority = 2000000\n",
+            "max_client_priority must be a priority between -1000000 and 1000000",
+        ),
+        ('[queue]\nmax_client_priority = "high"\n', "[queue] max_client_priority must be a priority"),
     ],
 )
 def test_malformed_daemon_config(tmp_path: Path, text: str, message: str) -> None:
@@ -106,6 +109,30 @@ def test_malformed_daemon_config(tmp_path: Path, text: str, message: str) -> Non
     assert done.returncode == 78, done.stderr
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "toml_value", "flag", "flag_value"),
+    [
+        ("queue", "max_client_priority", "2000000", "--max-client-priority", "2000000"),
+        ("enforcement", "watchdog", '"kill"', "--watchdog", "kill"),
+        ("gpus", "reserve", '"lots"', "--reserve", "lots"),
+    ],
+)
+def test_a_bad_setting_gets_one_error_from_the_file_exit_78_and_the_flag_exit_2(
+    tmp_path: Path, section: str, key: str, toml_value: str, flag: str, flag_value: str
+) -> None:
+    config = tmp_path / "bitshare.toml"
+    config.write_text(f"[{section}]\n{key} = {toml_value}\n")
+    where = ["--state-dir", str(tmp_path / "s"), "--listen", f"127.0.0.1:{free_port()}"]
+    by_file = refused_start("--config", str(config), *where)
+    by_flag = refused_start(flag, flag_value, *where)
+    assert (by_file.returncode, by_flag.returncode) == (78, 2), (by_file.stderr, by_flag.stderr)
+    file_line, flag_line = by_file.stderr.strip(), by_flag.stderr.strip()
+    assert "\n" not in file_line and "\n" not in flag_line
+    said_by_file = file_line.removeprefix(f"bitshared: error: {config}: [{section}] {key}")
+    assert said_by_file != file_line and said_by_file == flag_line.removeprefix(f"bitshared: error: {flag}")
     assert not (tmp_path / "s").exists()
 
 

@@ -72,14 +72,14 @@ def test_daemon_config_reads_every_section(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("listen = []", "must be a [section]"),
-        ('[gpus]\nbackend = "cuda"', "expected auto, nvml or simulated"),
-        ('[security]\nallow_insecure_tcp = "yes"', "expected true or false"),
-        ("[leases]\nttl_s = true", "expected seconds > 0"),
+        ('[gpus]\nbackend = "cuda"', "[gpus] backend must be auto, nvml or simulated"),
+        ('[security]\nallow_insecure_tcp = "yes"', "[security] allow_insecure_tcp must be true or false"),
+        ("[leases]\nttl_s = true", "[leases] ttl_s must be > 0 seconds, got True"),
         ('[gpus]\nreserve = "lots"', "not a memory size"),
-        ("[daemon]\nlisten = [1]", "expected a list"),
-        ('[enforcement]\nmps = "yes"', "expected auto, on or off"),
-        ('[enforcement]\nwatchdog = "kill"', "expected enforce, warn or off"),
-        ("[enforcement]\nsample_interval_s = 0", "expected seconds >= 0.05"),
+        ("[daemon]\nlisten = [1]", "[daemon] listen must be a list of addresses"),
+        ('[enforcement]\nmps = "yes"', "[enforcement] mps must be auto, on or off"),
+        ('[enforcement]\nwatchdog = "kill"', "[enforcement] watchdog must be enforce, warn or off"),
+        ("[enforcement]\nsample_interval_s = 0", "[enforcement] sample_interval_s must be >= 0.05 seconds"),
     ],
 )
 def test_daemon_config_errors(tmp_path: Path, text: str, message: str) -> None:

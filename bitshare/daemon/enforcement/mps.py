@@ -25,7 +25,6 @@ CONTROL = "nvidia-cuda-mps-control"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 QUERY_TIMEOUT_S = 5.0
-MPS_MODES = ("auto", "on", "off")
 
 
 class MpsUnavailable(DaemonError):

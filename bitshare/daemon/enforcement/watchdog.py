@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MODES = ("enforce", "warn", "off")
+from ...config import WATCHDOG_MODES
 
 
 @dataclass(frozen=True)
 class WatchdogPolicy:
-    mode: str = "enforce"  # enforce | warn | off
+    mode: str = "enforce"  # one of WATCHDOG_MODES
     grace_s: float = 10.0
     context_mib: int = 0  # allowed per process past the partition (its CUDA context)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"watchdog must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode not in WATCHDOG_MODES:
+            raise ValueError(f"watchdog must be one of {', '.join(WATCHDOG_MODES)}, got {self.mode!r}")
         if not self.grace_s >= 0:
             raise ValueError(f"grace must be >= 0 seconds, got {self.grace_s:g}")
 
