@@ -1,5 +1,6 @@
-"""Memory sizes as people write them ("16GiB", "512MiB"), simulated GPU lists ("4x16GiB"), and the
-bounds the numbers of a request keep to (checked alike by the CLI and the daemon)."""
+"""Memory sizes as people write them ("16GiB", "512MiB"), shares of a GPU ("0.25", "25%"),
+simulated GPU lists ("4x16GiB"), and the bounds the numbers of a request keep to (checked alike
+by the CLI, the console and the daemon)."""
 
 from __future__ import annotations
 
