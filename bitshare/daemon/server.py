@@ -6,16 +6,13 @@ import asyncio
 import contextlib
 import fcntl
 import gc
-import inspect
 import os
 import signal
 import ssl
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
 import psutil
@@ -36,6 +33,7 @@ from .api.metrics import LeaseCounters
 from .api.metrics import render as render_metrics
 from .api.metrics_http import MetricsServer
 from .api.service import AdminService, LeaseService, Shared
+from .api.streams import StreamsEndAtStop
 from .backends import Backend, select_backend
 from .enforcement.enforcer import Enforcer
 from .enforcement.mps import MpsControl, MpsUnavailable, control_binary
@@ -53,76 +51,8 @@ SERVICE_NAMES = (
 )
 
 
-# What unary calls in flight at a stop get to finish; streams are ended at once (see below).
+# What unary calls in flight at a stop get to finish; streams are ended at once (StreamsEndAtStop).
 STOP_GRACE_S = 0.5
-STOPPING = "bitshared is stopping"
-
-
-class StreamsEndAtStop(grpc.aio.ServerInterceptor):
-    """At a stop, every response stream (holders' attach streams, telemetry, remote sessions)
-    ends at once with UNAVAILABLE, "bitshared is stopping", and streams that arrive after it are
-    refused so. Left to gRPC, a stream runs out the stop's grace period and is then cancelled,
-    which gRPC logs as an error with a CancelledError traceback; a holder reconnects either way.
-    """
-
-    def __init__(self) -> None:
-        self.stopping = False
-        self._streams: set[asyncio.Task] = set()
-
-    def end_all(self) -> None:
-        self.stopping = True
-        for task in list(self._streams):
-            task.cancel()
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or not handler.response_streaming:
-            return handler
-        if handler.request_streaming:
-            return handler._replace(stream_stream=self._wrap(handler.stream_stream))
-        return handler._replace(unary_stream=self._wrap(handler.unary_stream))
-
-    def _wrap(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        """The handler, ended at a stop; of the same kind (gRPC treats an async generator, which
-        yields its replies, and a coroutine, which writes them, differently)."""
-        if inspect.isasyncgenfunction(behaviour):
-
-            async def generator_ended_at_stop(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                with self._ended_at_stop():
-                    if not self.stopping:
-                        async for reply in behaviour(request, context):
-                            yield reply
-                if self.stopping:
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
-
-            return generator_ended_at_stop
-
-        async def writer_ended_at_stop(request: Any, context: grpc.aio.ServicerContext) -> None:
-            with self._ended_at_stop():
-                if not self.stopping:
-                    await behaviour(request, context)
-            if self.stopping:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
-
-        return writer_ended_at_stop
-
-    @contextlib.contextmanager
-    def _ended_at_stop(self) -> Iterator[None]:
-        """Track the running stream, so that a stop can cancel it; that cancellation ends here."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._streams.add(task)
-        try:
-            yield
-        except asyncio.CancelledError:
-            if not self.stopping:  # the caller went away: gRPC's own cancellation
-                raise
-        finally:
-            self._streams.discard(task)
 
 
 @dataclass
@@ -258,109 +188,98 @@ class Daemon:
         self.stop_event = asyncio.Event()
 
     async def run(self) -> int:
-        config = self.config
-        state_dir = Path(config.state_dir)
-        lock_fd = lock_state_dir(state_dir)
-        try:
-            backend = select_backend(config)
-        except BaseException:
-            os.close(lock_fd)
-            raise
-        try:  # what is refused is refused in one line, before the state or anything else is opened
-            if config.mps == "on" and backend.simulated:
-                raise ConfigError("mps = on needs NVIDIA GPUs; this daemon serves simulated GPUs")
-            _check_reserve(backend, config.reserve_mib)
-            store = Store(state_dir, history_s=config.history_days * 86400)
-        except BaseException:
-            backend.close()
-            os.close(lock_fd)
-            raise
-        log.event("daemon.starting", version=__version__, pid=os.getpid(), state_dir=state_dir)
-        if backend.simulated:
-            log.warning("daemon.simulated", detail=backend.describe())
-        else:
-            log.event("daemon.gpus", detail=backend.describe())
-        running: _Running | None = None
-        enforcer: Enforcer | None = None
-        enforcement: asyncio.Future[None] | None = None
-        mps: dict[int, MpsControl] = {}
-        metrics: MetricsServer | None = None
-        try:
-            runtime_dir = config.runtime_path()
-            runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-            mps = await asyncio.to_thread(self._start_mps, backend, runtime_dir / "mps")
-            manager = self._restore(backend, store, set(mps))
-            enforcer = Enforcer(
-                manager,
-                backend,
-                Watchdog(WatchdogPolicy(config.watchdog, config.grace_s, backend.context_mib)),
-                config.sample_interval_s,
-                mps,
-            )
-            simgpu = ""
-            if backend.simulated:
-                backend.open_registry(runtime_dir / "simgpu")
-                simgpu = str(runtime_dir / "simgpu")
-            tokens = load_tokens(Path(config.tokens_file)) if config.tokens_file else []
-            auth = Authenticator(load_or_create_secret(state_dir), tokens, config.admin_group)
-            shared = Shared(
-                manager,
-                auth,
-                backend.name,
-                backend.simulated,
-                time.time(),
-                enforcer,
-                simgpu,
-                str(runtime_dir),
-                config.max_client_priority,
-            )
+        """Serve until a signal (0) or a fatal error in housekeeping or enforcement (1). Each part
+        registers its own teardown as it starts; they run in reverse order, however the run ends."""
+        async with contextlib.AsyncExitStack() as stack:
+            backend, store = self._open_state(stack)
+            shared = await self._assemble(stack, backend, store)
             store.start()
-            await manager.tick()  # persist what restoring changed (leases on GPUs that are gone)
-            running = await self._listen(shared, auth)
-            if config.metrics_listen:
-                metrics = await self._serve_metrics(shared)
-            housekeeping = asyncio.ensure_future(self._housekeeping(manager))
-            enforcement = asyncio.ensure_future(enforcer.run())
-            self._install_signals(auth)
+            await shared.manager.tick()  # persist what restoring changed (leases on GPUs that are gone)
+            await self._serve(stack, shared)
+            tasks = [
+                asyncio.ensure_future(self._housekeeping(shared.manager)),
+                asyncio.ensure_future(shared.enforcer.run()),
+            ]
+            for task in tasks:
+                stack.callback(task.cancel)
             gc.freeze()  # start-up objects never become garbage: keep them out of every collection
             systemd.notify("READY=1")
             log.event(
                 "daemon.ready",
                 listen=",".join(str(a) for a in self.addresses),
                 gpus=len(backend.gpus),
-                leases=len(manager.live()),
+                leases=len(shared.manager.live()),
             )
-            stop = asyncio.ensure_future(self.stop_event.wait())
-            await asyncio.wait([stop, housekeeping, enforcement], return_when=asyncio.FIRST_COMPLETED)
-            systemd.notify("STOPPING=1")
-            for task in (stop, housekeeping, enforcement):
-                task.cancel()
-            failed = any(
-                task.done() and not task.cancelled() and task.exception() is not None
-                for task in (housekeeping, enforcement)
-            )
-            log.event("daemon.stopping", reason="fatal error" if failed else "signal")
-            return 1 if failed else 0
-        finally:
-            if metrics is not None:
-                await metrics.stop()
-            if running is not None:
-                running.streams.end_all()
-                await running.server.stop(grace=STOP_GRACE_S)
-                for cred in running.cred_servers:
-                    cred.close()
-                for path in running.sockets:
-                    path.unlink(missing_ok=True)
-            if enforcement is not None:
-                enforcement.cancel()
-            if enforcer is not None:
-                await enforcer.close()
-            else:
-                for control in mps.values():
-                    await asyncio.to_thread(control.stop)
-            store.close()
-            backend.close()
-            os.close(lock_fd)
+            return await self._until_stopped(tasks)
+        raise AssertionError("unreachable: the exit stack swallows nothing")
+
+    def _open_state(self, stack: contextlib.AsyncExitStack) -> tuple[Backend, Store]:
+        """Lock the state directory, choose the backend, open the store. What is refused is refused
+        in one line, before the state or anything else is opened."""
+        config = self.config
+        state_dir = Path(config.state_dir)
+        stack.callback(os.close, lock_state_dir(state_dir))
+        backend = select_backend(config)
+        stack.callback(backend.close)
+        if config.mps == "on" and backend.simulated:
+            raise ConfigError("mps = on needs NVIDIA GPUs; this daemon serves simulated GPUs")
+        _check_reserve(backend, config.reserve_mib)
+        store = Store(state_dir, history_s=config.history_days * 86400)
+        stack.callback(store.close)
+        log.event("daemon.starting", version=__version__, pid=os.getpid(), state_dir=state_dir)
+        if backend.simulated:
+            log.warning("daemon.simulated", detail=backend.describe())
+        else:
+            log.event("daemon.gpus", detail=backend.describe())
+        return backend, store
+
+    async def _assemble(self, stack: contextlib.AsyncExitStack, backend: Backend, store: Store) -> Shared:
+        """MPS, the manager over the restored ledger, enforcement and authentication."""
+        config = self.config
+        runtime_dir = config.runtime_path()
+        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        mps = await asyncio.to_thread(self._start_mps, backend, runtime_dir / "mps")
+        stack.push_async_callback(_stop_mps, mps)  # a no-op for those the enforcer has stopped
+        manager = self._restore(backend, store, set(mps))
+        watchdog = Watchdog(WatchdogPolicy(config.watchdog, config.grace_s, backend.context_mib))
+        enforcer = Enforcer(manager, backend, watchdog, config.sample_interval_s, mps)
+        stack.push_async_callback(enforcer.close)
+        simgpu = ""
+        if backend.simulated:
+            backend.open_registry(runtime_dir / "simgpu")
+            simgpu = str(runtime_dir / "simgpu")
+        tokens = load_tokens(Path(config.tokens_file)) if config.tokens_file else []
+        auth = Authenticator(load_or_create_secret(Path(config.state_dir)), tokens, config.admin_group)
+        return Shared(
+            manager,
+            auth,
+            backend.name,
+            backend.simulated,
+            time.time(),
+            enforcer,
+            simgpu,
+            str(runtime_dir),
+            config.max_client_priority,
+        )
+
+    async def _serve(self, stack: contextlib.AsyncExitStack, shared: Shared) -> None:
+        """The gRPC listeners, then the metrics endpoint (stopped first), then the signals."""
+        running = await self._listen(shared, shared.auth)
+        stack.push_async_callback(_stop_listening, running)
+        if self.config.metrics_listen:
+            metrics = await self._serve_metrics(shared)
+            stack.push_async_callback(metrics.stop)
+        self._install_signals(shared.auth)
+
+    async def _until_stopped(self, tasks: list[asyncio.Future[None]]) -> int:
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        systemd.notify("STOPPING=1")
+        for task in (stop, *tasks):
+            task.cancel()
+        failed = any(task.done() and not task.cancelled() and task.exception() is not None for task in tasks)
+        log.event("daemon.stopping", reason="fatal error" if failed else "signal")
+        return 1 if failed else 0
 
     async def _serve_metrics(self, shared: Shared) -> MetricsServer:
         """The Prometheus endpoint: the ledger's transitions counted from now on, the rest read
@@ -516,6 +435,20 @@ class Daemon:
             return
         auth.replace_tokens(tokens)
         log.event("daemon.reload", tokens=len(tokens))
+
+
+async def _stop_listening(running: _Running) -> None:
+    running.streams.end_all()
+    await running.server.stop(grace=STOP_GRACE_S)
+    for cred in running.cred_servers:
+        cred.close()
+    for path in running.sockets:
+        path.unlink(missing_ok=True)
+
+
+async def _stop_mps(mps: dict[int, MpsControl]) -> None:
+    for control in mps.values():
+        await asyncio.to_thread(control.stop)
 
 
 def run_daemon(config: DaemonConfig) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bitshare.daemon.state.manager import LeaseManager
-from bitshare.daemon.state.model import Gpu, LeaseSpec, LeaseState, Ledger, Size
+from bitshare.daemon.state.model import Gpu, LeaseSpec, LeaseState, Policy, Size
 from bitshare.daemon.state.store import EventRecord, StateUnwritable, Store, StoreError
 
 
@@ -51,17 +51,14 @@ def quarter() -> LeaseSpec:
 
 def with_manager(tmp_path: Path, body: Callable[[LeaseManager, HeldStore], Awaitable[None]]) -> None:
     store = HeldStore(tmp_path / "state")
-    gpus = [Gpu(0, "GPU-0", "Test GPU", 16384, 0)]
 
-    def from_store() -> Ledger:
-        ledger = Ledger(gpus)
-        ledger.restore(store.load_leases(), 0.0)
-        return ledger
+    def gpus(drained: set[str]) -> list[Gpu]:
+        return [Gpu(0, "GPU-0", "Test GPU", 16384, 0, drained="GPU-0" in drained)]
 
     async def main() -> None:
         store.start()
         try:
-            await body(LeaseManager(from_store(), store, rebuild=from_store), store)
+            await body(LeaseManager.from_store(store, gpus, Policy()), store)
         finally:
             store.close()
 
@@ -147,5 +144,23 @@ def test_what_the_manager_hands_out_does_not_change_under_it(tmp_path: Path) -> 
         await manager.release("a1")
         assert granted.state is LeaseState.ACTIVE and seen.state is LeaseState.ACTIVE
         assert (await manager.lease("a1")).state is LeaseState.RELEASED
+
+    with_manager(tmp_path, body)
+
+
+def test_a_retried_drain_waits_for_the_first_drain_to_be_recorded(tmp_path: Path) -> None:
+    async def body(manager: LeaseManager, store: HeldStore) -> None:
+        store.hold()
+        store.failing = True
+        first = asyncio.ensure_future(manager.drain(0, True, "user:root"))
+        await asyncio.sleep(0)
+        retry = asyncio.ensure_future(manager.drain(0, True, "user:root"))
+        await asyncio.sleep(0)
+        assert not retry.done()
+        store.release()
+        for attempt in (first, retry):
+            with pytest.raises(StateUnwritable):
+                await attempt
+        assert not manager.gpu(0).drained and store.load_drained() == set()
 
     with_manager(tmp_path, body)

@@ -103,8 +103,7 @@ class Shared:
                 allocation.mps_pipe_directory = enforcer.mps_pipe(lease, allocation.gpu_index)
             measured = enforcer.measured.get(lease.id)
             if measured is not None:
-                over_since = enforcer.watchdog.over_since.get(lease.id)
-                ends_at = enforcer.watchdog.deadline(lease.id)
+                over_since, ends_at = enforcer.over_limit(lease.id)
                 message.usage.CopyFrom(usage_to_pb(measured, enforcer.labels, over_since, ends_at))
         return message
 
@@ -151,8 +150,8 @@ class Shared:
             started_at=timestamp(self.started_at),
             mps=any(self.enforcer.mps_up.values()),
             simgpu_directory=self.simgpu_directory,
-            watchdog=self.enforcer.watchdog.policy.mode,
-            grace_s=self.enforcer.watchdog.policy.grace_s,
+            watchdog=self.enforcer.watchdog_policy.mode,
+            grace_s=self.enforcer.watchdog_policy.grace_s,
         )
 
 

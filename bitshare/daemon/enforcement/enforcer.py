@@ -22,7 +22,7 @@ from ..state.manager import LeaseManager
 from ..state.model import Change, Lease
 from .mps import MpsControl
 from .processes import ClaimRefused, ProcessTracker, process_label
-from .watchdog import LeaseUse, Verdict, Watchdog
+from .watchdog import LeaseUse, Verdict, Watchdog, WatchdogPolicy
 
 MPS_CHECK_EVERY_S = 5.0
 MPS_SILENT_LIMIT = 3  # checks without an answer before a control daemon is restarted
@@ -105,6 +105,15 @@ class Enforcer:
         if control is None or lease.mps_uid is None or not self.mps_up.get(gpu_index):
             return ""
         return str(control.pipe_dir)
+
+    @property
+    def watchdog_policy(self) -> WatchdogPolicy:
+        return self.watchdog.policy
+
+    def over_limit(self, lease_id: str) -> tuple[float | None, float | None]:
+        """Since when the lease's use has been over its partition, and when the watchdog ends it
+        for that (None: it is not over, or will not be ended)."""
+        return self.watchdog.over_since.get(lease_id), self.watchdog.deadline(lease_id)
 
     def tier(self, lease: Lease) -> str:
         """The strongest tier protecting the lease: mps, agent, watchdog or none."""

@@ -243,6 +243,7 @@ class LeaseManager:
         return lease
 
     async def drain(self, gpu_index: int, drained: bool, actor: str = DAEMON) -> Gpu:
+        # Every drain writes its own event: a retry is acknowledged only once that is on disk.
         self._writable()
         gpu = replace(self._ledger.drain(gpu_index, drained, self.now()))
         kind = "drained" if drained else "undrained"
