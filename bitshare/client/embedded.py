@@ -29,6 +29,11 @@ def _listening(path: Path) -> bool:
             return False
 
 
+def _serving(sock: Path) -> bool:
+    """Whether a daemon answers on ``sock`` and on its credentials side socket (it is ready)."""
+    return _listening(sock) and _listening(Path(f"{sock}.cred"))
+
+
 def system_daemon() -> str | None:
     """The system daemon's address when one is listening."""
     if _listening(paths.SYSTEM_SOCKET):
@@ -70,9 +75,7 @@ def running_embedded() -> str | None:
     except FileNotFoundError:
         return None
     sock = paths.embedded_socket()
-    if _listening(sock) and _listening(Path(str(sock) + ".cred")):
-        return f"unix:{sock}"
-    return None
+    return f"unix:{sock}" if _serving(sock) else None
 
 
 def ensure_embedded() -> tuple[str, bool]:
@@ -97,7 +100,7 @@ def ensure_embedded() -> tuple[str, bool]:
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if _listening(sock) and _listening(Path(str(sock) + ".cred")):
+        if _serving(sock):
             return f"unix:{sock}", _lock_owner(state_dir) == daemon.pid
         # Ours may have exited because another client started one at the same moment: that one
         # holds the state directory's lock, so wait for it to listen.
