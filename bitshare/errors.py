@@ -14,7 +14,7 @@ EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no daemon could be reached
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: no lease could be had now
 EXIT_NOPERM = 77  # EX_NOPERM: not allowed, or not authenticated
 EXIT_CONFIG = 78  # EX_CONFIG: a configuration file is wrong
-EXIT_NOT_FOUND = 127  # the shell's: the command to run does not exist
+EXIT_NO_COMMAND = 127  # the shell's: the command to run does not exist
 EXIT_FAILURE = 1
 
 
@@ -79,7 +79,7 @@ class ConfigError(BitshareError, ValueError):
 class CommandNotFound(UsageError):
     """The command to run under a lease does not exist or may not be run."""
 
-    exit_code = EXIT_NOT_FOUND
+    exit_code = EXIT_NO_COMMAND
 
 
 class LeaseLost(BitshareError):
