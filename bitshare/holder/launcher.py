@@ -11,6 +11,7 @@ from typing import TextIO
 from ..client.connection import Client, LeaseRequest
 from ..client.placement import place
 from ..errors import BitshareError, LeaseLost, NoLease, Unreachable
+from ..present.leases import state_name
 from ..present.printable import printable
 from ..protocol.v1 import bitshare_pb2 as pb
 from .agent_hub import AgentHub
@@ -23,7 +24,7 @@ RELEASE_BACKOFF_S = (0.05, 1.0)  # first and longest wait between tries to relea
 
 
 def _describe_end(lease: pb.Lease) -> str:
-    state = pb.LeaseState.Name(lease.state).removeprefix("LEASE_STATE_").lower().replace("_", " ")
+    state = state_name(lease.state).replace("_", " ")
     return f"lease {lease.id} {state}" + (f": {lease.end_reason}" if lease.end_reason else "")
 
 
