@@ -66,6 +66,7 @@ def test_retries_of_a_request_whose_commit_fails_are_never_told_granted(make_dae
         kept = client.request(LeaseRequest(fraction=0.25, ttl_s=600))
         with write_lock(state):
             calls = send_at_once(client, request_id)
+            assert [lease.id for lease in client.all_leases()] == [kept.id]  # nothing uncommitted is listed
             answers = [answer(call) for call in calls]  # the commit fails after 5 s of waiting
         granted = [a.id for a in answers if isinstance(a, pb.Lease)]
         assert granted == [], f"{len(granted)} of {ATTEMPTS} attempts were told of a lease no commit holds"
@@ -91,6 +92,7 @@ def test_retries_while_the_first_commit_waits_get_its_lease_once_it_holds(make_d
         with write_lock(state):
             calls = send_at_once(client, request_id)
             assert none_answered_within(calls, 1.0), "a retry was answered before any commit held its lease"
+            assert client.all_leases() == []  # nothing uncommitted is listed
         answers = [answer(call) for call in calls]  # the lock is gone: the waiting commit goes through
         assert {a.id if isinstance(a, pb.Lease) else a for a in answers} == {answers[0].id}
         assert {a.state for a in answers} == {pb.LEASE_STATE_ACTIVE}

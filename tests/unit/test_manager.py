@@ -164,3 +164,40 @@ def test_a_retried_drain_waits_for_the_first_drain_to_be_recorded(tmp_path: Path
         assert not manager.gpu(0).drained and store.load_drained() == set()
 
     with_manager(tmp_path, body)
+
+
+def test_listings_show_no_change_whose_commit_is_in_flight(tmp_path: Path) -> None:
+    async def body(manager: LeaseManager, store: HeldStore) -> None:
+        kept = await manager.submit("a1", "alice", quarter())
+        store.hold()
+        store.failing = True
+        new = asyncio.ensure_future(manager.submit("a2", "alice", quarter()))
+        release = asyncio.ensure_future(manager.release(kept.id))
+        await asyncio.sleep(0)
+        assert [(lease.id, lease.state) for lease in manager.live()] == [("a1", LeaseState.ACTIVE)]
+        assert [lease.id for lease in manager.active()] == ["a1"]
+        assert manager.recently_ended(10) == []
+        [view] = manager.gpus()
+        assert view.granted_mib == 4096 and [lease.id for lease in view.leases] == ["a1"]
+        store.release()
+        for attempt in (new, release):
+            with pytest.raises(StateUnwritable):
+                await attempt
+        assert [(lease.id, lease.state) for lease in manager.live()] == [("a1", LeaseState.ACTIVE)]
+
+    with_manager(tmp_path, body)
+
+
+def test_listings_show_a_change_once_its_commit_holds(tmp_path: Path) -> None:
+    async def body(manager: LeaseManager, store: HeldStore) -> None:
+        kept = await manager.submit("a1", "alice", quarter())
+        store.hold()
+        release = asyncio.ensure_future(manager.release(kept.id))
+        await asyncio.sleep(0)
+        assert [lease.state for lease in manager.live()] == [LeaseState.ACTIVE]
+        store.release()
+        await release
+        assert manager.live() == [] and [lease.state for lease in manager.recently_ended(10)] == [LeaseState.RELEASED]
+        assert manager.gpus()[0].granted_mib == 0
+
+    with_manager(tmp_path, body)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from ... import log
-from ..ledger import Change, ChangeKind, Gpu, Lease, LeaseSpec, Ledger, Policy, Size
+from ..ledger import Change, ChangeKind, Gpu, Lease, LeaseSpec, LeaseState, Ledger, Policy, Size
 from .store import EventRecord, StateUnwritable, Store, StoreError
 
 DAEMON = "bitshared"  # the actor of what the daemon does by itself (expiry, grants from the queue)
@@ -61,7 +61,7 @@ def _watched(kind: ChangeKind) -> UpdateKind | None:
 
 @dataclass(frozen=True)
 class GpuView:
-    """A GPU as the ledger has it now, with what is granted on it (copies)."""
+    """A GPU with the committed leases on it and what they hold (copies)."""
 
     gpu: Gpu
     granted_mib: int
@@ -104,6 +104,7 @@ class LeaseManager:
         # Lease id -> settles once the commit holding its latest change has succeeded or failed.
         self._in_flight: dict[str, asyncio.Future[None]] = {}
         self._recovery: asyncio.Future[None] | None = None  # going back to the store after a failed write
+        self._committed = self._live_as_committed()  # lease id -> each live lease as last committed
         # Each GPU's (uuid, name): fixed for the daemon's life, read for every lease message.
         self.gpu_labels: dict[int, tuple[str, str]] = {i: (g.uuid, g.name) for i, g in ledger.gpus.items()}
         # Called with every batch of committed changes (enforcement acts on ended leases).
@@ -141,33 +142,47 @@ class LeaseManager:
         """The lease as the ledger has it now, commit or not (for the daemon's own checks)."""
         return self._ledger.get(lease_id).copy()
 
+    # Listings show leases as committed: a lease whose change is in flight is shown as it was
+    # before it (or not at all, if it is new), so nothing a failed commit takes back is ever seen.
+
     def live(self) -> list[Lease]:
-        return [lease.copy() for lease in self._ledger.live()]
+        if not self._in_flight:
+            return [lease.copy() for lease in self._ledger.live()]
+        shown = {lease.id: lease for lease in self._ledger.live() if lease.id not in self._in_flight}
+        for lease_id in self._in_flight:
+            committed = self._committed.get(lease_id)
+            if committed is not None:
+                shown[lease_id] = committed
+        return [lease.copy() for lease in sorted(shown.values(), key=lambda lease: lease.seq)]
 
     def recently_ended(self, limit: int) -> list[Lease]:
-        return [lease.copy() for lease in self._ledger.recently_ended(limit)]
+        ended = self._ledger.recently_ended(limit)
+        return [lease.copy() for lease in ended if lease.id not in self._in_flight]
 
     def active(self) -> list[Lease]:
-        return [lease.copy() for lease in self._ledger.active()]
+        return [lease for lease in self.live() if lease.state is LeaseState.ACTIVE]
 
     def queue(self) -> list[Lease]:
-        return [lease.copy() for lease in self._ledger.queue(self.now())]
+        """Queued requests in the order they will be considered (those not yet committed left out)."""
+        queued = self._ledger.queue(self.now())
+        return [lease.copy() for lease in queued if lease.id in self._committed or lease.id not in self._in_flight]
 
     def gpu(self, index: int) -> Gpu:
         return replace(self._ledger.gpus[index])
 
     def gpus(self) -> list[GpuView]:
-        ledger = self._ledger
-        active = ledger.active()
-        return [
-            GpuView(
-                replace(gpu),
-                ledger.granted_mib(gpu.index),
-                ledger.granted_compute(gpu.index),
-                tuple(lease.copy() for lease in active if gpu.index in lease.allocations),
-            )
-            for gpu in ledger.gpus.values()
-        ]
+        """Each GPU with the committed leases on it, and what they hold."""
+        active = self.active()
+        views = []
+        for gpu in self._ledger.gpus.values():
+            on_it = tuple(lease for lease in active if gpu.index in lease.allocations)
+            if self._in_flight:  # the ledger's totals count what is in flight: sum what is shown
+                granted = sum(lease.allocations[gpu.index] for lease in on_it)
+                compute = sum(lease.spec.compute_pct for lease in on_it)
+            else:
+                granted, compute = self._ledger.granted_mib(gpu.index), self._ledger.granted_compute(gpu.index)
+            views.append(GpuView(replace(gpu), granted, compute, on_it))
+        return views
 
     async def load_events(self, limit: int, lease_id: str = "") -> list[EventRecord]:
         return await asyncio.to_thread(self.store.load_events, limit, lease_id)
@@ -324,6 +339,7 @@ class LeaseManager:
             self._in_flight[lease_id] = settled
         try:
             await self.store.commit(list(latest.values()), events, drained)
+            self._note_committed(latest)
         except StoreError as exc:
             await self._refuse_changes(exc)
             raise StateUnwritable(self.unwritable) from None
@@ -342,6 +358,16 @@ class LeaseManager:
     def _writable(self) -> None:
         if self.unwritable:
             raise StateUnwritable(self.unwritable)
+
+    def _live_as_committed(self) -> dict[str, Lease]:
+        return {lease.id: lease.copy() for lease in self._ledger.live()}
+
+    def _note_committed(self, leases: dict[str, Lease]) -> None:
+        for lease_id, lease in leases.items():
+            if lease.state.ended:
+                self._committed.pop(lease_id, None)
+            else:
+                self._committed[lease_id] = lease
 
     async def _settled(self, lease_id: str) -> None:
         """Return once no commit of a change of the lease is in flight."""
@@ -374,6 +400,7 @@ class LeaseManager:
             await self.store.commit([], [])
         if self._rebuild is not None:
             self._ledger = self._rebuild()
+            self._committed = self._live_as_committed()
         self._next_probe = self.now() + PROBE_EVERY_S
 
     async def _probe(self) -> None:
