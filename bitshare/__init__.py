@@ -2,3 +2,7 @@
 
 __version__ = "0.1.0"
 API_VERSION = "bitshare.v1"
+
+from . import log  # noqa: E402
+
+log.quiet_grpc()  # before any of bitshare's modules imports gRPC: it reads its log level then

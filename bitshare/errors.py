@@ -1,13 +1,8 @@
 """bitshare's one error tree: each class declares its exit code (the CLI's) and its gRPC status
-(the daemon's answer) once, and the two maps here turn errors into statuses and back."""
+(the daemon's answer) once. Standard library only, so that every part may raise its errors (the
+ledger too); the status is a ``grpc.StatusCode`` name, which bitshare/protocol/status.py maps."""
 
 from __future__ import annotations
-
-from . import log
-
-log.quiet_grpc()  # before gRPC is first imported: it reads its log level then
-
-import grpc  # noqa: E402
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no daemon could be reached
@@ -22,7 +17,7 @@ class BitshareError(Exception):
     """An error with a one-line message, an exit code and the gRPC status the daemon answers it with."""
 
     exit_code = EXIT_FAILURE
-    status = grpc.StatusCode.FAILED_PRECONDITION
+    status = "FAILED_PRECONDITION"  # the name of a grpc.StatusCode
 
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)
@@ -34,40 +29,44 @@ class UsageError(BitshareError):
     """A request that is malformed: a bad flag, a size out of range."""
 
     exit_code = EXIT_USAGE
-    status = grpc.StatusCode.INVALID_ARGUMENT
+    status = "INVALID_ARGUMENT"
 
 
 class Unsatisfiable(UsageError):
     """No GPU of that daemon can ever hold the request."""
 
-    status = grpc.StatusCode.OUT_OF_RANGE
+    status = "OUT_OF_RANGE"
 
 
 class NotFound(BitshareError):
     """No such lease (on that daemon)."""
 
-    status = grpc.StatusCode.NOT_FOUND
+    status = "NOT_FOUND"
+
+
+class WrongState(BitshareError):
+    """The lease is not in a state that allows the operation (it has ended, it is not active...)."""
 
 
 class Unreachable(BitshareError):
     """No daemon answered, or the daemon cannot serve the call now."""
 
     exit_code = EXIT_UNAVAILABLE
-    status = grpc.StatusCode.UNAVAILABLE
+    status = "UNAVAILABLE"
 
 
 class NoLease(BitshareError):
     """The request does not fit now (and may not wait)."""
 
     exit_code = EXIT_TEMPFAIL
-    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = "RESOURCE_EXHAUSTED"
 
 
 class Denied(BitshareError):
     """The caller may not do that."""
 
     exit_code = EXIT_NOPERM
-    status = grpc.StatusCode.PERMISSION_DENIED
+    status = "PERMISSION_DENIED"
 
 
 class ConfigError(BitshareError, ValueError):
@@ -101,34 +100,8 @@ class StartupError(DaemonError):
 class StoreError(DaemonError):
     """The state store cannot be opened or written: changes are refused until it can."""
 
-    status = grpc.StatusCode.UNAVAILABLE
+    status = "UNAVAILABLE"
 
 
-# status -> the error a client raises for it; the first class declaring a status is its own.
-_CLIENT_ERRORS: tuple[type[BitshareError], ...] = (UsageError, Unsatisfiable, NotFound, NoLease, Denied, Unreachable)
-_ERROR_OF_STATUS: dict[grpc.StatusCode, type[BitshareError]] = {
-    **{cls.status: cls for cls in _CLIENT_ERRORS},
-    grpc.StatusCode.UNAUTHENTICATED: Denied,
-    grpc.StatusCode.DEADLINE_EXCEEDED: Unreachable,
-}
-
-
-def status_of(error: BaseException) -> grpc.StatusCode:
-    """The gRPC status the daemon answers an error with: the one its class declares (the ledger,
-    which imports no gRPC, declares its statuses by name)."""
-    declared = getattr(type(error), "status", grpc.StatusCode.UNKNOWN)
-    return grpc.StatusCode[declared] if isinstance(declared, str) else declared
-
-
-def error_for_status(code: grpc.StatusCode | None) -> type[BitshareError]:
-    """The error class a client raises for a daemon's status."""
-    return _ERROR_OF_STATUS.get(code, BitshareError) if code is not None else BitshareError
-
-
-def from_rpc_error(error: grpc.RpcError, server: str) -> BitshareError:
-    code = error.code() if hasattr(error, "code") else None
-    details = error.details() if hasattr(error, "details") else str(error)
-    cls = error_for_status(code)
-    if cls is Unreachable:
-        return Unreachable(f"cannot reach bitshared at {server}: {details}")
-    return cls(details or f"{code}")
+# What a request the daemon's rules refuse raises (the ledger's refusals): nothing was changed.
+REFUSALS: tuple[type[BitshareError], ...] = (UsageError, NotFound, NoLease, WrongState)

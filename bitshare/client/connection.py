@@ -21,7 +21,8 @@ from google.protobuf.message import Message
 
 from .. import paths
 from ..address import Address, parse_address
-from ..errors import BitshareError, Denied, Unreachable, UsageError, from_rpc_error
+from ..errors import BitshareError, Denied, Unreachable, UsageError
+from ..protocol.status import from_rpc_error
 from ..protocol.v1 import bitshare_pb2 as pb
 from ..protocol.v1 import bitshare_pb2_grpc as pb_grpc
 from . import transport

@@ -19,7 +19,8 @@ import grpc
 
 from ..client.connection import Client
 from ..client.finding import Credentials
-from ..errors import BitshareError, from_rpc_error
+from ..errors import BitshareError
+from ..protocol.status import from_rpc_error
 from ..protocol.v1 import bitshare_pb2 as pb
 
 # A client's console asks at most this often (two calls each time, from every such console).

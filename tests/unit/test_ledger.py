@@ -13,19 +13,14 @@ from bitshare.daemon.ledger import (
     Change,
     Gpu,
     GpuFilter,
-    InvalidRequest,
     Lease,
-    LeaseNotFound,
     LeaseSpec,
     LeaseState,
     Ledger,
-    LedgerError,
-    NoCapacity,
     Policy,
     Size,
-    Unsatisfiable,
-    WrongState,
 )
+from bitshare.errors import REFUSALS, BitshareError, NoLease, NotFound, Unsatisfiable, UsageError, WrongState
 
 T0 = 1000.0
 
@@ -134,7 +129,7 @@ def test_fraction_one_takes_the_whole_capacity_not_the_reserve():
     lease = ledger.submit("a", "u", frac(1.0), T0)
     assert lease.allocations == {0: 900}
     # nothing more fits
-    with pytest.raises(NoCapacity):
+    with pytest.raises(NoLease):
         ledger.submit("b", "u", mib(1, wait=False), T0)
 
 
@@ -216,11 +211,11 @@ def test_no_wait_request_on_full_gpu_raises_and_changes_nothing():
     ledger.submit("b", "u", mib(900), T0)  # queued
     ledger.take_changes()
     before = snapshot(ledger)
-    with pytest.raises(NoCapacity):
+    with pytest.raises(NoLease):
         ledger.submit("c", "u", mib(300, wait=False), T0 + 1)
     assert snapshot(ledger) == before
     assert ledger.take_changes() == []
-    with pytest.raises(LeaseNotFound):
+    with pytest.raises(NotFound):
         ledger.get("c")
     # The id was not consumed: the same id can be used later.
     ledger.release("a", T0 + 2)  # b granted (900), 100 left
@@ -256,42 +251,40 @@ def test_memory_above_capacity_because_of_reserve_is_unsatisfiable():
         ledger.submit("a", "u", mib(701), T0)
 
 
-def test_unsatisfiable_is_a_ledger_error():
-    assert issubclass(Unsatisfiable, LedgerError)
-    assert issubclass(NoCapacity, LedgerError)
-    assert issubclass(InvalidRequest, LedgerError)
-    assert issubclass(LeaseNotFound, LedgerError)
-    assert issubclass(WrongState, LedgerError)
+def test_the_ledgers_refusals_are_the_error_trees():
+    assert issubclass(Unsatisfiable, UsageError)
+    assert all(issubclass(cls, BitshareError) for cls in REFUSALS)
+    assert {NoLease, NotFound, UsageError, WrongState} <= set(REFUSALS)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.5, -0.25, float("nan"), float("inf")])
 def test_invalid_fraction(fraction):
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         Size(fraction=fraction)
 
 
 @pytest.mark.parametrize("memory", [0, -1, -1024])
 def test_invalid_memory(memory):
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         Size(memory_mib=memory)
 
 
 def test_size_needs_exactly_one_of_fraction_or_memory():
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         Size()
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         Size(fraction=0.5, memory_mib=100)
 
 
 @pytest.mark.parametrize("count", [0, -1])
 def test_invalid_gpu_count(count):
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         LeaseSpec(size=Size(memory_mib=10), gpu_count=count)
 
 
 @pytest.mark.parametrize("compute", [101, -1])
 def test_invalid_compute(compute):
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         LeaseSpec(size=Size(memory_mib=10), compute_pct=compute)
 
 
@@ -303,14 +296,14 @@ def test_valid_compute_bounds(compute):
 @pytest.mark.parametrize("field", ["wait_timeout_s", "ttl_s"])
 @pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
 def test_invalid_timeouts(field, value):
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         LeaseSpec(size=Size(memory_mib=10), **{field: value})
 
 
 def test_ttl_over_policy_limit_is_invalid_and_changes_nothing():
     ledger = make(max_ttl_s=100.0)
     before = snapshot(ledger)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         ledger.submit("a", "u", mib(10, ttl_s=101.0), T0)
     assert snapshot(ledger) == before
     assert ledger.submit("a", "u", mib(10, ttl_s=100.0), T0).ttl_s == 100.0
@@ -319,16 +312,16 @@ def test_ttl_over_policy_limit_is_invalid_and_changes_nothing():
 def test_duplicate_lease_id_is_invalid():
     ledger = make()
     ledger.submit("a", "u", mib(10), T0)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         ledger.submit("a", "u", mib(10), T0)
     ledger.release("a", T0)
-    with pytest.raises(InvalidRequest):  # also when the first one has ended
+    with pytest.raises(UsageError):  # also when the first one has ended
         ledger.submit("a", "u", mib(10), T0)
 
 
 def test_unknown_gpu_index_in_filter_is_invalid():
     ledger = make(gpu(0), gpu(1))
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         ledger.submit("a", "u", LeaseSpec(size=Size(memory_mib=10), filter=GpuFilter(indices=(7,))), T0)
 
 
@@ -352,7 +345,7 @@ def test_unknown_lease_id():
         lambda: ledger.resize("nope", Size(memory_mib=10), T0),
         lambda: ledger.set_priority("nope", 3, T0),
     ):
-        with pytest.raises(LeaseNotFound):
+        with pytest.raises(NotFound):
             op()
     assert ledger.version == 0
     assert ledger.find_request("u", "nope") is None
@@ -433,7 +426,7 @@ def test_starving_head_blocks_backfill_on_submit():
     assert [x.id for x in ledger.queue(T0 + 120)] == ["big", "late"]
     # and a no-wait one is refused, changing nothing
     before = snapshot(ledger)
-    with pytest.raises(NoCapacity):
+    with pytest.raises(NoLease):
         ledger.submit("nowait", "u", mib(100, wait=False), T0 + 121)
     assert snapshot(ledger) == before
 
@@ -528,7 +521,7 @@ def test_two_60_percent_compute_leases_cannot_share_a_gpu():
     second = ledger.submit("b", "u", mib(100, compute_pct=60), T0)
     assert second.state is LeaseState.QUEUED  # memory is free, compute is not
     assert ledger.granted_compute(0) == 60
-    with pytest.raises(NoCapacity):
+    with pytest.raises(NoLease):
         ledger.submit("c", "u", mib(100, compute_pct=60, wait=False), T0)
     # 40% still fits, and a request with no compute share is not limited by compute
     assert ledger.submit("d", "u", mib(100, compute_pct=40), T0).state is LeaseState.ACTIVE
@@ -737,7 +730,7 @@ def test_resize_grow_without_room_is_refused_and_changes_nothing():
     ledger.submit("b", "u", mib(600), T0)
     ledger.take_changes()
     before = snapshot(ledger)
-    with pytest.raises(NoCapacity):
+    with pytest.raises(NoLease):
         ledger.resize("a", Size(memory_mib=500), T0 + 1)
     assert snapshot(ledger) == before
     assert ledger.get("a").allocations == {0: 300}
@@ -801,7 +794,7 @@ def test_drain_stops_placement_but_keeps_existing_lease():
     ledger.drain(other, True, T0)
     c = ledger.submit("c", "u", mib(100), T0)
     assert c.state is LeaseState.QUEUED
-    with pytest.raises(NoCapacity):
+    with pytest.raises(NoLease):
         ledger.submit("d", "u", mib(100, wait=False), T0)
     assert a.state is LeaseState.ACTIVE and b.state is LeaseState.ACTIVE
 
@@ -821,7 +814,7 @@ def test_undrain_moves_queue():
 
 def test_drain_unknown_gpu_is_invalid():
     ledger = make(gpu(0))
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(UsageError):
         ledger.drain(5, True, T0)
 
 
@@ -844,7 +837,7 @@ def test_find_request_by_owner_and_request_id():
 def test_refused_request_is_not_findable():
     ledger = make(gpu(0, 100))
     ledger.submit("a", "u", mib(100), T0)
-    with pytest.raises(NoCapacity):
+    with pytest.raises(NoLease):
         ledger.submit("b", "u", mib(10, wait=False), T0, request_id="r")
     assert ledger.find_request("u", "r") is None
 
@@ -1002,7 +995,7 @@ def test_evicting_an_old_ended_lease_keeps_the_request_id_of_a_newer_live_lease(
     for i in range(ENDED_KEPT):  # push "old" out of the ended leases kept
         ledger.submit(f"filler{i}", "bob", mib(1), T0 + 2)
         ledger.release(f"filler{i}", T0 + 2)
-    with pytest.raises(LeaseNotFound):
+    with pytest.raises(NotFound):
         ledger.get("old")  # evicted, as designed
     assert ledger.get("new").state is LeaseState.ACTIVE
     found = ledger.find_request("alice", "r")
@@ -1013,7 +1006,7 @@ def test_growing_is_refused_on_a_drained_gpu_but_shrinking_is_not():
     ledger = make(gpu(0, 1000))
     lease = ledger.submit("a", "alice", mib(100), T0)
     ledger.drain(0, True, T0)
-    with pytest.raises(NoCapacity, match="drained"):
+    with pytest.raises(NoLease, match="drained"):
         ledger.resize(lease.id, Size(memory_mib=200), T0)
     assert ledger.get("a").allocations == {0: 100}
     ledger.resize(lease.id, Size(memory_mib=50), T0)

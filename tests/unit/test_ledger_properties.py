@@ -22,19 +22,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from bitshare.daemon.ledger import (
     Gpu,
-    InvalidRequest,
     Lease,
-    LeaseNotFound,
     LeaseSpec,
     LeaseState,
     Ledger,
-    LedgerError,
-    NoCapacity,
     Policy,
     Size,
-    Unsatisfiable,
-    WrongState,
 )
+from bitshare.errors import REFUSALS, NoLease, NotFound, Unsatisfiable, UsageError, WrongState
 
 QUEUED = LeaseState.QUEUED
 ACTIVE = LeaseState.ACTIVE
@@ -252,11 +247,11 @@ class LedgerMachine(RuleBasedStateMachine):
         )
 
     def _attempt(self, fn):
-        """Run an operation; a LedgerError must leave everything as it was."""
+        """Run an operation; a refusal (one of errors.REFUSALS) must leave everything as it was."""
         before = self._snapshot()
         try:
             return fn()
-        except LedgerError as error:
+        except REFUSALS as error:
             assert self._snapshot() == before, f"{type(error).__name__} changed the ledger"
             assert self.ledger.take_changes() == [], f"{type(error).__name__} recorded changes"
             return error
@@ -409,7 +404,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert isinstance(result, Lease), f"expected a queued request, got {result!r}"
             assert result.state is QUEUED
         else:
-            assert isinstance(result, NoCapacity), f"expected NoCapacity, got {result!r}"
+            assert isinstance(result, NoLease), f"expected NoLease, got {result!r}"
             return
         assert result.seq > self.max_seq
         self.max_seq = result.seq
@@ -514,13 +509,13 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         if fits and held_back and not any(want[i] > self.caps[i] for i in want):
             # Growing is a new grant: refused on a drained GPU or while a starving head waits.
-            assert isinstance(result, NoCapacity), f"growth past a drain or a starving head gave {result!r}"
+            assert isinstance(result, NoLease), f"growth past a drain or a starving head gave {result!r}"
             return
         if not fits:
-            assert isinstance(result, (NoCapacity, Unsatisfiable)), f"resize that does not fit gave {result!r}"
+            assert isinstance(result, (NoLease, Unsatisfiable)), f"resize that does not fit gave {result!r}"
             over = [i for i in want if want[i] > self.caps[i]]
             if not over:
-                assert isinstance(result, NoCapacity), f"expected NoCapacity, got {result!r}"
+                assert isinstance(result, NoLease), f"expected NoLease, got {result!r}"
             elif len(want) == 1:
                 assert isinstance(result, Unsatisfiable), f"expected Unsatisfiable, got {result!r}"
             return
@@ -568,12 +563,12 @@ class LedgerMachine(RuleBasedStateMachine):
             lambda: led.resize("nope", Size(memory_mib=1), self.now),
             lambda: led.set_priority("nope", 1, self.now),
         ):
-            assert isinstance(self._attempt(op), LeaseNotFound)
-        assert isinstance(self._attempt(lambda: led.drain(max(self.caps) + 1, True, self.now)), InvalidRequest)
+            assert isinstance(self._attempt(op), NotFound)
+        assert isinstance(self._attempt(lambda: led.drain(max(self.caps) + 1, True, self.now)), UsageError)
         if self.m:
             taken = next(iter(self.m))
             spec = LeaseSpec(size=Size(memory_mib=1))
-            assert isinstance(self._attempt(lambda: led.submit(taken, "u", spec, self.now)), InvalidRequest)
+            assert isinstance(self._attempt(lambda: led.submit(taken, "u", spec, self.now)), UsageError)
         assert led.find_request("nobody", "nothing") is None
 
     @rule(dt=time_steps)

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ...errors import UsageError
 from ...protocol.v1 import bitshare_pb2 as pb
 from ...units import MAX_PRIORITY
 from ..backends.base import GpuSample, ProcessSample
 from ..enforcement.enforcer import Measured
 from ..state.manager import GpuView
-from ..state.model import GpuFilter, InvalidRequest, Lease, LeaseSpec, LeaseState, Size
+from ..state.model import GpuFilter, Lease, LeaseSpec, LeaseState, Size
 
 MAX_TEXT = 4096
 _UNKNOWN_GPU = ("", "")
@@ -41,18 +42,18 @@ def size_from_pb(message: pb.LeaseSpec | pb.ResizeLeaseRequest) -> Size:
     which = message.WhichOneof("size")
     if which == "fraction":
         if not math.isfinite(message.fraction):
-            raise InvalidRequest("fraction must be a finite number in (0, 1]")
+            raise UsageError("fraction must be a finite number in (0, 1]")
         return Size(fraction=message.fraction)
     if which == "memory_mib":
         return Size(memory_mib=message.memory_mib)
-    raise InvalidRequest("give a size: a fraction of a GPU or a memory size in MiB")
+    raise UsageError("give a size: a fraction of a GPU or a memory size in MiB")
 
 
 def spec_from_pb(message: pb.LeaseSpec) -> LeaseSpec:
     if abs(message.priority) > MAX_PRIORITY:
-        raise InvalidRequest(f"priority must be within +-{MAX_PRIORITY}")
+        raise UsageError(f"priority must be within +-{MAX_PRIORITY}")
     if len(message.filter.name) > MAX_TEXT:
-        raise InvalidRequest("GPU name filter is too long")
+        raise UsageError("GPU name filter is too long")
     return LeaseSpec(
         size=size_from_pb(message),
         gpu_count=message.gpu_count,

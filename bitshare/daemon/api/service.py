@@ -12,13 +12,14 @@ from typing import TypeVar
 import grpc
 
 from ... import API_VERSION, __version__
-from ...errors import BitshareError, Denied, status_of
+from ...errors import REFUSALS, BitshareError, Denied, UsageError
+from ...protocol.status import status_of
 from ...protocol.v1 import bitshare_pb2 as pb
 from ...protocol.v1 import bitshare_pb2_grpc as pb_grpc
 from ..enforcement.enforcer import Enforcer
 from ..enforcement.processes import ClaimRefused
 from ..state.manager import LeaseManager, LeaseUpdate, UpdateKind
-from ..state.model import InvalidRequest, Lease, LeaseState, LedgerError
+from ..state.model import Lease, LeaseState
 from .auth import Authenticator, Identity
 from .convert import (
     MAX_PRIORITY,
@@ -166,16 +167,16 @@ async def guarded(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
     granting nothing new."""
     try:
         return await work
-    except (LedgerError, BitshareError) as exc:
+    except BitshareError as exc:
         await context.abort(status_of(exc), str(exc))
     raise AssertionError("context.abort returned")
 
 
 def _check_id(text: str, what: str) -> None:
     if not text:
-        raise InvalidRequest(f"{what} is empty")
+        raise UsageError(f"{what} is empty")
     if len(text) > 128:
-        raise InvalidRequest(f"{what} is longer than 128 characters")
+        raise UsageError(f"{what} is longer than 128 characters")
 
 
 class LeaseService(pb_grpc.LeaseServiceServicer):
@@ -200,7 +201,7 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         if request.request_id:
             _check_id(request.request_id, "request id")
         if len(request.command) > MAX_TEXT or len(request.client_host) > 255:
-            raise InvalidRequest("command or client host is too long")
+            raise UsageError("command or client host is too long")
         spec = spec_from_pb(request.spec)
         self.shared.check_priority(identity, spec.priority)
         # A retry (a request id seen before) is answered with the lease its first attempt made.
@@ -298,9 +299,9 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         if lease.state is not LeaseState.ACTIVE:
             return
         if beat.pids and identity.uid is None:
-            raise InvalidRequest("processes can be named only over the daemon's local Unix socket")
+            raise UsageError("processes can be named only over the daemon's local Unix socket")
         if len(beat.pids) > MAX_PIDS:
-            raise InvalidRequest(f"at most {MAX_PIDS} processes can be named per lease")
+            raise UsageError(f"at most {MAX_PIDS} processes can be named per lease")
         try:
             self.shared.enforcer.report(lease.id, identity.uid or 0, list(beat.pids), beat.agent)
         except ClaimRefused as exc:
@@ -315,13 +316,13 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         refused: asyncio.Future[Exception],
     ) -> None:
         async for beat in request_iterator:
-            with contextlib.suppress(LedgerError):
+            with contextlib.suppress(*REFUSALS):
                 lease = self.manager.heartbeat(lease_id, beat.cpu_seconds)
                 # The answer to a heartbeat: the holder counts it as contact with the daemon.
                 updates.put_nowait(LeaseUpdate(UpdateKind.SNAPSHOT, lease))
                 try:
                     await self._report(identity, lease, beat, updates)
-                except LedgerError as exc:
+                except REFUSALS as exc:
                     refused.set_result(exc)
                     updates.put_nowait(LeaseUpdate(UpdateKind.REFUSED, lease, str(exc)))
                     return
@@ -380,7 +381,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
         async def revoke() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
             if len(request.reason) > MAX_TEXT:
-                raise InvalidRequest("reason is too long")
+                raise UsageError("reason is too long")
             reason = request.reason or f"revoked by {identity.name}"
             return self.shared.lease_pb(await self.manager.revoke(request.lease_id, reason, identity.name))
 
@@ -392,7 +393,7 @@ class AdminService(pb_grpc.AdminServiceServicer):
         async def set_priority() -> pb.Lease:
             _check_id(request.lease_id, "lease id")
             if abs(request.priority) > MAX_PRIORITY:
-                raise InvalidRequest(f"priority must be within +-{MAX_PRIORITY}")
+                raise UsageError(f"priority must be within +-{MAX_PRIORITY}")
             lease = await self.manager.set_priority(request.lease_id, request.priority, identity.name)
             return self.shared.lease_pb(lease)
 

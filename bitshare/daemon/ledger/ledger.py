@@ -10,21 +10,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from ...errors import NoLease, NotFound, Unsatisfiable, UsageError, WrongState
 from .model import (
     Change,
     ChangeKind,
     Gpu,
     GpuFilter,
-    InvalidRequest,
     Lease,
-    LeaseNotFound,
     LeaseSpec,
     LeaseState,
-    NoCapacity,
     Policy,
     Size,
-    Unsatisfiable,
-    WrongState,
 )
 
 ENDED_KEPT = 4096  # ended leases kept in memory for lookups and idempotent retries
@@ -55,7 +51,7 @@ class Ledger:
     def get(self, lease_id: str) -> Lease:
         lease = self._live.get(lease_id) or self._ended.get(lease_id)
         if lease is None:
-            raise LeaseNotFound(f"no lease {lease_id!r}")
+            raise NotFound(f"no lease {lease_id!r}")
         return lease
 
     def find_request(self, owner: str, request_id: str) -> Lease | None:
@@ -111,9 +107,9 @@ class Ledger:
     ) -> Lease:
         """Grant the request now if it may go ahead, else queue it (or refuse it)."""
         if lease_id in self._live or lease_id in self._ended:
-            raise InvalidRequest(f"lease id {lease_id!r} is already used")
+            raise UsageError(f"lease id {lease_id!r} is already used")
         if spec.ttl_s > self.policy.max_ttl_s:
-            raise InvalidRequest(f"lease TTL {spec.ttl_s:g}s is over the daemon's limit of {self.policy.max_ttl_s:g}s")
+            raise UsageError(f"lease TTL {spec.ttl_s:g}s is over the daemon's limit of {self.policy.max_ttl_s:g}s")
         self._check_satisfiable(spec.size, spec.gpu_count, spec.compute_pct, spec.filter)
         lease = Lease(
             id=lease_id,
@@ -135,7 +131,7 @@ class Ledger:
             self._grant(lease, placement, now)
             return lease
         if not spec.wait:
-            raise NoCapacity(f"no GPU has {spec.size.describe()} free for {spec.gpu_count} GPU(s) now")
+            raise NoLease(f"no GPU has {spec.size.describe()} free for {spec.gpu_count} GPU(s) now")
         self._commit_new(lease)
         lease.expires_at = now + self.policy.lease_ttl_s
         if spec.wait_timeout_s > 0:
@@ -192,14 +188,12 @@ class Ledger:
             if want > old_mib:
                 # Growing is a new grant of memory: drained GPUs and a starving head come first.
                 if gpu.drained:
-                    raise NoCapacity(f"GPU {index} is drained; leases on it can shrink but not grow")
+                    raise NoLease(f"GPU {index} is drained; leases on it can shrink but not grow")
                 if starving is not None:
-                    raise NoCapacity(f"request {starving.id} has waited past the starvation limit; it goes first")
+                    raise NoLease(f"request {starving.id} has waited past the starvation limit; it goes first")
                 free = self.free_mib(index)
                 if want - old_mib > free:
-                    raise NoCapacity(
-                        f"GPU {index} has {free} MiB free; growing to {want} MiB needs {want - old_mib} MiB"
-                    )
+                    raise NoLease(f"GPU {index} has {free} MiB free; growing to {want} MiB needs {want - old_mib} MiB")
             new[index] = want
         before = ", ".join(f"GPU {i}: {m}" for i, m in lease.allocations.items())
         for index, mib in new.items():
@@ -319,7 +313,7 @@ class Ledger:
     def _require_gpu(self, index: int) -> Gpu:
         gpu = self.gpus.get(index)
         if gpu is None:
-            raise InvalidRequest(f"no GPU {index}; this host has GPUs {sorted(self.gpus)}")
+            raise UsageError(f"no GPU {index}; this host has GPUs {sorted(self.gpus)}")
         return gpu
 
     def _matches(self, gpu: Gpu, flt: GpuFilter) -> bool:

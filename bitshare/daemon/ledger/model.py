@@ -1,6 +1,7 @@
 """What the ledger holds: lease states, specs, sizes, GPUs, leases, the policy, and the changes it reports.
 
-Plain data with its own validation; no I/O, no clock, no gRPC types.
+Plain data with its own validation (refused with the errors of bitshare/errors.py); no I/O, no
+clock, no gRPC types.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import copy
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+
+from ...errors import UsageError
 
 
 class LeaseState(str, Enum):
@@ -53,47 +56,6 @@ _ENDING = frozenset(
 )
 
 
-class LedgerError(Exception):
-    """A request the ledger refuses; nothing was changed.
-
-    Each refusal names the gRPC status the daemon answers it with (``bitshare.errors.status_of``);
-    by name, since the ledger imports nothing outside the standard library. The client raises the
-    matching class of ``bitshare.errors`` for it.
-    """
-
-    status = "FAILED_PRECONDITION"
-
-
-class InvalidRequest(LedgerError):
-    """The request is malformed (a size out of range, a zero GPU count...)."""
-
-    status = "INVALID_ARGUMENT"
-
-
-class Unsatisfiable(LedgerError):
-    """The request can never be granted on this host's GPUs."""
-
-    status = "OUT_OF_RANGE"
-
-
-class NoCapacity(LedgerError):
-    """The request does not fit now (and may not wait)."""
-
-    status = "RESOURCE_EXHAUSTED"
-
-
-class LeaseNotFound(LedgerError):
-    """No lease with that id."""
-
-    status = "NOT_FOUND"
-
-
-class WrongState(LedgerError):
-    """The lease is not in a state that allows the operation."""
-
-    status = "FAILED_PRECONDITION"
-
-
 @dataclass(frozen=True)
 class GpuFilter:
     name: str = ""
@@ -110,11 +72,11 @@ class Size:
 
     def __post_init__(self) -> None:
         if (self.fraction is None) == (self.memory_mib is None):
-            raise InvalidRequest("give exactly one of a fraction or a size in MiB")
+            raise UsageError("give exactly one of a fraction or a size in MiB")
         if self.fraction is not None and not (0.0 < self.fraction <= 1.0 and math.isfinite(self.fraction)):
-            raise InvalidRequest(f"fraction must be in (0, 1], got {self.fraction:g}")
+            raise UsageError(f"fraction must be in (0, 1], got {self.fraction:g}")
         if self.memory_mib is not None and self.memory_mib <= 0:
-            raise InvalidRequest(f"memory must be a positive number of MiB, got {self.memory_mib}")
+            raise UsageError(f"memory must be a positive number of MiB, got {self.memory_mib}")
 
     def mib_on(self, capacity_mib: int) -> int:
         if self.fraction is not None:
@@ -139,13 +101,13 @@ class LeaseSpec:
 
     def __post_init__(self) -> None:
         if self.gpu_count < 1:
-            raise InvalidRequest(f"GPU count must be at least 1, got {self.gpu_count}")
+            raise UsageError(f"GPU count must be at least 1, got {self.gpu_count}")
         if not 0 <= self.compute_pct <= 100:
-            raise InvalidRequest(f"compute share must be in 1..100 percent, got {self.compute_pct}")
+            raise UsageError(f"compute share must be in 1..100 percent, got {self.compute_pct}")
         if not (self.wait_timeout_s >= 0 and math.isfinite(self.wait_timeout_s)):
-            raise InvalidRequest(f"wait timeout must be >= 0 seconds, got {self.wait_timeout_s:g}")
+            raise UsageError(f"wait timeout must be >= 0 seconds, got {self.wait_timeout_s:g}")
         if not (self.ttl_s >= 0 and math.isfinite(self.ttl_s)):
-            raise InvalidRequest(f"lease TTL must be >= 0 seconds, got {self.ttl_s:g}")
+            raise UsageError(f"lease TTL must be >= 0 seconds, got {self.ttl_s:g}")
 
 
 @dataclass

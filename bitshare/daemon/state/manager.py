@@ -134,7 +134,7 @@ class LeaseManager:
         return len(self._ledger.gpus)
 
     async def lease(self, lease_id: str) -> Lease:
-        """The lease as committed: once a change of it in flight has settled (LeaseNotFound if none)."""
+        """The lease as committed: once a change of it in flight has settled (NotFound if none)."""
         await self._settled(lease_id)
         return self._ledger.get(lease_id).copy()
 

@@ -23,12 +23,13 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from ... import log
+from ...errors import REFUSALS, UsageError, WrongState
 from ...protocol.framing import HEADER, LIMIT, MAX_FRAME, frame
 from ...protocol.v1 import bitshare_pb2 as pb
 from ..api.auth import Identity
 from ..api.service import Shared, guarded
 from ..state.manager import UpdateKind
-from ..state.model import InvalidRequest, Lease, LeaseState, LedgerError, WrongState
+from ..state.model import Lease, LeaseState
 from ..state.store import StoreError
 
 SERVICE = "bitshare.v1.RemoteService"
@@ -99,9 +100,9 @@ class RemoteRelay:
         try:
             request = pb.RemoteRequest.FromString(data)
         except DecodeError:
-            raise InvalidRequest("the first message of a session is not a RemoteRequest") from None
+            raise UsageError("the first message of a session is not a RemoteRequest") from None
         if request.WhichOneof("kind") != "open" or not request.open.lease_id:
-            raise InvalidRequest("the first message of a session must name the lease (RemoteOpen)")
+            raise UsageError("the first message of a session must name the lease (RemoteOpen)")
         lease = await self.shared.owned_lease(identity, request.open.lease_id)
         if lease.state is not LeaseState.ACTIVE:
             raise WrongState(f"lease {lease.id} is {lease.state.value}; a remote session needs an active lease")
@@ -203,7 +204,7 @@ class RemoteRelay:
             manager.unwatch(lease_id, updates)
 
     async def _end_lease(self, lease_id: str, reason: str) -> None:
-        with contextlib.suppress(LedgerError, StoreError):  # unrecordable: the lease ends when it can be
+        with contextlib.suppress(*REFUSALS, StoreError):  # unrecordable: the lease ends when it can be
             await self.shared.manager.revoke(lease_id, reason)
 
 
