@@ -6,7 +6,6 @@ Only daemon/state imports the ledger; services, the relay and enforcement take i
 from __future__ import annotations
 
 from ..ledger import (
-    ENDED_KEPT,
     Change,
     ChangeKind,
     Gpu,
@@ -14,13 +13,11 @@ from ..ledger import (
     Lease,
     LeaseSpec,
     LeaseState,
-    Ledger,
     Policy,
     Size,
 )
 
 __all__ = [
-    "ENDED_KEPT",
     "Change",
     "ChangeKind",
     "Gpu",
@@ -28,7 +25,6 @@ __all__ = [
     "Lease",
     "LeaseSpec",
     "LeaseState",
-    "Ledger",
     "Policy",
     "Size",
 ]

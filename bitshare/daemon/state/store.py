@@ -80,7 +80,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-ENDED_KEPT = 1000  # ended leases loaded at start, for lookups and retried requests
+ENDED_ROWS_LOADED = 1000  # ended leases loaded at start, for lookups and retried requests
 
 
 def _read_leases(conn: sqlite3.Connection, path: Path, ended_limit: int) -> list[Lease]:
@@ -159,7 +159,7 @@ def check_state_file(path: Path) -> bool:
                 )
             problems = [r[0] for r in conn.execute("PRAGMA quick_check(1)")]
             if problems == ["ok"] and "leases" in tables:
-                _read_leases(conn, path, ENDED_KEPT)  # each record the daemon will load must decode
+                _read_leases(conn, path, ENDED_ROWS_LOADED)  # each record the daemon will load must decode
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc):
             raise UnusableState(f"{path} is not a bitshare state file (not an SQLite database)") from None
@@ -209,7 +209,7 @@ class Store:
 
     # ----- reads: each with a connection of its own, never the writer thread's -------------
 
-    def load_leases(self, ended_limit: int = ENDED_KEPT) -> list[Lease]:
+    def load_leases(self, ended_limit: int = ENDED_ROWS_LOADED) -> list[Lease]:
         """Live leases, and the most recent ended ones (for lookups and retries)."""
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
             return _read_leases(conn, self.path, ended_limit)
