@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bitshare.daemon.state.manager import LeaseManager
+from bitshare.daemon.state.manager import LeaseManager, UpdateKind
 from bitshare.daemon.state.model import Gpu, LeaseSpec, LeaseState, Policy, Size
 from bitshare.daemon.state.store import EventRecord, StateUnwritable, Store, StoreError
 
@@ -199,5 +199,49 @@ def test_listings_show_a_change_once_its_commit_holds(tmp_path: Path) -> None:
         await release
         assert manager.live() == [] and [lease.state for lease in manager.recently_ended(10)] == [LeaseState.RELEASED]
         assert manager.gpus()[0].granted_mib == 0
+
+    with_manager(tmp_path, body)
+
+
+def test_a_warning_whose_event_cannot_be_recorded_still_reaches_the_holder(tmp_path: Path) -> None:
+    async def body(manager: LeaseManager, store: HeldStore) -> None:
+        lease = await manager.submit("a1", "alice", quarter())
+        updates = manager.watch(lease.id)
+        store.failing = True  # this warning's own write is the one that fails
+        await manager.warn(lease.id, "over_limit", "uses 5000 MiB of 4096 MiB")
+        assert manager.unwritable
+        update = updates.get_nowait()
+        assert update.kind is UpdateKind.WARNING and update.message == "uses 5000 MiB of 4096 MiB"
+
+    with_manager(tmp_path, body)
+
+
+def test_the_queue_listing_shows_queued_leases_as_committed(tmp_path: Path) -> None:
+    async def body(manager: LeaseManager, store: HeldStore) -> None:
+        whole = LeaseSpec(size=Size(fraction=1.0), ttl_s=600)
+        held = await manager.submit("a1", "alice", whole)
+        waiting = await manager.submit("q1", "bob", whole)
+        assert [lease.id for lease in manager.queue()] == ["q1"]
+        store.hold()
+        store.failing = True
+        reprioritised = asyncio.ensure_future(manager.set_priority(waiting.id, 5))
+        await asyncio.sleep(0)
+        assert [(lease.id, lease.priority) for lease in manager.queue()] == [("q1", 0)]
+        store.release()
+        with pytest.raises(StateUnwritable):
+            await reprioritised
+        store.failing = False
+        store.held = None
+        manager.unwritable = ""  # writable again, as a probe would find it
+        store.hold()
+        store.failing = True
+        released = asyncio.ensure_future(manager.release(held.id))  # the grant of q1 is in flight
+        await asyncio.sleep(0)
+        queued = [(lease.id, lease.state) for lease in manager.live() if lease.state is LeaseState.QUEUED]
+        assert [(lease.id, lease.state) for lease in manager.queue()] == queued == [("q1", LeaseState.QUEUED)]
+        store.release()
+        with pytest.raises(StateUnwritable):
+            await released
+        assert [lease.id for lease in manager.queue()] == ["q1"]
 
     with_manager(tmp_path, body)

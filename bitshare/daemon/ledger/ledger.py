@@ -73,7 +73,11 @@ class Ledger:
 
     def queue(self, now: float) -> list[Lease]:
         """Queued requests in the order they will be considered."""
-        return sorted(self._queued.values(), key=lambda lease: (-self._effective_priority(lease, now), lease.seq))
+        return self.in_queue_order(list(self._queued.values()), now)
+
+    def in_queue_order(self, leases: list[Lease], now: float) -> list[Lease]:
+        """The given queued leases in the order the queue considers them (by their own fields)."""
+        return sorted(leases, key=lambda lease: (-self._effective_priority(lease, now), lease.seq))
 
     def queue_positions(self, now: float) -> dict[str, int]:
         return {lease.id: i + 1 for i, lease in enumerate(self.queue(now))}

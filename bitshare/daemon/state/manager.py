@@ -163,9 +163,11 @@ class LeaseManager:
         return [lease for lease in self.live() if lease.state is LeaseState.ACTIVE]
 
     def queue(self) -> list[Lease]:
-        """Queued requests in the order they will be considered (those not yet committed left out)."""
-        queued = self._ledger.queue(self.now())
-        return [lease.copy() for lease in queued if lease.id in self._committed or lease.id not in self._in_flight]
+        """Queued requests as committed (like ``live()``), in the order they will be considered."""
+        if not self._in_flight:
+            return [lease.copy() for lease in self._ledger.queue(self.now())]
+        queued = [lease for lease in self.live() if lease.state is LeaseState.QUEUED]
+        return self._ledger.in_queue_order(queued, self.now())
 
     def gpu(self, index: int) -> Gpu:
         return replace(self._ledger.gpus[index])
@@ -271,8 +273,10 @@ class LeaseManager:
         """Record an enforcement event for the lease and tell its holder (``kind`` names it in the log)."""
         lease = self._ledger.get(lease_id).copy()
         log.warning(f"lease.{kind}", lease=lease_id, owner=lease.owner, detail=detail)
-        if not self.unwritable:  # the holder is told even when the event cannot be recorded
-            await self._persist(extra_events=[EventRecord(self.now(), kind, lease_id, detail, DAEMON)])
+        # The holder is told even when the event cannot be recorded: already, or by this write.
+        if not self.unwritable:
+            with contextlib.suppress(StateUnwritable):
+                await self._persist(extra_events=[EventRecord(self.now(), kind, lease_id, detail, DAEMON)])
         self.tell(lease_id, LeaseUpdate(UpdateKind.WARNING, lease, detail))
 
     def tell(self, lease_id: str, update: LeaseUpdate) -> None:
