@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         # default None: a flag not given leaves the config file's value alone
         common: dict[str, Any] = {"dest": setting.field, "default": None, "help": _flag_help(setting)}
         if setting.kind is bool:
-            parser.add_argument(*names, action="store_true", **common)
+            # --x and --no-x: a flag can set either value over the config file's
+            parser.add_argument(*names, action=argparse.BooleanOptionalAction, **common)
         else:
             # choices are checked by the declaration (not argparse), so the flag's error is the config key's
             action = "append" if setting.kind is list else "store"

@@ -3,6 +3,7 @@ the same value, and a bad value gets the same one-line error from either."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,16 @@ def test_each_settings_flag_gives_what_its_toml_key_gives(tmp_path: Path, settin
 
 def test_a_flag_not_given_leaves_the_file_alone() -> None:
     assert from_flags() == {}
+
+
+@pytest.mark.parametrize("setting", [s for s in DAEMON_SETTINGS if s.kind is bool], ids=lambda s: s.field)
+def test_a_boolean_flag_sets_false_over_a_true_in_the_file(tmp_path: Path, setting: Setting) -> None:
+    assert from_toml(tmp_path, setting, True) is True
+    negated = "--no-" + setting.flag.removeprefix("--")
+    assert from_flags(negated) == {setting.field: False}
+    path = tmp_path / "bitshare.toml"
+    merged = dataclasses.replace(load_daemon_config(path), **from_flags(negated))
+    assert getattr(merged, setting.field) is False
 
 
 # (field, a bad TOML value, the same value as a flag's text)
