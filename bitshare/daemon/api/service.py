@@ -290,6 +290,11 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
         finally:
             heartbeats.cancel()
             self.manager.unwatch(lease_id, updates)
+            # Waited for, and its outcome taken: an error of the request stream ends with this
+            # call instead of being logged later as never retrieved.
+            await asyncio.wait([heartbeats])
+            if not heartbeats.cancelled():
+                heartbeats.exception()
 
     async def _report(
         self, identity: Identity, lease: Lease, beat: pb.AttachRequest, updates: asyncio.Queue[LeaseUpdate]
