@@ -125,7 +125,8 @@ import cupy as cp
 print(float(cp.arange(4).sum()), flush=True)
 pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))
 go = pathlib.Path(sys.argv[2])
-while not go.exists():
+deadline = time.monotonic() + 60
+while not go.exists() and time.monotonic() < deadline:
     time.sleep(0.02)
 """
 
@@ -168,6 +169,29 @@ def test_a_program_that_ends_while_the_daemon_is_away_has_its_lease_released_on_
     assert "could not release" not in err.read_text()
     with daemon.client() as client:
         assert client.get(lease.id).state == pb.LEASE_STATE_RELEASED
+
+
+def test_a_daemon_that_does_not_come_back_ends_the_program_in_one_line(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    ttl = 3.0
+    daemon = make_daemon("--simulate", "1x16GiB", "--lease-ttl", str(ttl))
+    err, running = tmp_path / "run.err", tmp_path / "running"
+    proc = spawn_cli(
+        daemon, "run", "--remote", "-p", "0.25", "--", sys.executable, "-c", LOOP, str(running), stderr_path=err
+    )
+    wait_for(running.exists, 60, "the program to run its loop")
+    with daemon.client() as client:
+        [lease] = client.all_leases()
+    daemon.kill9()  # and not started again: the session cannot be reopened within the TTL
+    finish(proc, 60, err)
+    said = err.read_text()
+    assert "Traceback" not in said and "AttributeError" not in said, said
+    program_said = [line for line in said.splitlines() if "could not release" not in line]
+    assert program_said == [
+        f"bitshare: the remote session of lease {lease.id} ended: bitshared went away and did not come "
+        f"back within the lease's TTL ({ttl:g}s)"
+    ], said
 
 
 class CuttableProxy:

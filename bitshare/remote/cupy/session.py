@@ -1,4 +1,4 @@
-"""The interposer's connection to its lease's worker: operations queue here and go in batches.
+"""Remote CuPy's connection to its lease's worker: operations queue here and go in batches.
 
 Creating and combining arrays needs no round trip: the client names every result with a
 handle of its own and queues the operation. A sync point (``.get()``, ``float(x)``,
@@ -60,7 +60,8 @@ class Session:
         # Asked now, while the daemon answers: a reopening goes by them.
         self._ttl_s = client.info.lease_ttl_s or 30.0
         self._daemon_started = client.info.started_at.ToNanoseconds()
-        self._outgoing, self._replies = self._open_stream(client)
+        self._outgoing, replies = self._open_stream(client)
+        self._replies: Iterator[pb.RemoteReply] | None = replies  # None once ended
         self._handles = itertools.count(1)
         self._ops: list[pb.ROp] = []
         # Appended by the garbage collector (any thread, any moment): no lock, no I/O. They go
@@ -299,6 +300,8 @@ class Session:
         self._outgoing.put(request)
 
     def _next_reply(self, resume: bool = True) -> pb.RemoteReply:
+        if self._replies is None:  # (ended: the session is closed)
+            raise errors.LeaseLost(f"the remote session of lease {self.lease_id} is closed")
         try:
             return next(self._replies)
         except StopIteration:
@@ -324,26 +327,12 @@ class Session:
         wait = RESUME_BACKOFF_S[0]
         while True:
             try:
-                client = self.client.clone()
-                outgoing, replies = self._open_stream(client)
-                first = next(replies)
-                break
-            except StopIteration:
+                reopened = self._reopen()
+            except errors.LeaseLost:
                 self.closed = True
-                raise errors.LeaseLost(
-                    f"the remote session of lease {self.lease_id} ended: bitshared went away, and on its "
-                    "return ended the session"
-                ) from None
-            except grpc.RpcError as exc:
-                client.close()
-                if not _worth_retrying(exc):
-                    self.closed = True
-                    raise errors.LeaseLost(
-                        f"the remote session of lease {self.lease_id} ended: bitshared went away, and on its "
-                        f"return refused to open the session again: {exc.details()}"
-                    ) from None
-            except BitshareError:
-                pass  # not listening yet
+                raise
+            if reopened is not None:
+                break
             if time.monotonic() + wait > deadline:
                 self.closed = True
                 raise errors.LeaseLost(
@@ -352,6 +341,7 @@ class Session:
                 )
             time.sleep(wait)
             wait = min(wait * 2, RESUME_BACKOFF_S[1])
+        client, outgoing, replies, first = reopened
         self.client.close()
         self.client, self._outgoing, self._replies = client, outgoing, replies
         self._why_lost = self._what_happened(went_away)
@@ -361,6 +351,41 @@ class Session:
         self._answered = self._seq  # the new worker owes no answers
         self.incarnation += 1
         self._open_data_socket(first)
+
+    def _reopen(
+        self,
+    ) -> tuple[Client, queue.SimpleQueue[pb.RemoteRequest | None], Iterator[pb.RemoteReply], pb.RemoteReply] | None:
+        """One try at opening the session on a new connection: the connection, its stream and the
+        stream's first reply, or None when the daemon is not back yet. On every other outcome the
+        new connection and its stream are closed here; LeaseLost when the daemon ended the session."""
+        try:
+            client = self.client.clone()
+        except BitshareError:
+            return None  # not listening yet
+        outgoing, replies = self._open_stream(client)
+        opened = False
+        try:
+            first = next(replies)
+            opened = True
+        except StopIteration:
+            raise errors.LeaseLost(
+                f"the remote session of lease {self.lease_id} ended: bitshared went away, and on its "
+                "return ended the session"
+            ) from None
+        except grpc.RpcError as exc:
+            if not _worth_retrying(exc):
+                raise errors.LeaseLost(
+                    f"the remote session of lease {self.lease_id} ended: bitshared went away, and on its "
+                    f"return refused to open the session again: {exc.details()}"
+                ) from None
+            return None
+        except BitshareError:
+            return None
+        finally:
+            if not opened:
+                _end_call(outgoing, replies)
+                client.close()
+        return client, outgoing, replies, first
 
     def _what_happened(self, went_away: float) -> str:
         """A restart (the daemon started again) or a connection that broke, and when."""
@@ -388,14 +413,20 @@ class Session:
         self.client.close()
 
     def _end_stream(self) -> None:
-        self._outgoing.put(None)
-        call = self._replies
-        call.cancel()  # type: ignore[attr-defined]
-        deadline = time.monotonic() + CLOSE_WAIT_S
-        while not call.done() and time.monotonic() < deadline:  # type: ignore[attr-defined]
-            time.sleep(0.005)
-        self._replies = iter(())
-        del call  # finalised now, while gRPC's threads still run
+        """End the session's stream, once: later calls (close() after a failed reopening, at
+        exit) find none to end."""
+        replies, self._replies = self._replies, None
+        if replies is not None:
+            _end_call(self._outgoing, replies)
+
+
+def _end_call(outgoing: queue.SimpleQueue[pb.RemoteRequest | None], call: Any) -> None:
+    """Cancel a stream and wait for it to finish, while gRPC's threads still run."""
+    outgoing.put(None)
+    call.cancel()
+    deadline = time.monotonic() + CLOSE_WAIT_S
+    while not call.done() and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def _worth_retrying(exc: grpc.RpcError) -> bool:
@@ -441,6 +472,8 @@ def session() -> Session:
                 )
             except BitshareError as exc:
                 raise errors.LeaseLost(f"cannot reach the GPU server {server}: {exc}") from None
+            if _current:
+                _current[0].close()  # ended by the server: its connection goes now, not at exit
             _current[:] = [Session(client, lease_id)]
             atexit.register(_current[0].close)
             _end_in_one_line()
