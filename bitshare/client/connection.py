@@ -103,11 +103,12 @@ def trusted_local_address(address: Address) -> Address:
     system user can have put it (and its credentials socket) there; raises Denied or Unreachable."""
     owners = paths.daemon_uids()
     try:
-        real = paths.check_socket_path(Path(address.path), owners)
-        paths.check_socket_path(Path(address.credentials_path), owners)
+        local = Address("unix", path=str(paths.check_socket_path(Path(address.path), owners)))
+        # The credentials socket local_token connects to: beside the real socket, not the link.
+        paths.check_socket_path(Path(local.credentials_path), owners)
     except FileNotFoundError as exc:
         raise Unreachable(f"cannot reach bitshared at {address}: no socket at {exc.filename}") from None
-    return Address("unix", path=str(real))
+    return local
 
 
 def peer_uid(sock: socket.socket) -> int:

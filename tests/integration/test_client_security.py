@@ -394,6 +394,25 @@ def test_a_socket_that_others_could_replace_is_refused(make_daemon) -> None:
         home.chmod(0o755)
 
 
+def test_a_linked_socket_has_the_credentials_socket_beside_its_real_path_checked(make_daemon, tmp_path: Path) -> None:
+    """The client asks for its token at the credentials socket beside the socket's real path:
+    that one is checked, not the one beside the link."""
+    daemon: Daemon = make_daemon("--simulate", "1x16GiB")
+    link = tmp_path / "link.sock"
+    link.symlink_to(daemon.socket)
+    # Beside the link, a socket that passes every check (the daemon's own, linked again).
+    Path(f"{link}.cred").symlink_to(daemon.socket)
+    credentials = Path(f"{daemon.socket}.cred")
+    try:
+        os.chown(credentials, USER_B, USER_B)
+        done = cli(daemon.env, "--server", f"unix:{link}", "leases")
+        assert done.returncode == 77, done.stderr
+        assert one_line(done) == f"bitshare: error: refusing the socket {credentials}: it belongs to uid {USER_B}"
+    finally:
+        os.chown(credentials, 0, 0)
+    assert cli(daemon.env, "--server", f"unix:{link}", "leases").returncode == 0
+
+
 def test_a_ca_file_that_holds_no_certificate_is_a_usage_error(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     env.pop("BITSHARE_SERVER", None)
