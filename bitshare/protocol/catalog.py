@@ -1,4 +1,4 @@
-"""The CuPy surface that runs remotely: one list for the interposer (which offers it) and the
+"""The CuPy surface that runs remotely: one list for remote CuPy (which offers it) and the
 worker (which executes it), so the two cannot disagree. docs/remote.md shows it as a table.
 
 Names are as in CuPy (``linalg.norm``, ``fft.rfft``, ``random.normal``). Anything not listed

@@ -1,6 +1,6 @@
 """Values on the remote wire: Python values <-> ``RValue`` messages, checked on arrival.
 
-Shared by the interposer (which encodes) and the worker (which decodes). Arrays held by
+Shared by remote CuPy (which encodes) and the worker (which decodes). Arrays held by
 the worker travel as handles; small host arrays travel inline as dtype, shape and raw
 bytes. Nothing else crosses: no objects, no pickles.
 """

@@ -1,4 +1,4 @@
-"""Array bytes between the interposer and its worker: chunks on the session's stream, or raw
+"""Array bytes between remote CuPy and its worker: chunks on the session's stream, or raw
 over the data socket when the worker is on this host.
 
 The data socket is a Unix socket the worker listens on, opened with the session's secret.

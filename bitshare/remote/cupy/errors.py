@@ -1,4 +1,4 @@
-"""Exceptions the interposer raises: CuPy's types, so applications catch what they would catch,
+"""Exceptions remote CuPy raises: CuPy's types, so applications catch what they would catch,
 and bitshare's own (a lost lease or array, a protocol mismatch) from the one error tree."""
 
 from __future__ import annotations

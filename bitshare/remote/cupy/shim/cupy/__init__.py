@@ -3,18 +3,18 @@ module replaces itself with bitshare's remote CuPy (bitshare.remote.cupy)."""
 
 import sys
 
-from bitshare.remote import cupy as interposer
+from bitshare.remote import cupy as remote_cupy
 
-_cuda = interposer.cuda
+_cuda = remote_cupy.cuda
 sys.modules.update(
     {
-        "cupy": interposer,
+        "cupy": remote_cupy,
         "cupy.cuda": _cuda,
         "cupy.cuda.runtime": _cuda.runtime,
         "cupy.cuda.memory": _cuda.memory,
         "cupy.cuda.compiler": _cuda.compiler,
-        "cupy.linalg": interposer.linalg,
-        "cupy.fft": interposer.fft,
-        "cupy.random": interposer.random,
+        "cupy.linalg": remote_cupy.linalg,
+        "cupy.fft": remote_cupy.fft,
+        "cupy.random": remote_cupy.random,
     }
 )
