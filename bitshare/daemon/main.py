@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except (BitshareError, RuntimeError) as exc:
         print(f"bitshared: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_FAILURE)
+    except OSError as exc:  # the environment refused something no guard above names: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"bitshared: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def run() -> None:

@@ -11,6 +11,7 @@ import signal
 import ssl
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,7 +238,8 @@ class Daemon:
         """MPS, the manager over the restored ledger, enforcement and authentication."""
         config = self.config
         runtime_dir = config.runtime_path()
-        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        with _refused_on_os_error("the runtime directory", runtime_dir):
+            runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         mps = await asyncio.to_thread(self._start_mps, backend, runtime_dir / "mps")
         stack.push_async_callback(_stop_mps, mps)  # a no-op for those the enforcer has stopped
         manager = self._restore(backend, store, set(mps))
@@ -246,10 +248,14 @@ class Daemon:
         stack.push_async_callback(enforcer.close)
         simgpu = ""
         if backend.simulated:
-            backend.open_registry(runtime_dir / "simgpu")
+            with _refused_on_os_error("the runtime directory", runtime_dir):
+                backend.open_registry(runtime_dir / "simgpu")
             simgpu = str(runtime_dir / "simgpu")
         tokens = load_tokens(Path(config.tokens_file)) if config.tokens_file else []
-        auth = Authenticator(load_or_create_secret(Path(config.state_dir)), tokens, config.admin_group)
+        state_dir = Path(config.state_dir)
+        with _refused_on_os_error("the state directory", state_dir):
+            secret = load_or_create_secret(state_dir)
+        auth = Authenticator(secret, tokens, config.admin_group)
         return Shared(
             manager,
             auth,
@@ -264,8 +270,7 @@ class Daemon:
 
     async def _serve(self, stack: contextlib.AsyncExitStack, shared: Shared) -> None:
         """The gRPC listeners, then the metrics endpoint (stopped first), then the signals."""
-        running = await self._listen(shared, shared.auth)
-        stack.push_async_callback(_stop_listening, running)
+        await self._listen(stack, shared, shared.auth)
         if self.config.metrics_listen:
             metrics = await self._serve_metrics(shared)
             stack.push_async_callback(metrics.stop)
@@ -358,7 +363,9 @@ class Daemon:
             log.event("daemon.restored", leases=len(restored))
         return manager
 
-    async def _listen(self, shared: Shared, auth: Authenticator) -> _Running:
+    async def _listen(self, stack: contextlib.AsyncExitStack, shared: Shared, auth: Authenticator) -> None:
+        """Listen on every address. The teardown is registered before the first one: it closes and
+        removes whatever was set up, so a later address that fails leaves nothing behind."""
         streams = StreamsEndAtStop()
         server = grpc.aio.server(
             interceptors=[streams],
@@ -378,6 +385,7 @@ class Daemon:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         running = _Running(server, streams)
+        stack.push_async_callback(_stop_listening, running)
         for address in self.addresses:
             if address.kind == "unix":
                 path = Path(address.path)
@@ -390,11 +398,14 @@ class Daemon:
                     server.add_insecure_port(address.target)
                 except RuntimeError:
                     raise StartupError(f"cannot listen on {address}: cannot bind the socket there") from None
-                os.chmod(path, 0o666)  # who may do what is decided per call, by identity
-                running.sockets.append(path)
+                running.sockets.append(path)  # bound by this start: removed by its teardown
                 cred_path = Path(address.credentials_path)
-                running.cred_servers.append(await serve_credentials(cred_path, auth))
-                running.sockets.append(cred_path)
+                try:
+                    os.chmod(path, 0o666)  # who may do what is decided per call, by identity
+                    running.cred_servers.append(await serve_credentials(cred_path, auth))
+                    running.sockets.append(cred_path)  # only now ours: a live one is never taken
+                except OSError as exc:
+                    raise StartupError(f"cannot listen on {address}: {exc.strerror}") from None
             else:
                 credentials = self.tcp_credentials[address]
                 try:
@@ -407,7 +418,6 @@ class Daemon:
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        return running
 
     async def _housekeeping(self, manager: LeaseManager) -> None:
         """Expire silent holders, time out waiters and move the queue, several times per TTL."""
@@ -435,6 +445,15 @@ class Daemon:
             return
         auth.replace_tokens(tokens)
         log.event("daemon.reload", tokens=len(tokens))
+
+
+@contextlib.contextmanager
+def _refused_on_os_error(what: str, path: Path) -> Iterator[None]:
+    """An OSError inside refuses the start in one line naming ``what`` and the path that failed."""
+    try:
+        yield
+    except OSError as exc:
+        raise StartupError(f"cannot use {what} {exc.filename or path}: {exc.strerror}") from None
 
 
 async def _stop_listening(running: _Running) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +53,39 @@ def test_a_reserve_larger_than_some_gpus_is_a_warning_naming_them(make_daemon) -
     assert "warning" in warnings[0] and "GPU 0 (4 GiB)" in warnings[0], warnings[0]
     with daemon.client() as client:
         assert [gpu.capacity_mib for gpu in client.gpus()] == [0, 8 * 1024]
+
+
+# ----- where the daemon listens and keeps its runtime files ---------------------------------
+
+
+def _assert_unusable_path_refusal(done: subprocess.CompletedProcess, *expected: str) -> None:
+    assert done.returncode == 1, done.stderr  # as every unusable path is refused
+    assert "Traceback" not in done.stderr, done.stderr
+    line = done.stderr.strip().splitlines()[-1]  # after the start's log lines
+    assert line.startswith("bitshared: error: "), line
+    for text in expected:
+        assert text in line, line
+
+
+def test_a_runtime_directory_that_cannot_be_made_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    done = refused_start(
+        "--simulate", "1x4GiB", "--state-dir", str(tmp_path / "s"), "--listen", "unix:/proc/nowhere/b.sock",
+    )  # fmt: skip
+    _assert_unusable_path_refusal(done, "/proc/nowhere", "No such file or directory")
+
+
+def test_a_listener_that_cannot_bind_leaves_no_socket_of_the_others_behind(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = refused_start(
+            "--simulate", "1x4GiB", "--state-dir", str(tmp_path / "s"),
+            "--listen", f"unix:{tmp_path / 'a.sock'}", "--listen", f"127.0.0.1:{port}",
+        )  # fmt: skip
+    _assert_unusable_path_refusal(done, f"cannot listen on 127.0.0.1:{port}")
+    assert not (tmp_path / "a.sock").exists()
+    assert not (tmp_path / "a.sock.cred").exists()
 
 
 # ----- TLS material, checked before anything listens -----------------------------------------
