@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from ... import paths
+from ...client.connection import peer_uid
 from ...protocol.sockio import read_bytes, read_into
 from ...protocol.v1 import bitshare_pb2 as pb
 from ...protocol.wire import check_dtype, check_shape
@@ -45,13 +47,18 @@ class DataSocket:
 
     @classmethod
     def open(cls, described: pb.RSession, lease_id: str) -> DataSocket | None:
-        """The data socket the worker offers, or None when it offers none or it cannot be reached
-        from here (chunks on the stream still work)."""
+        """The data socket the worker offers, or None when it offers none, it cannot be reached
+        from here, or it is served by a process no daemon of ours runs (chunks on the stream
+        still work). The secret goes only to a socket the kernel says a trusted user serves:
+        whoever else listens at that path could use it to read the arrays' bytes."""
         if not described.data_socket:
             return None
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(described.data_socket)
+            if peer_uid(sock) not in paths.daemon_uids():
+                sock.close()
+                return None
             sock.sendall(described.secret)
         except OSError:
             sock.close()
