@@ -85,6 +85,11 @@ class LeaseKeeper:
             # process's exit and say so, since it should not happen.
             sys.stderr.write(f"bitshare: warning: the keeper of lease {self.lease.id} did not stop\n")
             return
+        # Drop the ended stream now, while gRPC's threads still run: left to the collector at
+        # interpreter exit, its finaliser takes a lock that one of gRPC's daemon threads, frozen by
+        # the exit, may hold, and the program never ends.
+        self._call = None
+        del call
         self.client.close()
 
     def report(self, pids: list[int] | None = None, agent: bool | None = None) -> None:
