@@ -13,18 +13,16 @@ import pytest
 
 from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..support.harness import Daemon, finish, free_port, refused_start, spawn_cli, wait_for
-
-
-def _assert_one_line_refusal(done: subprocess.CompletedProcess, *expected: str) -> str:
-    assert done.returncode == 78, done.stderr
-    line = done.stderr.strip()
-    assert len(line.splitlines()) == 1, done.stderr
-    assert line.startswith("bitshared: error: "), line
-    for text in expected:
-        assert text in line, line
-    return line
-
+from ..support.harness import (
+    Daemon,
+    assert_refused_in_one_line,
+    finish,
+    free_port,
+    hold_and_exit,
+    refused_start,
+    spawn_cli,
+    wait_for,
+)
 
 # ----- the reserve against the GPUs' memory ------------------------------------------------
 
@@ -34,7 +32,7 @@ def test_a_reserve_that_leaves_every_gpu_lending_nothing_stops_the_start(tmp_pat
         "--simulate", "2x4GiB", "--reserve", "8GiB", "--state-dir", str(tmp_path / "s"),
         "--listen", f"unix:{tmp_path / 'd.sock'}",
     )  # fmt: skip
-    _assert_one_line_refusal(done, "reserve", "8 GiB", "GPU 0 (4 GiB)", "GPU 1 (4 GiB)")
+    assert_refused_in_one_line(done, "reserve", "8 GiB", "GPU 0 (4 GiB)", "GPU 1 (4 GiB)")
     assert not (tmp_path / "s" / "state.db").exists()
 
 
@@ -43,7 +41,7 @@ def test_a_reserve_as_large_as_a_gpu_is_refused_too(tmp_path: Path) -> None:
         "--simulate", "4GiB", "--reserve", "4GiB", "--state-dir", str(tmp_path / "s"),
         "--listen", f"unix:{tmp_path / 'd.sock'}",
     )  # fmt: skip
-    _assert_one_line_refusal(done, "GPU 0 (4 GiB)")
+    assert_refused_in_one_line(done, "GPU 0 (4 GiB)")
 
 
 def test_a_reserve_larger_than_some_gpus_is_a_warning_naming_them(make_daemon) -> None:
@@ -120,7 +118,7 @@ def test_a_tls_key_that_does_not_match_the_certificate_stops_the_start_in_one_li
     key, _ = _key_and_cert(tmp_path, "one")
     _, cert = _key_and_cert(tmp_path, "other")
     done = _start_with_tls(tmp_path, key, cert)
-    _assert_one_line_refusal(done, str(key), "does not match", str(cert))
+    assert_refused_in_one_line(done, str(key), "does not match", str(cert))
     assert not (tmp_path / "s" / "state.db").exists()
 
 
@@ -130,7 +128,7 @@ def test_garbage_tls_material_stops_the_start_in_one_line(tmp_path: Path, which:
     bad = tmp_path / "garbage.pem"
     bad.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
     done = _start_with_tls(tmp_path, bad if which == "key" else key, bad if which == "cert" else cert)
-    _assert_one_line_refusal(done, str(bad))
+    assert_refused_in_one_line(done, str(bad))
 
 
 def test_an_expired_tls_certificate_starts_with_a_warning_and_its_date(make_daemon, tmp_path: Path) -> None:
@@ -160,15 +158,6 @@ def test_a_tls_key_every_user_can_read_is_a_warning(make_daemon, tmp_path: Path)
 
 # ----- stopping --------------------------------------------------------------------------
 
-HOLD_AND_EXIT_3 = """
-import os, sys, time, pathlib
-pathlib.Path(sys.argv[1]).write_text(os.environ["BITSHARE_LEASE_ID"])
-deadline = time.monotonic() + 120
-while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < deadline:
-    time.sleep(0.02)
-sys.exit(3)
-"""
-
 
 def _expiry(daemon: Daemon, lease_id: str) -> float:
     with daemon.client() as client:
@@ -186,7 +175,7 @@ def test_a_stop_is_prompt_and_clean_and_a_restart_at_once_always_starts(make_dae
     marker, stop = tmp_path / "lease", tmp_path / "stop"
     holder_err = tmp_path / "holder.err"
     holder = spawn_cli(
-        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", HOLD_AND_EXIT_3, str(marker), str(stop),
+        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", hold_and_exit(3), str(marker), str(stop),
         stderr_path=holder_err,
     )  # fmt: skip
     lease_id = wait_for(lambda: marker.exists() and marker.read_text(), 30, "the command to start")

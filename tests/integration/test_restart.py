@@ -14,7 +14,7 @@ import pytest
 from bitshare.client.connection import LeaseRequest
 from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..support.harness import Daemon, finish, run_cli, spawn_cli, wait_for
+from ..support.harness import Daemon, finish, hold_and_exit, run_cli, spawn_cli, wait_for
 from ..support.holders import hold_command
 
 TTL = 3.0
@@ -158,15 +158,6 @@ def test_a_queued_session_request_outlives_the_daemon_ttl(make_daemon, tmp_path:
     assert code == 0 and out.strip() == queued.id
 
 
-# Writes its lease id to argv[1], runs until argv[2] exists (at most 120 s), then exits 7: its own code.
-HOLD_AND_EXIT_7 = """
-import os, sys, time, pathlib
-pathlib.Path(sys.argv[1]).write_text(os.environ["BITSHARE_LEASE_ID"])
-deadline = time.monotonic() + 120
-while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < deadline:
-    time.sleep(0.02)
-sys.exit(7)
-"""
 LONG_TTL = 3.0
 
 
@@ -178,7 +169,7 @@ def test_a_lease_held_for_several_ttls_survives_a_restart_and_is_kept_alive(
     marker, stop = tmp_path / "lease", tmp_path / "stop"
     holder_err = tmp_path / "holder.err"
     holder = spawn_cli(
-        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", HOLD_AND_EXIT_7, str(marker), str(stop),
+        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", hold_and_exit(7), str(marker), str(stop),
         stderr_path=holder_err,
     )  # fmt: skip
     lease_id = wait_for(lambda: marker.exists() and marker.read_text(), 30, "the command to start")
@@ -213,7 +204,7 @@ def test_a_holder_whose_daemon_stops_answering_ends_its_command_at_the_ttl(make_
     marker, stop = tmp_path / "lease", tmp_path / "stop"
     holder_err = tmp_path / "holder.err"
     holder = spawn_cli(
-        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", HOLD_AND_EXIT_7, str(marker), str(stop),
+        daemon, "run", "-p", "0.25", "--", sys.executable, "-c", hold_and_exit(7), str(marker), str(stop),
         stderr_path=holder_err,
     )  # fmt: skip
     lease_id = wait_for(lambda: marker.exists() and marker.read_text(), 30, "the command to start")

@@ -16,7 +16,7 @@ import pytest
 from bitshare.daemon.ledger import Lease, LeaseSpec, LeaseState, Size
 from bitshare.daemon.state.store import EventRecord, Store
 
-from ..support.harness import refused_start
+from ..support.harness import assert_refused_in_one_line, refused_start
 
 
 def _lease(lease_id: str, state: LeaseState, ended_at: float | None) -> Lease:
@@ -106,16 +106,6 @@ def _refused(state_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     )
 
 
-def _assert_refused_in_one_line(done: subprocess.CompletedProcess, *expected: str) -> str:
-    assert done.returncode == 78, done.stderr
-    line = done.stderr.strip()
-    assert len(line.splitlines()) == 1, done.stderr
-    assert line.startswith("bitshared: error: "), line
-    for text in expected:
-        assert text in line, line
-    return line
-
-
 def _a_used_state_file(state_dir: Path) -> bytes:
     """A state file as a daemon leaves it: leases, a drained GPU, events."""
 
@@ -191,7 +181,7 @@ def test_a_state_file_without_bitshare_state_stops_the_start_in_one_line_and_is_
     make(path)
     before = path.read_bytes()
     done = _refused(state_dir, tmp_path)
-    _assert_refused_in_one_line(done, str(path), expected)
+    assert_refused_in_one_line(done, str(path), expected)
     assert path.read_bytes() == before
     assert not (state_dir / "state.db-wal").exists() and not (state_dir / "state.db-shm").exists()
 
@@ -202,7 +192,7 @@ def test_a_write_ahead_log_without_its_state_file_stops_the_start(tmp_path: Path
     wal = state_dir / "state.db-wal"
     wal.write_bytes(b"committed changes that were never checkpointed")
     done = _refused(state_dir, tmp_path)
-    _assert_refused_in_one_line(done, str(wal), "without")
+    assert_refused_in_one_line(done, str(wal), "without")
     assert not (state_dir / "state.db").exists()
     assert wal.read_bytes() == b"committed changes that were never checkpointed"
 
@@ -212,27 +202,27 @@ def test_a_state_file_that_is_a_directory_or_a_link_or_not_ours_stops_the_start(
     state_dir.mkdir()
     path = state_dir / "state.db"
     path.mkdir()
-    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(path), "not a regular file")
+    assert_refused_in_one_line(_refused(state_dir, tmp_path), str(path), "not a regular file")
     path.rmdir()
 
     elsewhere = tmp_path / "elsewhere.db"
     _a_used_state_file(tmp_path / "other")
     (tmp_path / "other" / "state.db").rename(elsewhere)
     path.symlink_to(elsewhere)
-    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(path), "symbolic link")
+    assert_refused_in_one_line(_refused(state_dir, tmp_path), str(path), "symbolic link")
     path.unlink()
 
     elsewhere.rename(path)
     os.chown(path, 65534, 65534)  # nobody's: another user could have written any lease into it
     before = path.read_bytes()
-    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(path), "owned by uid 65534")
+    assert_refused_in_one_line(_refused(state_dir, tmp_path), str(path), "owned by uid 65534")
     assert path.read_bytes() == before
 
 
 def test_a_state_directory_that_is_a_file_stops_the_start_in_one_line(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     state_dir.write_text("not a directory")
-    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(state_dir), "not a directory")
+    assert_refused_in_one_line(_refused(state_dir, tmp_path), str(state_dir), "not a directory")
     assert state_dir.read_text() == "not a directory"
 
 
@@ -240,7 +230,7 @@ def test_a_state_directory_of_another_user_stops_the_start_in_one_line(tmp_path:
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     os.chown(state_dir, 65534, 65534)  # its owner could swap in a state file of their own
-    _assert_refused_in_one_line(_refused(state_dir, tmp_path), str(state_dir), "owned by uid 65534")
+    assert_refused_in_one_line(_refused(state_dir, tmp_path), str(state_dir), "owned by uid 65534")
     assert list(state_dir.iterdir()) == []
 
 

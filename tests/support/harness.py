@@ -125,6 +125,31 @@ def refused_start(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bitshare.daemon", *args], capture_output=True, text=True, timeout=30)
 
 
+def assert_refused_in_one_line(done: subprocess.CompletedProcess, *expected: str) -> str:
+    """``done`` is bitshared refusing to start over its configuration: exit 78, one error line
+    holding each of ``expected``; returns that line."""
+    assert done.returncode == 78, done.stderr
+    line = done.stderr.strip()
+    assert len(line.splitlines()) == 1, done.stderr
+    assert line.startswith("bitshared: error: "), line
+    for text in expected:
+        assert text in line, line
+    return line
+
+
+def hold_and_exit(code: int) -> str:
+    """A leased command: writes its lease id to argv[1], runs until argv[2] exists (at most 120 s),
+    then exits with ``code``, its own exit code."""
+    return f"""
+import os, sys, time, pathlib
+pathlib.Path(sys.argv[1]).write_text(os.environ["BITSHARE_LEASE_ID"])
+deadline = time.monotonic() + 120
+while not pathlib.Path(sys.argv[2]).exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
+sys.exit({code})
+"""
+
+
 def bitshare_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "bitshare", *args]
 
