@@ -53,7 +53,7 @@ def inside(repeats: int) -> dict[str, Any]:
     import cupy
     import numpy as np
 
-    from bitshare.remote.cupy.session import session
+    from bitshare.remote.session import session
 
     owner = session()
     host = np.ones(TRANSFER_MIB * MIB // 8)

@@ -7,8 +7,9 @@ from pathlib import Path
 from ..protocol.v1 import bitshare_pb2 as pb
 
 MIB = 1024 * 1024
-# The directory whose `cupy` package is remote CuPy: first on a remote command's PYTHONPATH.
-CUPY_SHIM = Path(__file__).resolve().parent.parent / "remote" / "cupy" / "shim"
+# First on a remote command's PYTHONPATH: its `cupy` package is remote CuPy, its sitecustomize
+# makes `import torch` give remote PyTorch.
+REMOTE_SHIM = Path(__file__).resolve().parent.parent / "remote" / "shim"
 
 
 def lease_environment(
@@ -66,7 +67,7 @@ def remote_environment(
     python_path = env.get("PYTHONPATH", "")
     return {
         "BITSHARE_REMOTE": "1",
-        "PYTHONPATH": str(CUPY_SHIM) + (":" + python_path if python_path else ""),
+        "PYTHONPATH": str(REMOTE_SHIM) + (":" + python_path if python_path else ""),
         **credentials_environment(token, tls_ca, allow_insecure_tcp),
     }
 

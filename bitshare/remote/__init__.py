@@ -1,2 +1,2 @@
-"""Remote GPU access only: remote CuPy (cupy/), and the session, sync and bulk transfer it will share with a
-remote torch."""
+"""Remote GPU access only: remote CuPy (cupy/), remote PyTorch (torch/), and the session, sync and
+bulk transfer they share."""

@@ -187,7 +187,9 @@ def test_a_daemon_that_does_not_come_back_ends_the_program_in_one_line(
     finish(proc, 60, err)
     said = err.read_text()
     assert "Traceback" not in said and "AttributeError" not in said, said
-    program_said = [line for line in said.splitlines() if "could not release" not in line]
+    # (bitshare run's own lines, which may come first at the TTL, are not the program's)
+    holder = ("could not release", "no contact with bitshared")
+    program_said = [line for line in said.splitlines() if not any(h in line for h in holder)]
     assert program_said == [
         f"bitshare: the remote session of lease {lease.id} ended: bitshared went away and did not come "
         f"back within the lease's TTL ({ttl:g}s)"

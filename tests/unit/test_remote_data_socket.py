@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bitshare.protocol.v1 import bitshare_pb2 as pb
-from bitshare.remote.cupy.bulk import DataSocket
+from bitshare.remote.bulk import DataSocket
 
 STRANGER = 23573  # a uid with no user: neither this one, root nor bitshare's
 WAIT_S = 30.0

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from bitshare.remote.cupy import errors
-from bitshare.remote.cupy.session import Session
+from bitshare.remote.session import Session
 
 
 class FakeStream:

@@ -18,7 +18,7 @@ from ...protocol.v1 import bitshare_pb2 as pb
 from . import dispatch, errors
 from . import meta as rules
 from .operators import INPLACE_UFUNC, Operators
-from .session import Session, session
+from ..session import Session, session
 
 Op = pb.ROp
 Meta = rules.Meta

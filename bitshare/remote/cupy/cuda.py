@@ -10,7 +10,7 @@ from typing import Any
 from ...protocol import wire
 from ...protocol.v1 import bitshare_pb2 as pb
 from . import errors
-from .session import session
+from ..session import session
 
 Op = pb.ROp
 

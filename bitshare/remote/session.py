@@ -24,12 +24,12 @@ from typing import Any
 import grpc
 import numpy as np
 
-from ...client.connection import Client, connect
-from ...errors import BitshareError
-from ...present.printable import printable
-from ...protocol.v1 import bitshare_pb2 as pb
-from ...protocol.v1 import bitshare_pb2_grpc as pb_grpc
-from ...protocol.wire import check_dtype, check_shape, contiguous, cupy_dtype, native
+from ..client.connection import Client, connect
+from ..errors import BitshareError
+from ..present.printable import printable
+from ..protocol.v1 import bitshare_pb2 as pb
+from ..protocol.v1 import bitshare_pb2_grpc as pb_grpc
+from ..protocol.wire import check_dtype, check_shape, contiguous, cupy_dtype, native
 from . import errors
 from .bulk import DataSocket, place_chunk, stream_chunks
 
@@ -461,7 +461,7 @@ def session() -> Session:
             server, lease_id = os.environ.get("BITSHARE_SERVER"), os.environ.get("BITSHARE_LEASE_ID")
             if not server or not lease_id:
                 raise RuntimeError(
-                    "bitshare's CuPy runs arrays on a GPU server: start the program with `bitshare run --remote`"
+                    "bitshare's remote GPU access runs arrays on a GPU server: start the program with `bitshare run --remote`"
                 )
             try:
                 client = connect(

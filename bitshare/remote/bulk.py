@@ -15,11 +15,11 @@ from collections.abc import Iterator
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from ... import paths
-from ...client.connection import peer_uid
-from ...protocol.sockio import read_bytes, read_into
-from ...protocol.v1 import bitshare_pb2 as pb
-from ...protocol.wire import check_dtype, check_shape
+from .. import paths
+from ..client.connection import peer_uid
+from ..protocol.sockio import read_bytes, read_into
+from ..protocol.v1 import bitshare_pb2 as pb
+from ..protocol.wire import check_dtype, check_shape
 from . import errors
 
 CHUNK = 4 * 1024 * 1024
