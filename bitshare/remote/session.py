@@ -156,16 +156,17 @@ class Session:
         """The worker will tell this array's shape and dtype at the next sync."""
         self._lazy[handle] = weakref.ref(array)
 
-    def upload(self, handle: int, array: np.ndarray) -> None:
+    def upload(self, handle: int, array: np.ndarray, meta: pb.RMeta | None = None, name: str = "") -> None:
         """Make ``handle`` an array on the worker holding ``array``'s data (over the data socket,
-        or in chunks on the stream)."""
+        or in chunks on the stream). ``meta``: what the bytes are when not ``array``'s own dtype
+        and shape (a torch tensor's raw bytes)."""
         array = contiguous(native(np.asarray(array)))
         cupy_dtype(array.dtype)
         with self._lock:
-            meta = pb.RMeta(shape=array.shape, dtype=array.dtype.str)
+            meta = meta if meta is not None else pb.RMeta(shape=array.shape, dtype=array.dtype.str)
             direct = self._data is not None
             self._queue_frees()
-            self._ops.append(Op(kind=Op.KIND_UPLOAD, out=[handle], meta=meta, direct=direct))
+            self._ops.append(Op(kind=Op.KIND_UPLOAD, name=name, out=[handle], meta=meta, direct=direct))
             self._send_batch(sync=False)
             data = memoryview(array).cast("B") if array.size else memoryview(b"")
             if direct:
@@ -454,6 +455,11 @@ _current: list[Session] = []  # the process's one session, once opened
 _session_lock = threading.Lock()
 
 
+def current() -> Session | None:
+    """The process's session if one is open (never opens one)."""
+    return _current[0] if _current else None
+
+
 def session() -> Session:
     """The process's session, opened on first use from the environment ``bitshare run`` set."""
     with _session_lock:
@@ -461,7 +467,8 @@ def session() -> Session:
             server, lease_id = os.environ.get("BITSHARE_SERVER"), os.environ.get("BITSHARE_LEASE_ID")
             if not server or not lease_id:
                 raise RuntimeError(
-                    "bitshare's remote GPU access runs arrays on a GPU server: start the program with `bitshare run --remote`"
+                    "bitshare's remote GPU access runs arrays on a GPU server: "
+                    "start the program with `bitshare run --remote`"
                 )
             try:
                 client = connect(

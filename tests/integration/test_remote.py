@@ -501,8 +501,7 @@ def test_a_transfer_broken_off_part_way_leaves_the_session_usable(
 ) -> None:
     """Ctrl-C in the middle of a download (here raised where the client reads the data socket,
     then where it reads the stream) leaves the next operations of the session working."""
-    from bitshare.remote import cupy
-    from bitshare.remote import bulk
+    from bitshare.remote import bulk, cupy
     from bitshare.remote import session as remote
 
     with daemon.client() as client:

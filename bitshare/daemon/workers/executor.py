@@ -12,6 +12,7 @@ does not fit, and the operation runs once more: only live arrays count against t
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from ...protocol import catalog
 from ...protocol.v1 import bitshare_pb2 as pb
 from ...protocol.wire import WireError, check_dtype, check_shape, cupy_dtype, decode, encode, meta_pb, nbytes_of
 from .data_channel import DataChannel
+from .torch_ops import TorchSide
 
 CHUNK = 4 * 1024 * 1024
 MAX_HANDLES = 1_000_000
@@ -63,11 +65,13 @@ class KernelsNeedAGpu(RemoteFault):
 class _Upload:
     host: np.ndarray  # filled chunk by chunk, then placed on the device
     received: int = 0
+    tensor: pb.RMeta | None = None  # a torch tensor's dtype and shape (host holds its raw bytes)
 
 
 class Executor:
-    def __init__(self, xp: Any, device: Device, data: DataChannel | None = None) -> None:
+    def __init__(self, xp: Any, device: Device, data: DataChannel | None = None, gpu_uuid: str = "") -> None:
         self.xp = xp
+        self.gpu_uuid = gpu_uuid
         self.device = device
         self.data = data  # bulk bytes of direct uploads and downloads (same-host clients)
         self.arrays: dict[int, Any] = {}
@@ -78,6 +82,22 @@ class Executor:
         self._values: list[pb.RValue] = []
         self._metas: dict[int, pb.RMeta] = {}
         self.gpu = xp.__name__ == "cupy"
+        self._torch: TorchSide | None = None  # made at the session's first PyTorch operation
+
+    @property
+    def torch(self) -> TorchSide:
+        if self._torch is None:
+            try:
+                self._torch = TorchSide(self.gpu, None if self.gpu else self.device, self.device.limit_bytes)
+            except ImportError:
+                raise RemoteFault("RuntimeError", "PyTorch is not installed on the GPU server") from None
+        return self._torch
+
+    def set_limit(self, limit_bytes: int) -> None:
+        """The lease was resized: the partition's new size, for CuPy's pool and torch's allocator."""
+        self.device.set_limit(limit_bytes)
+        if self._torch is not None:
+            self._torch.set_limit(limit_bytes)
 
     # ----- the session's messages -----------------------------------------------------
 
@@ -143,6 +163,11 @@ class Executor:
             for value in op.args:
                 self.arrays.pop(value.handle, None)
                 self._uploads.pop(value.handle, None)
+                if self._torch is not None:
+                    self._torch.forget(value.handle)
+            return
+        if kind == Op.KIND_ATEN:
+            self._aten(op)
             return
         if kind == Op.KIND_UPLOAD:
             self._start_upload(op)
@@ -195,6 +220,35 @@ class Executor:
             ):
                 self._metas[handle] = meta_pb(array.shape, array.dtype)
 
+    def _aten(self, op: pb.ROp) -> None:
+        """An ATen operator by name: tensor results under the client's handles, a scalar into the
+        answer's values."""
+        torch = self.torch
+        operator = torch.operator(op.name)
+        if operator is None:
+            raise RemoteFault(
+                "NotImplementedError", f"aten::{op.name} cannot run remotely (not an operator on tensors)"
+            )
+        args = [torch.decode(v, self._array) for v in op.args]
+        kwargs = {key: torch.decode(v, self._array) for key, v in op.kwargs.items()}
+        result = operator(*args, **kwargs)
+        if not op.out:
+            if not isinstance(result, torch.torch.Tensor) and result is not None:
+                self._values.append(encode(result, lambda _v: None))  # (item(), equal(), is_nonzero())
+            return
+        results = list(result) if isinstance(result, (tuple, list)) else [result]
+        results = [r for r in results if isinstance(r, torch.torch.Tensor)]
+        if len(results) != len(op.out):
+            raise RemoteFault(
+                "ValueError", f"aten::{op.name} gave {len(results)} tensors where {len(op.out)} were expected"
+            )
+        for position, (handle, tensor) in enumerate(zip(op.out, results, strict=True)):
+            torch.hold(handle, tensor)
+            self._hold(handle, tensor)
+            expect = op.expect[position] if position < len(op.expect) else None
+            if expect is None or not expect.dtype or tuple(expect.shape) != tuple(tensor.shape):
+                self._metas[handle] = torch.meta(tensor)
+
     def _hold(self, handle: int, array: Any) -> None:
         if handle == 0:
             raise WireError("handle 0 is not a handle")
@@ -232,13 +286,15 @@ class Executor:
     # ----- data in and out --------------------------------------------------------------
 
     def _start_upload(self, op: pb.ROp) -> None:
-        dtype = check_dtype(op.meta.dtype)
-        shape = check_shape(op.meta.shape)
+        if op.meta.dtype.startswith("torch."):
+            dtype, shape = np.dtype(np.uint8), (self.torch.nbytes(op.meta),)
+        else:
+            dtype, shape = check_dtype(op.meta.dtype), check_shape(op.meta.shape)
         nbytes = nbytes_of(shape, dtype)
         # Checked against the partition before a byte is allocated.
         self.device.check_room(nbytes)
         [handle] = op.out
-        upload = _Upload(np.empty(shape, dtype))
+        upload = _Upload(np.empty(shape, dtype), tensor=op.meta if op.meta.dtype.startswith("torch.") else None)
         self._uploads[handle] = upload
         if op.direct:
             if self.data is None:
@@ -262,6 +318,11 @@ class Executor:
 
     def _place(self, handle: int) -> None:
         upload = self._uploads.pop(handle)
+        if upload.tensor is not None:
+            tensor = self.torch.upload(upload.host, upload.tensor)
+            self.torch.hold(handle, tensor)
+            self._hold(handle, tensor)
+            return
         try:
             array = self.xp.asarray(upload.host) if self.gpu else upload.host
         except Exception as exc:
@@ -274,7 +335,10 @@ class Executor:
     def _download(self, op: pb.ROp) -> Iterator[pb.RemoteReply]:
         handle = op.args[0].handle
         array = self._array(handle)
-        host = self.xp.asnumpy(array) if self.gpu else array
+        if self._torch is not None and isinstance(array, self._torch.torch.Tensor):
+            host = self._torch.to_host(array)  # raw bytes: the client knows the tensor's dtype and shape
+        else:
+            host = self.xp.asnumpy(array) if self.gpu else array
         if not host.flags.c_contiguous:
             host = host.copy(order="C")  # (not ascontiguousarray: it turns a 0-d array into 1-d)
         data = memoryview(host).cast("B") if host.size else memoryview(b"")
@@ -302,8 +366,18 @@ class Executor:
                 self._metas[value.handle] = meta_pb(array.shape, array.dtype)
             return pb.RValue(none=pb.RNone())
         if op.name == "memory":
-            used, limit = self.device.used_bytes, self.device.limit_bytes
+            used, limit = self.used_bytes, self.device.limit_bytes
             return encode((used, limit), lambda _v: None)
+        if op.name == "torch.manual_seed":
+            self.torch.seed(op.args[0].int)
+            return pb.RValue(none=pb.RNone())
+        if op.name == "torch.device":
+            return encode(self.torch.describe(self.gpu_uuid), lambda _v: None)
+        if op.name == "torch.empty_cache":
+            self.torch.empty_cache()
+            return pb.RValue(none=pb.RNone())
+        if op.name == "clock":  # an event: when the work before it has finished on the device
+            return pb.RValue(float=self.torch.clock() if self._torch is not None else time.perf_counter())
         raise RemoteFault("NotImplementedError", f"unknown query {op.name!r}")
 
     # ----- kernels ------------------------------------------------------------------------
@@ -327,17 +401,24 @@ class Executor:
 
     # ----- results ------------------------------------------------------------------------
 
+    @property
+    def used_bytes(self) -> int:
+        return self.device.used_bytes + (self._torch.used_bytes if self._torch is not None else 0)
+
     def _fail(self, index: int, op: pb.ROp, exc: Exception) -> None:
         for handle in op.out:
             self.arrays.pop(handle, None)
-        self._error = pb.RError(type=error_type(exc), message=str(exc), op_index=index, op_name=op.name)
+            if self._torch is not None:
+                self._torch.forget(handle)
+        name = f"aten::{op.name}" if op.kind == Op.KIND_ATEN else op.name
+        self._error = pb.RError(type=error_type(exc), message=str(exc), op_index=index, op_name=name)
 
     def _result(self, seq: int) -> pb.RResult:
         result = pb.RResult(
             seq=seq,
             values=self._values,
             metas=self._metas,
-            device_used_bytes=self.device.used_bytes,
+            device_used_bytes=self.used_bytes,
             device_limit_bytes=self.device.limit_bytes,
         )
         if self._error is not None:

@@ -71,12 +71,12 @@ def open_executor(backend: str, gpu_uuid: str, limit_bytes: int, registry: str, 
     if backend == "nvml":
         import cupy
 
-        return Executor(cupy, CupyDevice(cupy, limit_bytes), data)
+        return Executor(cupy, CupyDevice(cupy, limit_bytes), data, gpu_uuid)
     import numpy
 
     from ...simgpu import DevicePool
 
-    return Executor(numpy, DevicePool(0, gpu_uuid, limit_bytes, Path(registry) if registry else None), data)
+    return Executor(numpy, DevicePool(0, gpu_uuid, limit_bytes, Path(registry) if registry else None), data, gpu_uuid)
 
 
 def serve(sock: socket.socket, executor: Executor) -> None:
@@ -87,7 +87,7 @@ def serve(sock: socket.socket, executor: Executor) -> None:
             return
         kind, data = received
         if kind == LIMIT:  # the daemon resized the lease: applied at once
-            executor.device.set_limit(int.from_bytes(data, "big"))
+            executor.set_limit(int.from_bytes(data, "big"))
             continue
         for reply in handle(executor, data):
             sock.sendall(frame(reply.SerializeToString()))

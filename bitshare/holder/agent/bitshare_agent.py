@@ -203,6 +203,8 @@ def _torch_loaded(agent: Agent, torch: ModuleType) -> bool:
     lazy_call = getattr(cuda, "_lazy_call", None)
     if cuda is None or lazy_call is None or os.environ.get("BITSHARE_SIMULATED") == "1":
         return False
+    if os.environ.get("BITSHARE_REMOTE") == "1":
+        return False  # bitshare's remote PyTorch: the lease's worker holds the memory, not this process
     if cuda.is_initialized():
         _torch_fractions(agent, torch)
     else:

@@ -470,7 +470,7 @@ class RHostArray(_message.Message):
     def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class RValue(_message.Message):
-    __slots__ = ("handle", "float", "int", "bool", "complex", "str", "none", "list", "slice", "ellipsis", "dtype", "array", "newaxis")
+    __slots__ = ("handle", "float", "int", "bool", "complex", "str", "none", "list", "slice", "ellipsis", "dtype", "array", "newaxis", "torch")
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     FLOAT_FIELD_NUMBER: _ClassVar[int]
     INT_FIELD_NUMBER: _ClassVar[int]
@@ -484,6 +484,7 @@ class RValue(_message.Message):
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     ARRAY_FIELD_NUMBER: _ClassVar[int]
     NEWAXIS_FIELD_NUMBER: _ClassVar[int]
+    TORCH_FIELD_NUMBER: _ClassVar[int]
     handle: int
     float: float
     int: int
@@ -497,7 +498,8 @@ class RValue(_message.Message):
     dtype: str
     array: RHostArray
     newaxis: RNone
-    def __init__(self, handle: _Optional[int] = ..., float: _Optional[float] = ..., int: _Optional[int] = ..., bool: bool = ..., complex: _Optional[_Union[RComplex, _Mapping]] = ..., str: _Optional[str] = ..., none: _Optional[_Union[RNone, _Mapping]] = ..., list: _Optional[_Union[RList, _Mapping]] = ..., slice: _Optional[_Union[RSlice, _Mapping]] = ..., ellipsis: _Optional[_Union[RNone, _Mapping]] = ..., dtype: _Optional[str] = ..., array: _Optional[_Union[RHostArray, _Mapping]] = ..., newaxis: _Optional[_Union[RNone, _Mapping]] = ...) -> None: ...
+    torch: str
+    def __init__(self, handle: _Optional[int] = ..., float: _Optional[float] = ..., int: _Optional[int] = ..., bool: bool = ..., complex: _Optional[_Union[RComplex, _Mapping]] = ..., str: _Optional[str] = ..., none: _Optional[_Union[RNone, _Mapping]] = ..., list: _Optional[_Union[RList, _Mapping]] = ..., slice: _Optional[_Union[RSlice, _Mapping]] = ..., ellipsis: _Optional[_Union[RNone, _Mapping]] = ..., dtype: _Optional[str] = ..., array: _Optional[_Union[RHostArray, _Mapping]] = ..., newaxis: _Optional[_Union[RNone, _Mapping]] = ..., torch: _Optional[str] = ...) -> None: ...
 
 class RMeta(_message.Message):
     __slots__ = ("shape", "dtype")
@@ -522,6 +524,7 @@ class ROp(_message.Message):
         KIND_KERNEL: _ClassVar[ROp.Kind]
         KIND_LAUNCH: _ClassVar[ROp.Kind]
         KIND_QUERY: _ClassVar[ROp.Kind]
+        KIND_ATEN: _ClassVar[ROp.Kind]
     KIND_UNSPECIFIED: ROp.Kind
     KIND_CALL: ROp.Kind
     KIND_METHOD: ROp.Kind
@@ -533,6 +536,7 @@ class ROp(_message.Message):
     KIND_KERNEL: ROp.Kind
     KIND_LAUNCH: ROp.Kind
     KIND_QUERY: ROp.Kind
+    KIND_ATEN: ROp.Kind
     class KwargsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]

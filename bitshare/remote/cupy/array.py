@@ -15,10 +15,10 @@ import numpy as np
 
 from ...protocol import catalog, wire
 from ...protocol.v1 import bitshare_pb2 as pb
+from ..session import Session, session
 from . import dispatch, errors
 from . import meta as rules
 from .operators import INPLACE_UFUNC, Operators
-from ..session import Session, session
 
 Op = pb.ROp
 Meta = rules.Meta

@@ -9,8 +9,8 @@ from typing import Any
 
 from ...protocol import wire
 from ...protocol.v1 import bitshare_pb2 as pb
-from . import errors
 from ..session import session
+from . import errors
 
 Op = pb.ROp
 

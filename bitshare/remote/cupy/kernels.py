@@ -10,8 +10,8 @@ from typing import Any
 
 from ...protocol import wire
 from ...protocol.v1 import bitshare_pb2 as pb
-from .array import handle_of, ndarray, queue_op
 from ..session import session
+from .array import handle_of, ndarray, queue_op
 
 Op = pb.ROp
 
