@@ -11,6 +11,16 @@ remote CuPy, and measures in that one run:
 - on a GPU (``--backend nvml``), a compute-bound loop through the interposer against the same
   loop with local CuPy (target: at most 1.10x).
 
+With ``--torch``, remote PyTorch instead (``import torch`` in the leased program):
+
+- forwarded operations per second, with the meta-result cache and without it (target: 20,000/s);
+- client time per resnet50 forward (target: at most 10 ms) and round trips per sync (1);
+- resnet50 inference at batch 8 through the remote against the same model in local CPU PyTorch
+  on as many threads as the simulated worker has (one), in the same run (target: at least 0.9 of
+  its throughput: the compute is the same CPU's, so the gap is the remote's own cost), and a
+  training step against local; on a GPU (``--backend nvml``), resnet50 at batch 32 in fp16
+  against local CUDA (target: at least 0.9 of its throughput).
+
 Each transfer is repeated (``--repeats``) after a warm-up and the best time counts, for the
 remote path and the baselines alike: on a small, noisy machine that is the stable figure.
 The plain-socket baseline is measured twice: received into a new array each time (as the
@@ -19,6 +29,7 @@ buffer (the transport alone).
 
     .venv/bin/python benchmarks/remote_bench.py
     .venv/bin/python benchmarks/remote_bench.py --backend nvml      # on a GPU host
+    .venv/bin/python benchmarks/remote_bench.py --torch [--backend nvml]
 """
 
 from __future__ import annotations
@@ -44,6 +55,14 @@ TRANSFER_MIB = 256
 SMALL_OPS = 20_000
 READY_TIMEOUT_S = 60.0
 TARGETS = {"transfer_vs_socket": 0.8, "ops_per_s": 20_000, "round_trips_per_sync": 1, "compute_vs_local": 1.10}
+TORCH_TARGETS = {
+    "ops_per_s": 20_000,
+    "forward_client_ms": 10.0,
+    "round_trips_per_sync": 1,
+    "inference_vs_local": 0.9,
+    "train_step_vs_local": None,
+}
+TORCH_OPS = 20_000
 
 
 # ----- inside the lease (bitshare's remote CuPy) ---------------------------------------------
@@ -103,6 +122,183 @@ def local_compute() -> dict[str, Any]:
 
     compute_loop(cupy)  # warm-up: kernels compiled, memory pooled
     return {"compute_s": compute_loop(cupy)}
+
+
+# ----- remote PyTorch ---------------------------------------------------------------------------
+
+
+def torch_model(gpu: bool) -> tuple[Any, Any, int]:
+    """resnet50 (random weights) and a batch: 8 at 128x128 on the CPU, 32 at 224x224 in fp16 on a GPU."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None).eval()
+    batch = torch.randn(32, 3, 224, 224) if gpu else torch.randn(8, 3, 128, 128)
+    return model, batch, batch.shape[0]
+
+
+def torch_throughput(model: Any, batch: Any, rounds: int) -> float:
+    """Images per second of inference, the batch already on the device, one sync per batch."""
+    import torch
+
+    with torch.inference_mode():
+        model(batch).sum().item()  # warm-up: the meta cache, the allocator, the kernels
+        started = time.perf_counter()
+        for _ in range(rounds):
+            model(batch).sum().item()
+        return rounds * batch.shape[0] / (time.perf_counter() - started)
+
+
+def torch_train_step(device: str, steps: int) -> float:
+    """Seconds per training step of resnet18 at batch 8 (64x64): forward, backward, Adam, loss.item()."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=10).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images, labels = torch.randn(8, 3, 64, 64).to(device), torch.randint(0, 10, (8,)).to(device)
+    times = []
+    for _ in range(steps + 1):  # the first warms the cache and the optimizer's state
+        started = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item()
+        times.append(time.perf_counter() - started)
+    return min(times[1:])
+
+
+def torch_inside(gpu: bool, rounds: int) -> dict[str, Any]:
+    import torch
+
+    from bitshare.remote.session import session
+    from bitshare.remote.torch import dispatch
+
+    owner = session()
+    small = torch.ones(16, device="cuda")
+    rates = {}
+    for cached in (False, True):
+        dispatch._cache.enabled = cached
+        count = TORCH_OPS if cached else TORCH_OPS // 10
+        for _ in range(100):
+            small = small + 1  # (warm)
+        started = time.perf_counter()
+        for _ in range(count):
+            small = small + 1
+        rates[cached] = count / (time.perf_counter() - started)
+        torch.cuda.synchronize()
+    trips = owner.round_trips
+    value = (small * 0 + 1).sum().item()  # one sync point after the queued operations
+    assert value == 16
+    round_trips = owner.round_trips - trips
+    model, batch, _ = torch_model(gpu)
+    model = model.to("cuda")
+    batch = batch.to("cuda")
+    if gpu:
+        model, batch = model.half(), batch.half()
+    throughput = torch_throughput(model, batch, rounds)
+    forwards = []
+    with torch.inference_mode():
+        for _ in range(5):
+            started = time.perf_counter()
+            out = model(batch)  # queued only: the client's own time
+            forwards.append(time.perf_counter() - started)
+            out.sum().item()
+    return {
+        "ops_per_s": rates[True],
+        "ops_per_s_uncached": rates[False],
+        "round_trips_per_sync": round_trips,
+        "forward_client_ms": 1000 * min(forwards),
+        "images_per_s": throughput,
+        "train_step_s": torch_train_step("cuda", 3),
+    }
+
+
+def torch_local(gpu: bool, rounds: int) -> dict[str, Any]:
+    import torch
+
+    if not gpu:
+        torch.set_num_threads(1)  # as many as a simulated worker computes on
+    model, batch, _ = torch_model(gpu)
+    device = "cuda" if gpu else "cpu"
+    model, batch = model.to(device), batch.to(device)
+    if gpu:
+        model, batch = model.half(), batch.half()
+    return {"images_per_s": torch_throughput(model, batch, rounds), "train_step_s": torch_train_step(device, 3)}
+
+
+def torch_report(args: argparse.Namespace) -> int:
+    gpu = args.backend == "nvml"
+    with tempfile.TemporaryDirectory(prefix="bitshare-remote-bench-") as tmp:
+        daemon, server = start_daemon(Path(tmp), args.backend)
+        try:
+            flags = ["--torch", "--rounds", str(args.rounds), "--backend", args.backend]
+            remote = run_leased(server, "--remote", [__file__, "--inside", *flags])
+            local = run_leased(server, "--local", [__file__, "--local-compute", *flags])
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+    figures = {
+        **{
+            key: remote[key] for key in ("ops_per_s", "ops_per_s_uncached", "round_trips_per_sync", "forward_client_ms")
+        },
+        "client_us_per_op": 1e6 / remote["ops_per_s"],
+        "client_us_per_op_uncached": 1e6 / remote["ops_per_s_uncached"],
+        "remote_images_per_s": remote["images_per_s"],
+        "local_images_per_s": local["images_per_s"],
+        "inference_vs_local": remote["images_per_s"] / local["images_per_s"],
+        "remote_train_step_s": remote["train_step_s"],
+        "local_train_step_s": local["train_step_s"],
+        "train_step_vs_local": local["train_step_s"] / remote["train_step_s"],
+    }
+    shape = "batch 32, 224x224, fp16" if gpu else "batch 8, 128x128, fp32, 1 thread"
+    rows = [
+        [
+            "forwarded ops, meta cache",
+            f"{figures['ops_per_s']:,.0f} ops/s",
+            f"{figures['client_us_per_op']:.1f} us/op",
+            ">= 20,000",
+        ],
+        [
+            "forwarded ops, no cache",
+            f"{figures['ops_per_s_uncached']:,.0f} ops/s",
+            f"{figures['client_us_per_op_uncached']:.1f} us/op",
+            "-",
+        ],
+        ["resnet50 forward, client time", f"{figures['forward_client_ms']:.1f} ms", "-", "<= 10 ms"],
+        ["round trips per sync point", figures["round_trips_per_sync"], "-", "1"],
+        [
+            f"resnet50 inference ({shape})",
+            f"{figures['remote_images_per_s']:.1f} img/s",
+            f"{figures['inference_vs_local']:.2f} of local ({figures['local_images_per_s']:.1f})",
+            ">= 0.9",
+        ],
+        [
+            "resnet18 training step (batch 8, 64x64)",
+            f"{1000 * figures['remote_train_step_s']:.0f} ms",
+            f"{figures['train_step_vs_local']:.2f} of local ({1000 * figures['local_train_step_s']:.0f} ms)",
+            "-",
+        ],
+    ]
+    print(f"remote PyTorch on a {args.backend} daemon, loopback (Unix socket)")
+    print_table(["measure", "result", "ratio", "target"], rows)
+    out = args.out if args.out != DEFAULT_OUT else HERE / "results" / "remote_bench_torch.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": "remote_bench --torch",
+        "backend": args.backend,
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "rounds": args.rounds,
+        "figures": figures,
+        "targets": TORCH_TARGETS,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results written to {out}")
+    return 0
 
 
 # ----- the baseline: a plain socket between two processes ------------------------------------
@@ -177,15 +373,20 @@ def main() -> int:
     parser.add_argument("--backend", choices=("simulated", "nvml"), default="simulated")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--torch", action="store_true", help="remote PyTorch instead of remote CuPy")
+    parser.add_argument("--rounds", type=int, default=3, help="--torch: inference batches timed")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--local-compute", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    gpu = args.backend == "nvml"
     if args.inside:
-        print(json.dumps(inside(args.repeats)))
+        print(json.dumps(torch_inside(gpu, args.rounds) if args.torch else inside(args.repeats)))
         return 0
     if args.local_compute:
-        print(json.dumps(local_compute()))
+        print(json.dumps(torch_local(gpu, args.rounds) if args.torch else local_compute()))
         return 0
+    if args.torch:
+        return torch_report(args)
 
     baseline_s = socket_transfer(args.repeats, fresh=True)
     reused_s = socket_transfer(args.repeats, fresh=False)

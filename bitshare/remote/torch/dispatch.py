@@ -21,7 +21,7 @@ from torch.utils._pytree import tree_unflatten
 
 from ...protocol.v1 import bitshare_pb2 as pb
 from .. import session as sessions
-from .meta_cache import MetaCache
+from .meta_cache import Made, MetaCache
 from .tensor import RemoteTensor, from_host_bytes, hooks, host_bytes
 from .values import decode_scalar, encode
 
@@ -46,19 +46,20 @@ def _queue(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if inferred is None:
         return _data_dependent(func, args, kwargs)
     results, spec = inferred
+    session = _session()
     handles: list[int] = []
-    expect: list[pb.RMeta] = []
     for position, leaf in enumerate(results):
         if isinstance(leaf, RemoteTensor):  # (an input, changed in place or given as out=)
             result = leaf
+        elif isinstance(leaf, Made):
+            result = results[position] = RemoteTensor(leaf.meta, session.new_handle(), leaf.signature)
         elif isinstance(leaf, torch.Tensor):
-            result = results[position] = RemoteTensor(leaf, _session().new_handle())
+            result = results[position] = RemoteTensor(leaf, session.new_handle())
         else:
             continue
         handles.append(result._bitshare_handle)
-        expect.append(pb.RMeta(shape=tuple(result.shape), dtype=str(result.dtype)))
-    _session().queue(_op(func, args, kwargs, handles, expect))
-    return tree_unflatten(results, spec)
+    session.queue(_op(func, args, kwargs, handles))  # (no shapes sent: the meta kernels agree)
+    return results[0] if spec.is_leaf() else tree_unflatten(results, spec)
 
 
 def _op(func: Any, args: Any, kwargs: dict[str, Any], out: list[int], expect: list[pb.RMeta] | None = None) -> pb.ROp:
@@ -140,7 +141,7 @@ def dropped(tensor: RemoteTensor) -> None:
     handle = getattr(tensor, "_bitshare_handle", 0)
     current = sessions.current()
     if handle and current is not None and not current.closed:
-        current.free(handle, math.prod(tensor.shape) * tensor.element_size())
+        current.free(handle, tensor._bitshare_meta.nbytes)
 
 
 hooks.forward, hooks.to_host, hooks.dropped = forward, to_host, dropped
@@ -149,7 +150,8 @@ atexit.register(setattr, hooks, "dropped", None)
 
 
 def _session() -> sessions.Session:
-    return sessions.session()
+    current = sessions.current()
+    return current if current is not None and not current.closed else sessions.session()
 
 
 # ----- operators that are not only computation -----------------------------------------------

@@ -28,16 +28,29 @@ _installed: list[RemoteMode] = []
 class RemoteMode(TorchDispatchMode):
     """Always on: remote work goes to the worker, the rest runs here as it would."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # (torch.compile runs eagerly here: no need to wrap every operation to skip it)
+
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         if RemoteTensor in types or _on_cuda(kwargs.get("device")) or any(_on_cuda(a) for a in args):
-            if _composite(func):
-                # Reached below autograd with no kernel of its own (inference mode skips the
-                # autograd keys that decompose it): its parts come back here one by one.
+            if _composite(func) and _moves(args, kwargs):
+                # An operator made of others (here because inference mode skips the autograd
+                # keys that decompose it) that may move data between the host and the GPU: its
+                # parts come back here one by one, the copies among them. Others go whole.
                 with self:
                     return func.decompose(*args, **kwargs)
             return forward(func, args, kwargs)
         return func(*args, **kwargs)
+
+
+def _moves(args: Any, kwargs: dict[str, Any]) -> bool:
+    """A device among the arguments, or a tensor that is not a remote one."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.device) or (isinstance(value, torch.Tensor) and not isinstance(value, RemoteTensor)):
+            return True
+    return False
 
 
 def _on_cuda(device: Any) -> bool:

@@ -9,12 +9,12 @@ recorded shape, views as views of the same input (so aliasing stays what PyTorch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils._pytree import tree_flatten
 
-from .tensor import RemoteTensor
+from .tensor import RemoteTensor, signature_of
 
 META = torch.device("meta")
 MAX_ENTRIES = 65_536  # signatures kept; past that the cache starts again (a program whose shapes never repeat)
@@ -22,6 +22,13 @@ MAX_ENTRIES = 65_536  # signatures kept; past that the cache starts again (a pro
 # How a result was made, per leaf of the operator's output: a new tensor, a view of an input,
 # an input itself (in place, out=), or a value.
 _NEW, _VIEW, _INPUT, _VALUE = range(4)
+
+
+class Made(NamedTuple):
+    """A result's meta tensor made from the cache, with its signature (known without asking it)."""
+
+    meta: torch.Tensor
+    signature: tuple[Any, ...]
 
 
 class MetaCache:
@@ -32,8 +39,9 @@ class MetaCache:
         self.misses = 0
 
     def infer(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], Any] | None:
-        """The operator's output leaves (meta tensors for new results, the input RemoteTensor for a
-        result that is an input) and their tree spec; None when the shapes depend on the values."""
+        """The operator's output leaves (meta tensors for new results, or :class:`Made` ones from the
+        cache; the input RemoteTensor for a result that is an input) and their tree spec; None when
+        the shapes depend on the values."""
         inputs: list[RemoteTensor] = []
         key = _signature(func, args, kwargs, inputs) if self.enabled else None
         if key is not None:
@@ -46,7 +54,12 @@ class MetaCache:
         if key is not None:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key] = None if found is None else _record(found, inputs)
+            if found is None:
+                self._entries[key] = None
+            else:
+                recipe = _record(found, inputs)
+                if recipe is not None:
+                    self._entries[key] = recipe
         return found
 
 
@@ -105,7 +118,7 @@ def _signature(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], inputs:
 def _part(value: Any, parts: list[Any], inputs: list[RemoteTensor]) -> bool:
     if isinstance(value, RemoteTensor):
         inputs.append(value)
-        parts.append((value.shape, value.stride(), value.dtype, value.storage_offset()))
+        parts.append(value._bitshare_signature)
         return True
     if isinstance(value, torch.Tensor):
         return False  # a CPU tensor among a remote operation's arguments (a scalar): not kept
@@ -116,7 +129,7 @@ def _part(value: Any, parts: list[Any], inputs: list[RemoteTensor]) -> bool:
     return True
 
 
-def _record(found: tuple[list[Any], Any], inputs: list[RemoteTensor]) -> tuple[Any, list[tuple[Any, ...]]]:
+def _record(found: tuple[list[Any], Any], inputs: list[RemoteTensor]) -> tuple[Any, list[tuple[Any, ...]]] | None:
     leaves, spec = found
     metas = [t._bitshare_meta for t in inputs]
     recipe: list[tuple[Any, ...]] = []
@@ -125,10 +138,13 @@ def _record(found: tuple[list[Any], Any], inputs: list[RemoteTensor]) -> tuple[A
             recipe.append((_INPUT, _index(inputs, leaf)))
         elif isinstance(leaf, torch.Tensor):
             base = _base_of(leaf, metas)
+            signature = signature_of(leaf)
             if base is not None and metas[base].dtype == leaf.dtype:
-                recipe.append((_VIEW, base, tuple(leaf.shape), leaf.stride(), leaf.storage_offset()))
+                recipe.append((_VIEW, base, tuple(leaf.shape), leaf.stride(), leaf.storage_offset(), signature))
+            elif leaf.storage_offset() == 0:
+                recipe.append((_NEW, tuple(leaf.shape), leaf.stride(), leaf.dtype, signature))
             else:
-                recipe.append((_NEW, tuple(leaf.shape), leaf.stride(), leaf.dtype))
+                return None  # (a new tensor at an offset: not kept, worked out each time)
         else:
             recipe.append((_VALUE, leaf))
     return spec, recipe
@@ -140,9 +156,9 @@ def _replay(entry: tuple[Any, list[tuple[Any, ...]]], inputs: list[RemoteTensor]
     for step in recipe:
         kind = step[0]
         if kind == _NEW:
-            leaves.append(torch.empty_strided(step[1], step[2], dtype=step[3], device=META))
+            leaves.append(Made(torch.empty_strided(step[1], step[2], dtype=step[3], device=META), step[4]))
         elif kind == _VIEW:
-            leaves.append(inputs[step[1]]._bitshare_meta.as_strided(step[2], step[3], step[4]))
+            leaves.append(Made(inputs[step[1]]._bitshare_meta.as_strided(step[2], step[3], step[4]), step[5]))
         elif kind == _INPUT:
             leaves.append(inputs[step[1]])
         else:

@@ -36,15 +36,19 @@ hooks = Hooks()
 class RemoteTensor(torch.Tensor):
     _bitshare_handle: int
     _bitshare_meta: torch.Tensor
+    _bitshare_signature: tuple[Any, ...]
 
     @staticmethod
-    def __new__(cls, meta: torch.Tensor, handle: int) -> RemoteTensor:
+    def __new__(cls, meta: torch.Tensor, handle: int, signature: tuple[Any, ...] | None = None) -> RemoteTensor:
         made = torch.Tensor._make_subclass(cls, meta, False, dispatch_device=False, device_for_backend_keys=CUDA)
         made._bitshare_meta = meta
         made._bitshare_handle = handle
+        # What an operation's results depend on (shape, strides, dtype, offset), kept: it never
+        # changes (in-place changes of shape are refused), and the meta cache asks for it each use.
+        made._bitshare_signature = signature or signature_of(meta)
         return made
 
-    def __init__(self, meta: torch.Tensor, handle: int) -> None:
+    def __init__(self, meta: torch.Tensor, handle: int, signature: tuple[Any, ...] | None = None) -> None:
         pass  # (all made in __new__; torch.Tensor's own __init__ takes no arguments)
 
     __torch_function__ = torch._C._disabled_torch_function_impl
@@ -107,6 +111,10 @@ class RemoteTensor(torch.Tensor):
 
     def pin_memory(self, device: Any = None) -> torch.Tensor:
         raise RuntimeError("cannot pin 'torch.cuda.FloatTensor' only dense CPU tensors can be pinned")
+
+
+def signature_of(meta: torch.Tensor) -> tuple[Any, ...]:
+    return (tuple(meta.shape), meta.stride(), meta.dtype, meta.storage_offset())
 
 
 def host_bytes(tensor: torch.Tensor) -> np.ndarray:
