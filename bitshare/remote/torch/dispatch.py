@@ -36,6 +36,11 @@ def forward(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     special = _SPECIAL.get(func)
     if special is not None:
         return special(args, kwargs)
+    if func.namespace != "aten":
+        raise NotImplementedError(
+            f"{func._schema.name} is a custom operator: its kernels are in this process, not on the GPU "
+            "server (bitshare's remote PyTorch runs ATen's operators)"
+        )
     return _queue(func, args, kwargs)
 
 

@@ -94,7 +94,7 @@ def _run_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple
             if same is not None:
                 if same.shape != leaf.shape or same.stride() != leaf.stride():
                     raise NotImplementedError(
-                        f"aten::{func.__name__} changes the shape of a remote GPU tensor in place: not "
+                        f"{func._schema.name} changes the shape of a remote GPU tensor in place: not "
                         "supported by bitshare's remote PyTorch (use the out-of-place form)"
                     )
                 leaves[position] = same

@@ -39,6 +39,10 @@ def encode(value: Any) -> pb.RValue:
     if isinstance(value, torch.device):
         if value.type not in ("cuda", "cpu"):
             raise NotImplementedError(f"bitshare's remote PyTorch cannot place tensors on {value}")
+        if value.type == "cuda" and value.index not in (None, 0):
+            raise RuntimeError(
+                f"CUDA error: invalid device ordinal {value.index}: the lease has one GPU (bitshare's remote PyTorch)"
+            )
         return pb.RValue(torch=f"device.{value.type}")
     constant = _CONSTANTS.get(value) if isinstance(value, (torch.dtype, torch.layout, torch.memory_format)) else None
     if constant is not None:
