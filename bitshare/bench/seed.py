@@ -52,15 +52,35 @@ class Workload:
     command: list[str]
 
 
-def builtin_workloads(simulated: bool, names: list[str] | None = None) -> list[Workload]:
-    """The four built-in workloads: torchvision models on NVIDIA GPUs when torch is here, else
-    CuPy MLPs of four sizes (through remote CuPy on simulated GPUs)."""
+def has_torchvision() -> bool:
+    return bool(importlib.util.find_spec("torch") and importlib.util.find_spec("torchvision"))
+
+
+def builtin_library(simulated: bool, asked: str) -> str:
+    """The built-in workloads' library: torch (torchvision models) or cupy (MLPs). By default
+    torch on NVIDIA GPUs when torchvision is here, else CuPy; on simulated GPUs torch is asked for,
+    and runs as remote PyTorch (the clients have no GPU, as in the paper)."""
+    if asked == "auto":
+        return "torch" if not simulated and has_torchvision() else "cupy"
+    if asked == "torch" and not has_torchvision():
+        raise ValueError("--library torch needs torch and torchvision here (pip install 'bitshare[torch]' torchvision)")
+    return asked
+
+
+def builtin_workloads(simulated: bool, names: list[str] | None = None, library: str = "auto") -> list[Workload]:
+    """The four built-in workloads: torchvision models (fp16, at the paper's batches, on NVIDIA GPUs;
+    fp32, small batches and images, through remote PyTorch on simulated ones), or CuPy MLPs of four
+    sizes (through remote CuPy on simulated GPUs)."""
     python = sys.executable
-    if not simulated and importlib.util.find_spec("torch") and importlib.util.find_spec("torchvision"):
-        found = [
-            Workload(model, [python, "-m", "bitshare.bench.workloads.torch_model", "--model", model, "--batch", str(b)])
-            for model, b in TORCH_MODELS
-        ]
+    if builtin_library(simulated, library) == "torch":
+        found = []
+        for model, batch in TORCH_MODELS:
+            shape = ["--batch", str(batch)]
+            if simulated:  # the CPU computes: small enough for a slot of seconds
+                shape = ["--batch", "1", "--image-size", "224" if model.startswith("vit") else "96", "--fp32"]
+            found.append(
+                Workload(model, [python, "-m", "bitshare.bench.workloads.torch_model", "--model", model, *shape])
+            )
     else:
         found = [
             Workload(f"mlp-{size}", [python, "-m", "bitshare.bench.workloads.cupy_mlp", "--size", size])

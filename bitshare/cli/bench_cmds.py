@@ -12,7 +12,7 @@ import typer
 
 from .. import __version__
 from ..bench import baselines, report
-from ..bench.seed import LOADS, BenchError, Plan, builtin_workloads, run_seed, user_workloads
+from ..bench.seed import LOADS, BenchError, Plan, Workload, builtin_workloads, run_seed, user_workloads
 from ..client.connection import Client
 from ..errors import UsageError
 from ..holder.environment import credentials_environment
@@ -31,6 +31,12 @@ def seed(
     load: str = typer.Option("both", "--load", help="light, heavy or both."),
     duration: float = typer.Option(30.0, "--duration", help="Seconds of one workload's slot alone."),
     workloads: str = typer.Option("", "--workloads", help="Built-in workloads to run, comma-separated."),
+    library: str = typer.Option(
+        "auto",
+        "--library",
+        help="The built-in workloads: torch (torchvision models; remote PyTorch on simulated GPUs), cupy "
+        "(MLPs), or auto (torch on NVIDIA GPUs with torchvision here, else cupy).",
+    ),
     workload: list[str] | None = typer.Option(
         None, "--workload", help="Your own program instead (repeatable): 'python my_infer.py'."
     ),
@@ -46,12 +52,12 @@ def seed(
 ) -> None:
     """Four workloads under 25% leases of one GPU: one after another, then all at once."""
     chosen_baselines = tuple(dict.fromkeys(baseline or ()))  # each once, in the order given
-    _check_options(load, duration, chosen_baselines)
+    _check_options(load, duration, chosen_baselines, library)
     client = state(ctx).pool()[0]
-    plan, device = _plan(client, load, duration, gpu, workload or [], workloads, chosen_baselines)
+    plan, device = _plan(client, load, duration, gpu, workload or [], workloads, chosen_baselines, library)
     out = out or Path(f"bitshare-seed-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    label = "CPU-simulated: NumPy in the daemon's worker, not a GPU" if device.simulated else "NVIDIA GPU"
+    label = _label(device.simulated, plan.workloads)
     say(
         f"seed experiment: {len(plan.workloads)} workloads x {plan.share:.0%} of GPU {gpu} ({device.name}) on "
         f"{client.address}, about {plan.seconds() / 60:.1f} min; results in {out}",
@@ -92,8 +98,20 @@ def seed(
         raise BenchError(f"baseline {'; '.join(failed)} (logs in {out / 'logs'})")
 
 
-def _check_options(load: str, duration: float, chosen_baselines: tuple[str, ...]) -> None:
+def _label(simulated: bool, workloads: list[Workload]) -> str:
+    if not simulated:
+        return "NVIDIA GPU"
+    if any("bitshare.bench.workloads.torch_model" in w.command for w in workloads):
+        return (
+            "CPU-simulated: remote PyTorch from GPU-less clients, PyTorch on the CPU in the daemon's worker, not a GPU"
+        )
+    return "CPU-simulated: NumPy in the daemon's worker, not a GPU"
+
+
+def _check_options(load: str, duration: float, chosen_baselines: tuple[str, ...], library: str) -> None:
     """The options that need no daemon to check: refused before it is reached."""
+    if library not in ("auto", "torch", "cupy"):
+        raise UsageError(f"--library must be torch, cupy or auto, got {library!r}")
     if load not in (*LOADS, "both"):
         raise UsageError(f"--load must be light, heavy or both, got {load!r}")
     if not 1 <= duration <= 3600:
@@ -111,6 +129,7 @@ def _plan(
     commands: list[str],
     names: str,
     chosen_baselines: tuple[str, ...],
+    library: str,
 ) -> tuple[Plan, pb.Gpu]:
     """The experiment asked for, checked against what the daemon serves (UsageError, before
     anything runs or is written), and the GPU it shares."""
@@ -119,7 +138,9 @@ def _plan(
         raise UsageError(f"--gpu {gpu}: {client.address} has GPUs {sorted(gpus)}")
     device = gpus[gpu]
     try:
-        chosen = user_workloads(commands) if commands else builtin_workloads(client.info.simulated, _names(names))
+        chosen = (
+            user_workloads(commands) if commands else builtin_workloads(client.info.simulated, _names(names), library)
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     mps_control = baselines.find_mps_control() if baselines.MPS in chosen_baselines else None

@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from xml.etree import ElementTree
 
+import pytest
+
 from bitshare.bench.report import baseline_failures, check_consistency, text_report
 from bitshare.bench.seed import Plan, Workload, run_seed
 from bitshare.protocol.v1 import bitshare_pb2 as pb
@@ -50,6 +52,22 @@ def test_a_short_seed_run_writes_consistent_results_and_plots(daemon: Daemon, tm
         assert len(ended) == 8 and {lease.state for lease in ended} == {pb.LEASE_STATE_RELEASED}
 
 
+def test_the_torchvision_workloads_run_through_remote_pytorch_on_simulated_gpus(daemon: Daemon, tmp_path: Path) -> None:
+    """The paper's shape: clients with no GPU, their PyTorch models on the GPU server's worker."""
+    pytest.importorskip("torchvision")
+    out = tmp_path / "torch"
+    args = ("--library", "torch", "--workloads", "mobilenet_v2", "--load", "heavy", "--duration", "1")
+    result = run_cli(daemon, "bench", "seed", *args, "--out", str(out), timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "seed.json").read_text())
+    assert data["label"].startswith("CPU-simulated: remote PyTorch from GPU-less clients")
+    assert data["label"] in result.stdout
+    [workload] = data["workloads"]
+    assert workload["name"] == "mobilenet_v2" and "bitshare.bench.workloads.torch_model" in workload["command"]
+    [window] = data["loads"]["heavy"]["sequential"]
+    assert window["samples"] > 0 and check_consistency(data) == []
+
+
 def test_a_users_own_program_speaks_the_line_protocol(daemon: Daemon, tmp_path: Path) -> None:
     program = "sh -c 'echo loading; echo ready; while read line; do echo \"done 8\"; done'"
     out = tmp_path / "mine"
@@ -72,6 +90,7 @@ def test_bad_options_are_refused_before_anything_runs(daemon: Daemon, tmp_path: 
         (["--baseline", "mps", "--workload", "sh -c 'echo ready'"], "--baseline needs NVIDIA GPUs"),
         (["--baseline", "slicing"], "--baseline 'slicing': the baselines are time-slicing and mps"),
         (["--workloads", "resnet50"], "no built-in workload resnet50 here"),
+        (["--library", "jax"], "--library must be torch, cupy or auto, got 'jax'"),
     ]
     for args, message in cases:
         result = run_cli(daemon, "bench", "seed", *args, "--out", str(tmp_path / "never"))

@@ -236,13 +236,14 @@ class Executor:
             if not isinstance(result, torch.torch.Tensor) and result is not None:
                 self._values.append(encode(result, lambda _v: None))  # (item(), equal(), is_nonzero())
             return
-        results = list(result) if isinstance(result, (tuple, list)) else [result]
-        results = [r for r in results if isinstance(r, torch.torch.Tensor)]
+        results = _flat_tensors(result, torch.torch.Tensor)
         if len(results) != len(op.out):
             raise RemoteFault(
                 "ValueError", f"aten::{op.name} gave {len(results)} tensors where {len(op.out)} were expected"
             )
-        for position, (handle, tensor) in enumerate(zip(op.out, results, strict=True)):
+        for position, (handle, found) in enumerate(zip(op.out, results, strict=True)):
+            # (an undefined result, which the meta kernel makes defined: an empty tensor stands for it)
+            tensor = found if found is not None else torch.torch.empty(0, device=torch.device)
             torch.hold(handle, tensor)
             self._hold(handle, tensor)
             # Shapes are told when the client asked (it could not infer them: expect without dtype)
@@ -427,6 +428,14 @@ class Executor:
             result.error.CopyFrom(self._error)
         self._error, self._op_count, self._values, self._metas = None, 0, [], {}
         return result
+
+
+def _flat_tensors(result: Any, tensor_type: type) -> list[Any]:
+    """An operator's tensor results in order (as the client's pytree flattens them), undefined ones
+    (None) in their place."""
+    if isinstance(result, (tuple, list)):
+        return [t for item in result for t in _flat_tensors(item, tensor_type)]
+    return [result] if result is None or isinstance(result, tensor_type) else []
 
 
 def error_type(exc: BaseException) -> str:
