@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
+from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_flatten
 
 from .tensor import RemoteTensor, signature_of
 
+aten = torch.ops.aten
 META = torch.device("meta")
 MAX_ENTRIES = 65_536  # signatures kept; past that the cache starts again (a program whose shapes never repeat)
 
@@ -43,7 +45,9 @@ class MetaCache:
         cache; the input RemoteTensor for a result that is an input) and their tree spec; None when
         the shapes depend on the values."""
         inputs: list[RemoteTensor] = []
-        key = _signature(func, args, kwargs, inputs) if self.enabled else None
+        # (a view changed in place changes its input's signature: worked out each time)
+        kept = self.enabled and not _changes_view(func)
+        key = _signature(func, args, kwargs, inputs) if kept else None
         if key is not None:
             entry = self._entries.get(key, _MISSING)
             if entry is not _MISSING:
@@ -92,13 +96,34 @@ def _run_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple
         if isinstance(leaf, torch.Tensor):
             same = by_meta.get(id(leaf))
             if same is not None:
-                if same.shape != leaf.shape or same.stride() != leaf.stride():
+                if _changes_view(func):
+                    _follow_meta(same)
+                elif same.shape != leaf.shape or same.stride() != leaf.stride():
                     raise NotImplementedError(
                         f"{func._schema.name} changes the shape of a remote GPU tensor in place: not "
                         "supported by bitshare's remote PyTorch (use the out-of-place form)"
                     )
                 leaves[position] = same
     return leaves, spec
+
+
+def _changes_view(func: Any) -> bool:
+    """An operator that changes its input's shape, strides or offset in place and nothing else
+    (``resize_`` and ``set_`` change the storage as well: those stay refused, each at its line)."""
+    return torch.Tag.inplace_view in func.tags and func.overloadpacket not in _CHANGE_STORAGE
+
+
+_CHANGE_STORAGE = {aten.resize_, aten.resize_as_, aten.set_}
+
+
+def _follow_meta(remote: RemoteTensor) -> None:
+    """A view changed in place (``squeeze_``, ``t_``, ``transpose_``, ``as_strided_``: what
+    ``matmul`` does to a vector's result) changed its meta tensor: the tensor the program holds
+    takes the same shape, strides and offset, as the worker's does when the operator runs."""
+    meta = remote._bitshare_meta
+    with no_dispatch():  # (the program's tensor's own metadata: not an operation to forward)
+        remote.as_strided_(meta.shape, meta.stride(), meta.storage_offset())
+    remote._bitshare_signature = signature_of(meta)
 
 
 def _signature(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], inputs: list[RemoteTensor]) -> Any:

@@ -1,0 +1,90 @@
+"""Remote PyTorch against PyTorch's own operator database, a fixed slice of it: each operator's
+sample inputs run on the CPU and on the lease's (simulated) GPU through ``bitshare run``, and
+every one of these operators must agree (benchmarks/torch_conformance.py runs the whole of it)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from ..support.harness import ROOT, Daemon, run_cli
+
+pytest.importorskip("torch")
+pytest.importorskip("torch.testing._internal.common_methods_invocations")
+
+SCRIPT = ROOT / "benchmarks" / "torch_conformance.py"
+
+# Elementwise, reductions, matmul and linalg, indexing and scatter/gather, shapes and views,
+# convolution and pooling, sorting, joining and splitting, masks, scans; matmul of a vector and
+# stft change views in place (squeeze_, transpose_).
+SLICE = (
+    "add",
+    "mul",
+    "div.no_rounding_mode",
+    "exp",
+    "sigmoid",
+    "clamp",
+    "sum",
+    "mean",
+    "amax",
+    "var",
+    "mm",
+    "bmm",
+    "addmm",
+    "matmul",
+    "linalg.solve",
+    "linalg.qr",
+    "index_select",
+    "index_add",
+    "scatter_add",
+    "gather",
+    "take_along_dim",
+    "reshape",
+    "permute",
+    "transpose",
+    "narrow",
+    "as_strided",
+    "nn.functional.conv2d",
+    "nn.functional.max_pool2d",
+    "nn.functional.avg_pool2d",
+    "sort",
+    "topk",
+    "cat",
+    "stack",
+    "split",
+    "where",
+    "masked_fill",
+    "masked_select",
+    "cumsum",
+    "stft",
+)
+
+
+@pytest.fixture
+def daemon(make_daemon: Callable[..., Daemon]) -> Daemon:
+    return make_daemon("--simulate", "1x16GiB")
+
+
+def outcomes(daemon: Daemon, names: tuple[str, ...]) -> dict[str, dict]:
+    """Each named operator's outcome, from the script's measuring part run as a leased program."""
+    done = run_cli(
+        daemon,
+        *("run", "-p", "0.5", "--", sys.executable, str(SCRIPT), "--inside"),
+        *("--ops", ",".join(names), "--samples", "4"),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines and lines[-1] == {"done": True}, done.stdout[-2000:]
+    return {line["op"]: line for line in lines if "outcome" in line}
+
+
+def test_a_slice_of_op_db_agrees_with_the_cpu(daemon: Daemon) -> None:
+    found = outcomes(daemon, SLICE)
+    assert set(SLICE) <= set(found), set(SLICE) - set(found)  # (a name selects its variants too)
+    failing = {op: f"{r['outcome']}: {r['reason']}" for op, r in found.items() if r["outcome"] != "agree"}
+    assert not failing, failing
+    assert all(r["samples"] >= 1 for r in found.values())  # (agreement over at least one compared sample)
