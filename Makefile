@@ -3,7 +3,11 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint proto bench packages package-check clean
+# PyTorch and torchvision for remote PyTorch's tests and examples: large, so installed once into
+# the environment, not per test (the releases this machine's pip holds on disk).
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test lint proto bench packages package-check clean torch
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +17,12 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed  ## lease a quarter of a GPU (the embedded default) and run a program on it
 	$(VENV)/bin/bitshare run -p 0.25 -- $(PY) examples/hello_lease.py
+
+$(VENV)/.torch: $(VENV)/.installed
+	$(PY) -m pip install -q $(TORCH)
+	touch $@
+
+torch: $(VENV)/.torch  ## PyTorch and torchvision into the environment (remote PyTorch's tests skip without them)
 
 test: $(VENV)/.installed  ## the whole test suite (GPU tests run only on GPU hosts: tests/gpu/run.sh)
 	$(PY) -m pytest -q

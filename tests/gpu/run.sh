@@ -2,7 +2,8 @@
 # The GPU checks of bitshare, for a host with an NVIDIA GPU: the gpu-marked tests (NVML backend,
 # MPS, the in-process agent with CuPy and PyTorch, the watchdog, live resize and revoke), then
 # the seed experiment (`bitshare bench seed`, with its bare time-slicing and bare MPS baselines)
-# and the remote benchmark. Under 10 minutes; a short table comes last.
+# and the remote benchmarks (CuPy, then PyTorch: resnet50 at batch 32 in fp16 through the remote
+# over loopback against local CUDA). About 12 minutes; a short table comes last.
 # Usage (from the repository root): bash tests/gpu/run.sh   [results go to $OUT, default ./gpu-results]
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu-results}"
@@ -23,7 +24,7 @@ for name in ("cupy", "torch", "torchvision"):
     except ImportError as exc:
         print(name, "missing:", exc)
 PY
-timeout 240 python3 -m pytest -m gpu tests/gpu -v -p no:cacheprovider --junitxml="$OUT/gpu-junit.xml" 2>&1 \
+timeout 300 python3 -m pytest -m gpu tests/gpu -v -p no:cacheprovider --junitxml="$OUT/gpu-junit.xml" 2>&1 \
     | tee "$OUT/gpu-pytest.txt"
 tests_rc=${PIPESTATUS[0]}
 # `bitshare bench seed` through a real bitshared (NVML, MPS on): four torchvision workloads under
@@ -40,6 +41,8 @@ seed_rc=${PIPESTATUS[0]}
 kill "$seed_daemon"; wait "$seed_daemon" 2>/dev/null
 timeout 60 python3 benchmarks/remote_bench.py --backend nvml --repeats 3 --out "$OUT/remote_bench.json" 2>&1 \
     | tee "$OUT/remote_bench.txt"
+timeout 120 python3 benchmarks/remote_bench.py --torch --backend nvml --rounds 5 --out "$OUT/remote_bench_torch.json" \
+    2>&1 | tee "$OUT/remote_bench_torch.txt"
 python3 - "$OUT" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
 from pathlib import Path
@@ -79,6 +82,12 @@ try:
     rows.append(("remote compute vs local CuPy", f"{remote['compute_vs_local']:.3f}x"))
 except (OSError, ValueError, KeyError, TypeError) as exc:
     rows.append(("remote benchmark", f"no result ({exc})"))
+try:
+    torch_remote = json.loads((out / "remote_bench_torch.json").read_text())["figures"]
+    rows.append(("remote torch resnet50 bs32 fp16 vs local", f"{torch_remote['inference_vs_local']:.3f} (>= 0.9)"))
+    rows.append(("remote torch forward, client time", f"{torch_remote['forward_client_ms']:.1f} ms"))
+except (OSError, ValueError, KeyError, TypeError) as exc:
+    rows.append(("remote torch benchmark", f"no result ({exc})"))
 width = max(len(k) for k, _ in rows)
 print()
 for key, value in rows:
