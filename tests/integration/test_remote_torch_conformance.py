@@ -19,7 +19,8 @@ SCRIPT = ROOT / "benchmarks" / "torch_conformance.py"
 
 # Elementwise, reductions, matmul and linalg, indexing and scatter/gather, shapes and views,
 # convolution and pooling, sorting, joining and splitting, masks, scans; matmul of a vector and
-# stft change views in place (squeeze_, transpose_).
+# stft change views in place (squeeze_, transpose_); expand_as and fft.ifft give results that are
+# a one-element tensor of stride 0 and a conjugate view.
 SLICE = (
     "add",
     "mul",
@@ -60,6 +61,8 @@ SLICE = (
     "masked_select",
     "cumsum",
     "stft",
+    "expand_as",
+    "fft.ifft",
 )
 
 

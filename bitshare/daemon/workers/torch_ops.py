@@ -217,9 +217,12 @@ class TorchSide:
 
     def to_host(self, tensor: Any) -> np.ndarray:
         """The tensor's bytes in C order, on the host, as a flat array of bytes."""
-        flat = tensor.detach().contiguous().cpu().reshape(-1)
+        # (a conjugate or negative view's values are made first: its bytes are not its values)
+        flat = tensor.detach().resolve_conj().resolve_neg().contiguous().cpu().reshape(-1)
         if flat.numel() == 0:
             return np.empty(0, np.uint8)
+        if flat.stride(0) != 1:  # one element of stride 0 (an expanded scalar) counts as contiguous
+            flat = flat.clone(memory_format=self.torch.contiguous_format)
         return flat.view(self.torch.uint8).numpy()
 
     def meta(self, tensor: Any) -> pb.RMeta:
