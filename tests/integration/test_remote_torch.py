@@ -263,3 +263,20 @@ def test_cupy_and_torch_share_the_programs_one_session(daemon: Daemon) -> None:
     code, out, err = run_python(daemon, "-c", program)
     assert code == 0, err
     assert out.split() == ["30.0", "30.0", "0"]
+
+
+def test_the_sites_own_sitecustomize_still_runs_once(daemon: Daemon, tmp_path: Path) -> None:
+    """bitshare's agent and remote PyTorch each shadow a sitecustomize: the program's own, further
+    along its PYTHONPATH, runs once, after both."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os, sys\nsys.stderr.write(f'site ran in {os.getpid()}\\n')\n")
+    env = {**daemon.env, "PYTHONPATH": str(site)}  # (bitshare run's own Python runs it too: another pid)
+    program = (
+        "import os, torch; print(os.getpid(), torch.cuda.is_available(), torch.ones(2, device='cuda').sum().item())"
+    )
+    done = run_cli(daemon, "run", "-p", "0.25", "--", sys.executable, "-c", program, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    pid, *said = done.stdout.split()
+    assert said == ["True", "2.0"]
+    assert done.stderr.count(f"site ran in {pid}\n") == 1, done.stderr
