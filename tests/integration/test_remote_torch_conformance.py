@@ -91,3 +91,25 @@ def test_a_slice_of_op_db_agrees_with_the_cpu(daemon: Daemon) -> None:
     failing = {op: f"{r['outcome']}: {r['reason']}" for op, r in found.items() if r["outcome"] != "agree"}
     assert not failing, failing
     assert all(r["samples"] >= 1 for r in found.values())  # (agreement over at least one compared sample)
+
+
+# native_batch_norm in eval mode: PyTorch's meta kernel says its saved mean has one value per
+# channel, the CPU kernel (as CUDA's) gives an empty one.
+DISAGREEING_META = """
+import torch
+parts = [torch.randn(3, 2), torch.ones(2), torch.zeros(2), torch.zeros(2), torch.ones(2)]
+out = torch.native_batch_norm(*(t.cuda() for t in parts), False, 0.1, 1e-5)
+print("output agrees", torch.allclose(out[0].cpu(), torch.native_batch_norm(*parts, False, 0.1, 1e-5)[0]))
+try:
+    print("saved mean", out[1].cpu().tolist())
+except RuntimeError as exc:
+    print("saved mean raised", str(exc).splitlines()[0])
+"""
+
+
+def test_a_result_the_worker_holds_in_another_size_is_refused_not_read_as_garbage(daemon: Daemon) -> None:
+    done = run_cli(daemon, "run", "-p", "0.5", "--", sys.executable, "-c", DISAGREEING_META, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "output agrees True"
+    assert lines[1].startswith("saved mean raised the GPU server holds 0 bytes for this tensor of shape [2]"), lines

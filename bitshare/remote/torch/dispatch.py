@@ -137,8 +137,16 @@ def upload(host: torch.Tensor) -> RemoteTensor:
 def to_host(tensor: RemoteTensor) -> torch.Tensor:
     """The tensor's values in this process (a sync point)."""
     nbytes = math.prod(tensor.shape) * tensor.element_size()
-    data = _session().download(tensor._bitshare_handle, ((nbytes,), np.dtype(np.uint8)))
-    return from_host_bytes(data, tensor.dtype, tuple(tensor.shape))
+    # (no size given: the worker's own is what arrives, so a result it holds in another size
+    # than the meta kernel said is refused here rather than read as uninitialised memory)
+    data = _session().download(tensor._bitshare_handle, None)
+    if data.nbytes != nbytes:
+        raise RuntimeError(
+            f"the GPU server holds {data.nbytes} bytes for this tensor of shape {list(tensor.shape)} and "
+            f"{tensor.dtype} ({nbytes} bytes): PyTorch's meta kernel for the operator that made it disagrees "
+            "with the kernel that ran (bitshare's remote PyTorch)"
+        )
+    return from_host_bytes(data.view(np.uint8), tensor.dtype, tuple(tensor.shape))
 
 
 def dropped(tensor: RemoteTensor) -> None:
