@@ -76,6 +76,9 @@ def float32_ops(names: set[str] | None) -> list[tuple[int, Any]]:
     import torch
     from torch.testing._internal.common_methods_invocations import op_db
 
+    unknown = sorted((names or set()) - {o.name for o in op_db} - {o.full_name for o in op_db})
+    if unknown:
+        raise SystemExit(f"torch_conformance: no operator of op_db is named {', '.join(unknown)}")
     chosen = []
     for index, opinfo in enumerate(op_db):
         if names is not None and opinfo.name not in names and opinfo.full_name not in names:
