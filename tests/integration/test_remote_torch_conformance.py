@@ -113,3 +113,22 @@ def test_a_result_the_worker_holds_in_another_size_is_refused_not_read_as_garbag
     lines = done.stdout.splitlines()
     assert lines[0] == "output agrees True"
     assert lines[1].startswith("saved mean raised the GPU server holds 0 bytes for this tensor of shape [2]"), lines
+
+
+# The first convolution's input needs no gradient: convolution_backward's first result is undefined.
+UNDEFINED_RESULT = """
+import torch
+def grads(device):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3).to(device)
+    conv(torch.randn(2, 3, 7, 7).to(device)).square().sum().backward()
+    return [p.grad.cpu() for p in conv.parameters()]
+remote, cpu = grads("cuda"), grads("cpu")
+print("gradients agree", all(torch.allclose(r, c, rtol=1e-4, atol=1e-5) for r, c in zip(remote, cpu)))
+"""
+
+
+def test_an_operator_with_an_undefined_result_runs_remotely(daemon: Daemon) -> None:
+    done = run_cli(daemon, "run", "-p", "0.5", "--", sys.executable, "-c", UNDEFINED_RESULT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["gradients agree True"]

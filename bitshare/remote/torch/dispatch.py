@@ -53,6 +53,7 @@ def _queue(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     results, spec = inferred
     session = _session()
     handles: list[int] = []
+    undefined: list[int] = []
     for position, leaf in enumerate(results):
         if isinstance(leaf, RemoteTensor):  # (an input, changed in place or given as out=)
             result = leaf
@@ -60,10 +61,18 @@ def _queue(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             result = results[position] = RemoteTensor(leaf.meta, session.new_handle(), leaf.signature)
         elif isinstance(leaf, torch.Tensor):
             result = results[position] = RemoteTensor(leaf, session.new_handle())
+        elif leaf is None:
+            # An undefined result (convolution_backward's unasked gradient) keeps its place: the
+            # worker holds an empty tensor under its handle, freed with the next batch.
+            undefined.append(session.new_handle())
+            handles.append(undefined[-1])
+            continue
         else:
             continue
         handles.append(result._bitshare_handle)
     session.queue(_op(func, args, kwargs, handles))  # (no shapes sent: the meta kernels agree)
+    for handle in undefined:
+        session.free(handle, 0)
     return results[0] if spec.is_leaf() else tree_unflatten(results, spec)
 
 
