@@ -36,6 +36,9 @@ from .bulk import DataSocket, place_chunk, stream_chunks
 RESUME_BACKOFF_S = (0.05, 1.0)  # first and longest wait between tries to reopen after a restart
 CLOSE_WAIT_S = 5.0  # close(): how long the cancelled stream may take to finish
 MAX_QUEUED = 4096  # operations sent without waiting once this many are queued
+# ... or once the oldest has waited this long: the worker starts on a model's forward while the
+# rest of it is still being queued here, instead of after the sync that ends it.
+FLUSH_AFTER_S = 0.002
 # Dropped arrays go ahead of the next operation once this many bytes (an array of unknown size
 # counts as this many) or arrays wait: the worker holds little that is dead, and small arrays
 # dropped one by one do not cost an operation each.
@@ -64,6 +67,7 @@ class Session:
         self._replies: Iterator[pb.RemoteReply] | None = replies  # None once ended
         self._handles = itertools.count(1)
         self._ops: list[pb.ROp] = []
+        self._first_queued = 0.0  # when the oldest queued operation was queued
         # Appended by the garbage collector (any thread, any moment): no lock, no I/O. They go
         # ahead of a later operation (FREE_AHEAD_*), so the worker frees them in the same batch.
         self._frees: collections.deque[int] = collections.deque()
@@ -106,8 +110,10 @@ class Session:
                 self._lost_since.update(op.out)  # its results are lost as well; nothing is sent
                 self._loss = self.lost_message()
                 return
+            if not self._ops:
+                self._first_queued = time.perf_counter()
             self._ops.append(op)
-            if len(self._ops) >= MAX_QUEUED:
+            if len(self._ops) >= MAX_QUEUED or time.perf_counter() - self._first_queued > FLUSH_AFTER_S:
                 self._send_batch(sync=False)
 
     def free(self, handle: int, nbytes: int | None) -> None:
