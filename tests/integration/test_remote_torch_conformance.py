@@ -2,7 +2,7 @@
 sample inputs run on the CPU and on the lease's (simulated) GPU through ``bitshare run``, and
 every one of these operators must agree (benchmarks/torch_conformance.py runs the whole of it);
 and two results the whole run found wrong: one the worker holds in another size than PyTorch's
-meta kernel says, and an operator's undefined result."""
+meta kernel says, and an operator's undefined result; and a tensor read back in chunks."""
 
 from __future__ import annotations
 
@@ -136,3 +136,24 @@ def test_an_operator_with_an_undefined_result_runs_remotely(daemon: Daemon) -> N
     done = run_cli(daemon, "run", "-p", "0.5", "--", sys.executable, "-c", UNDEFINED_RESULT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["gradients agree True"]
+
+
+# Transfers in chunks on the stream, as across the network (no data socket): what is read back is
+# the program's own tensor, writable.
+CHUNKED_READ = """
+import bitshare.remote.bulk as bulk
+bulk.DataSocket.open = classmethod(lambda cls, *args, **kwargs: None)
+import torch
+from bitshare.remote.session import session
+x = torch.arange(12.0).reshape(3, 4)
+back = (x.cuda() * 2).cpu()
+back += 1
+print("chunks", session()._data is None, torch.equal(back, x * 2 + 1))
+"""
+
+
+def test_a_tensor_read_back_in_chunks_is_the_programs_own(daemon: Daemon) -> None:
+    done = run_cli(daemon, "run", "-p", "0.5", "--", sys.executable, "-W", "error", "-c", CHUNKED_READ, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["chunks True True"]
+    assert "not writable" not in done.stderr

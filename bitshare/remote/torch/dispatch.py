@@ -155,6 +155,8 @@ def to_host(tensor: RemoteTensor) -> torch.Tensor:
             f"{tensor.dtype} ({nbytes} bytes): PyTorch's meta kernel for the operator that made it disagrees "
             "with the kernel that ran (bitshare's remote PyTorch)"
         )
+    if not data.flags.writeable:  # (joined from chunks of the stream: the tensor must be the program's own)
+        data = data.copy()
     return from_host_bytes(data.view(np.uint8), tensor.dtype, tuple(tensor.shape))
 
 
