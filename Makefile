@@ -4,8 +4,9 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 
 # PyTorch and torchvision for remote PyTorch's tests and examples: large, so installed once into
-# the environment, not per test (the releases this machine's pip holds on disk).
-TORCH ?= torch==2.14.1 torchvision==0.29.1
+# the environment, not per test (the releases this machine's pip holds on disk); expecttest for
+# PyTorch's own operator database (the conformance benchmark and its slice in the suite).
+TORCH ?= torch==2.14.1 torchvision==0.29.1 expecttest==0.3.0
 
 .PHONY: demo test lint proto bench packages package-check clean torch
 

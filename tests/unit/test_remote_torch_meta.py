@@ -75,3 +75,23 @@ def test_data_dependent_shapes_are_left_to_the_worker_and_mistakes_raise_at_once
         cache.infer(aten.add.Tensor, (remote(4, 3), remote(4)), {})
     with pytest.raises(NotImplementedError, match="changes the shape of a remote GPU tensor in place"):
         cache.infer(aten.resize_.default, (remote(4), [8]), {})
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        torch.ones(()).expand(1),  # one element of stride 0
+        torch.arange(6.0).reshape(2, 3).T,  # transposed
+        torch.randn(3, dtype=torch.complex64).conj(),  # a conjugate view
+        torch.tensor([1.5, -2.0], dtype=torch.bfloat16),
+        torch.tensor([True, False]),
+        torch.empty(0, 4),
+    ],
+    ids=["stride0", "transposed", "conj", "bfloat16", "bool", "empty"],
+)
+def test_a_cpu_tensors_bytes_round_trip_whatever_its_layout(tensor: torch.Tensor) -> None:
+    from bitshare.remote.torch.tensor import from_host_bytes, host_bytes
+
+    back = from_host_bytes(host_bytes(tensor), tensor.dtype, tuple(tensor.shape))
+    assert back.shape == tensor.shape and back.dtype == tensor.dtype
+    assert torch.equal(back, tensor.resolve_conj())

@@ -43,8 +43,8 @@ class RemoteTensor(torch.Tensor):
         made = torch.Tensor._make_subclass(cls, meta, False, dispatch_device=False, device_for_backend_keys=CUDA)
         made._bitshare_meta = meta
         made._bitshare_handle = handle
-        # What an operation's results depend on (shape, strides, dtype, offset), kept: it never
-        # changes (in-place changes of shape are refused), and the meta cache asks for it each use.
+        # What an operation's results depend on (shape, strides, dtype, offset), kept: the meta
+        # cache asks for it at each use (a view changed in place, t_ say, sets it anew).
         made._bitshare_signature = signature or signature_of(meta)
         return made
 
@@ -122,6 +122,8 @@ def host_bytes(tensor: torch.Tensor) -> np.ndarray:
     flat = tensor.detach().resolve_conj().resolve_neg().contiguous().reshape(-1)
     if flat.numel() == 0:
         return np.empty(0, np.uint8)
+    if flat.stride(0) != 1:  # (one element of stride 0 is "contiguous", but not as bytes)
+        flat = flat.clone()
     return flat.view(torch.uint8).numpy()
 
 
