@@ -123,7 +123,7 @@ def host_bytes(tensor: torch.Tensor) -> np.ndarray:
     if flat.numel() == 0:
         return np.empty(0, np.uint8)
     if flat.stride(0) != 1:  # (one element of stride 0 is "contiguous", but not as bytes)
-        flat = flat.clone()
+        flat = flat.clone(memory_format=torch.contiguous_format)
     return flat.view(torch.uint8).numpy()
 
 
