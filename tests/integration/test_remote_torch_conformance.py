@@ -67,6 +67,8 @@ SLICE = (
     "stft",
     "expand_as",
     "fft.ifft",
+    "softmax",  # with a dtype: placed "where the input is", a remote tensor's C++ device (meta)
+    "nn.functional.pad.circular",
 )
 
 

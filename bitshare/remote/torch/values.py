@@ -19,6 +19,7 @@ for _kind, _type in (("dtype", torch.dtype), ("layout", torch.layout), ("memory_
         if isinstance(_value, _type) and _value not in _CONSTANTS:
             _CONSTANTS[_value] = f"{_kind}.{_name}"
 _NONE = pb.RValue(none=pb.RNone())
+_CUDA = pb.RValue(torch="device.cuda")
 
 
 def encode(value: Any) -> pb.RValue:
@@ -37,6 +38,11 @@ def encode(value: Any) -> pb.RValue:
     if isinstance(value, str):
         return pb.RValue(str=value)
     if isinstance(value, torch.device):
+        if value.type == "meta":
+            # A remote tensor's own device as PyTorch's C++ sees it (its C++ device is meta): an
+            # operator made of others that places a result "where the input is" (softmax with a
+            # dtype, pad) means the remote GPU.
+            return _CUDA
         if value.type not in ("cuda", "cpu"):
             raise NotImplementedError(f"bitshare's remote PyTorch cannot place tensors on {value}")
         if value.type == "cuda" and value.index not in (None, 0):
