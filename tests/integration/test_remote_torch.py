@@ -280,3 +280,28 @@ def test_the_sites_own_sitecustomize_still_runs_once(daemon: Daemon, tmp_path: P
     pid, *said = done.stdout.split()
     assert said == ["True", "2.0"]
     assert done.stderr.count(f"site ran in {pid}\n") == 1, done.stderr
+
+
+INDEXING = r"""
+import torch
+def work(on):
+    x = torch.arange(24.0).reshape(4, 6).to(on)
+    got = [x[[0, 2]], x[[True, False, True, False]], x[[0, 1], [2, 3]], x[:, [5, 0]], x[list(range(4)) * 3000]]
+    y = torch.zeros(4, 6).to(on)
+    y[[1, 3]] = 5.0
+    y[y > 4] += 1
+    y[0] = 7
+    y[:, [0, 2]] = torch.ones(4, 2).to(on) * 2
+    z = torch.arange(6).to(on)
+    z[z > 2] = 0
+    return [t.cpu() for t in (*got, y, z)]
+print(all(torch.equal(a, b) for a, b in zip(work("cuda"), work("cpu"), strict=True)))
+"""
+
+
+def test_indexing_with_python_lists_and_setting_scalars_match_the_cpu(daemon: Daemon) -> None:
+    """Lists in an index and a scalar assigned are made tensors by PyTorch's C++ on the indexed
+    tensor's C++ device, which for a remote tensor is meta: they are made here instead."""
+    code, out, err = run_python(daemon, "-c", INDEXING)
+    assert code == 0, err
+    assert out.strip() == "True"

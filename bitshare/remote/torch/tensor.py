@@ -103,6 +103,14 @@ class RemoteTensor(torch.Tensor):
     def __reduce_ex__(self, protocol: Any) -> Any:
         return hooks.reduce(self, protocol)
 
+    def __getitem__(self, index: Any) -> Any:
+        return super().__getitem__(_index(index))
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(value, (bool, int, float, complex)):  # (made on the C++ device too: here instead)
+            value = torch.tensor(value, dtype=self.dtype)
+        super().__setitem__(_index(index), value)
+
     def data_ptr(self) -> int:
         raise RuntimeError("data_ptr() of a remote GPU tensor: its memory is on the GPU server, not in this process")
 
@@ -111,6 +119,20 @@ class RemoteTensor(torch.Tensor):
 
     def pin_memory(self, device: Any = None) -> torch.Tensor:
         raise RuntimeError("cannot pin 'torch.cuda.FloatTensor' only dense CPU tensors can be pinned")
+
+
+INDEX_INLINE_LIMIT = 1 << 16  # a list index of more bytes goes to the GPU first (its own upload)
+
+
+def _index(index: Any) -> Any:
+    """An index with its Python lists made tensors here: PyTorch's C++ would make them on the
+    indexed tensor's C++ device, which for a remote tensor is meta and keeps no values."""
+    if isinstance(index, list):
+        made = torch.tensor(index)
+        return made.to(CUDA) if made.numel() * made.element_size() > INDEX_INLINE_LIMIT else made
+    if isinstance(index, tuple) and any(isinstance(part, list) for part in index):
+        return tuple(_index(part) if isinstance(part, list) else part for part in index)
+    return index
 
 
 def signature_of(meta: torch.Tensor) -> tuple[Any, ...]:
