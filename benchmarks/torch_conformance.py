@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from remote_bench import start_daemon
 from tables import print_table
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +51,6 @@ RTOL, ATOL = 1e-4, 1e-5
 TARGET_RATIO = 0.95
 OP_LIMIT_S = 20.0
 START_LIMIT_S = 180.0  # a leased run's start: the lease, the worker, importing torch and op_db
-READY_TIMEOUT_S = 60.0
 # Outcomes, as the table counts them; the first four are the ratio's denominator.
 AGREE, DISAGREE, REMOTE_ERROR, TIMEOUT, SKIPPED, RANDOM = (
     "agree",
@@ -258,25 +258,6 @@ def inside(names: set[str] | None, start: int, samples: int, limit_s: float) -> 
 # ----- the run -------------------------------------------------------------------------------
 
 
-def start_daemon(workdir: Path) -> tuple[subprocess.Popen, str]:
-    server = f"unix:{workdir / 'bitshared.sock'}"
-    log = open(workdir / "bitshared.log", "wb")  # noqa: SIM115 - kept open for the daemon's life
-    daemon = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "bitshare.daemon", "--listen", server),
-            *("--state-dir", str(workdir / "state"), "--simulate", "1x16GiB"),
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while b"daemon.ready" not in (workdir / "bitshared.log").read_bytes():
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"bitshared did not start:\n{(workdir / 'bitshared.log').read_text()}")
-        time.sleep(0.05)
-    return daemon, server
-
-
 def leased_lines(command: list[str], limit_s: float) -> Iterator[dict[str, Any] | None]:
     """The JSON lines of a leased run as they come; None (and the run ended) when one does not
     come within its time: ``START_LIMIT_S`` for the first, ``limit_s`` and a margin after."""
@@ -378,7 +359,7 @@ def report(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bitshare-torch-conformance-") as tmp:
-        daemon, server = start_daemon(Path(tmp))
+        daemon, server = start_daemon(Path(tmp), "simulated")
         try:
             found = measure(server, args)
         finally:
