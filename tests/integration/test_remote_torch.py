@@ -112,6 +112,7 @@ lib.define("twice(Tensor x) -> Tensor")
 lib.impl("twice", lambda x: x * 2, "CompositeExplicitAutograd")
 said("custom op", lambda: torch.ops.bitsharetest.twice(torch.ones(2, device="cuda")))
 said("resize", lambda: torch.ones(4, device="cuda").resize_(8))
+said("cov", lambda: torch.cov(torch.randn(3, 4, device="cuda")))  # (a tensor PyTorch's C++ made on meta)
 print("still works", (torch.ones(3, device="cuda") * 3).sum().item())
 """
 
@@ -127,11 +128,12 @@ def test_what_is_not_covered_fails_at_its_line_naming_itself(daemon: Daemon) -> 
     )
     assert said["graph"].startswith("NotImplementedError CUDA graphs (torch.cuda.CUDAGraph) are not supported")
     assert "second gpu RuntimeError CUDA error: invalid device ordinal 1: the lease has one GPU" in out, out
-    assert said["generator"].startswith("NotImplementedError a torch.Generator of its own on a remote GPU")
+    assert said["generator"].startswith("NotImplementedError aten::randn: a torch.Generator of its own on a remote GPU")
     assert said["pin"].startswith("RuntimeError cannot pin")
     assert said["numpy"].startswith("TypeError can't convert cuda:0 device type tensor to numpy")
     assert "custom op NotImplementedError bitsharetest::twice is a custom operator" in out
     assert said["resize"].startswith("NotImplementedError aten::resize_ changes the shape of a remote GPU tensor")
+    assert said["cov"].startswith("NotImplementedError aten::div: an argument was made by PyTorch's C++ on a remote")
     assert lines[-1] == "still works 9.0"
 
 

@@ -77,14 +77,11 @@ def _queue(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _op(func: Any, args: Any, kwargs: dict[str, Any], out: list[int], expect: list[pb.RMeta] | None = None) -> pb.ROp:
-    return Op(
-        kind=Op.KIND_ATEN,
-        name=func.__name__,
-        args=[encode(a) for a in args],
-        kwargs={k: encode(v) for k, v in kwargs.items()},
-        out=out,
-        expect=expect or [],
-    )
+    try:
+        encoded, named = [encode(a) for a in args], {k: encode(v) for k, v in kwargs.items()}
+    except NotImplementedError as exc:
+        raise NotImplementedError(f"{func._schema.name}: {exc}") from None
+    return Op(kind=Op.KIND_ATEN, name=func.__name__, args=encoded, kwargs=named, out=out, expect=expect or [])
 
 
 def _returns_tensors(func: Any) -> bool:

@@ -67,6 +67,11 @@ def encode(value: Any) -> pb.RValue:
 
 def inline(tensor: torch.Tensor) -> pb.RHostArray:
     """A CPU tensor sent with the operation that uses it (a 0-d scalar tensor, a small index)."""
+    if tensor.device.type == "meta":
+        raise NotImplementedError(
+            "an argument was made by PyTorch's C++ on a remote tensor's own C++ device (meta), which "
+            "keeps no values: not supported by bitshare's remote PyTorch (docs/remote.md lists such operators)"
+        )
     if tensor.device.type != "cpu":
         raise TypeError(f"a tensor on {tensor.device} cannot be sent to the GPU server")
     if tensor.numel() * tensor.element_size() > INLINE_LIMIT:
