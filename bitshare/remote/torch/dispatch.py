@@ -122,7 +122,9 @@ def _data_dependent(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         meta = result.metas.get(handle)
         if meta is None:
             raise RuntimeError(f"the worker did not say the shape of aten::{func.__name__}'s result")
-        dtype = getattr(torch, meta.dtype.removeprefix("torch."))
+        dtype = getattr(torch, meta.dtype.removeprefix("torch."), None) if meta.dtype.startswith("torch.") else None
+        if not isinstance(dtype, torch.dtype):
+            raise RuntimeError(f"the worker gave aten::{func.__name__}'s result an unknown dtype {meta.dtype!r}")
         made.append(RemoteTensor(torch.empty(tuple(meta.shape), dtype=dtype, device=META), handle))
     return made[0] if len(made) == 1 else tuple(made)
 
