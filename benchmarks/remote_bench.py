@@ -245,7 +245,14 @@ def torch_report(args: argparse.Namespace) -> int:
             daemon.wait(timeout=30)
     figures = {
         **{
-            key: remote[key] for key in ("ops_per_s", "ops_per_s_uncached", "round_trips_per_sync", "forward_client_ms")
+            key: remote[key]
+            for key in (
+                "ops_per_s",
+                "ops_per_s_uncached",
+                "round_trips_per_sync",
+                "forward_client_ms",
+                "forward_client_cpu_ms",
+            )
         },
         "client_us_per_op": 1e6 / remote["ops_per_s"],
         "client_us_per_op_uncached": 1e6 / remote["ops_per_s_uncached"],
