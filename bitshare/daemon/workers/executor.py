@@ -7,6 +7,8 @@ sync is kept and reported at the sync, and the operations after it are skipped (
 still happen), so the client raises at the line that synchronises. A pool that keeps freed
 blocks cached and counts them against its limit (CuPy's) gives them back when an operation
 does not fit, and the operation runs once more: only live arrays count against the partition.
+PyTorch's tensors live beside the arrays, under the same handles; their operators (``KIND_ATEN``)
+run through :class:`torch_ops.TorchSide`, made at the session's first one.
 """
 
 from __future__ import annotations
