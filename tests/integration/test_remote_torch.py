@@ -60,10 +60,14 @@ def test_the_program_sees_the_leased_gpu(daemon: Daemon) -> None:
         "print(torch.cuda.is_available(), torch.cuda.device_count(), torch.cuda.current_device())\n"
         "print(p.name, p.total_memory // 2**20, torch.cuda.get_device_capability())\n"
         "print(x.device, x.is_cuda, type(x).__mro__[1].__name__, x)\n"
+        "h = torch.arange(4.0)\n"  # the ways of .to() and .cuda() a program uses
+        "print(h.to('cuda', non_blocking=True).device, h.to('cuda', torch.float64, True).dtype, "
+        "h.cuda(non_blocking=True).sum().item(), h.to(0).to('cpu', non_blocking=True).tolist())\n"
     )
     code, out, err = run_python(daemon, "-c", program, size=("-m", "3000"))
     assert code == 0, err
-    available, name, tensor = out.splitlines()
+    available, name, tensor, moved = out.splitlines()
+    assert moved == "cuda:0 torch.float64 6.0 [0.0, 1.0, 2.0, 3.0]"
     assert available == "True 1 0"
     assert name.startswith("bitshare simulated GPU SIM-00-16384 (CPU) 3000 ")
     assert tensor == "cuda:0 True Tensor tensor([1., 1., 1.], device='cuda:0')"

@@ -91,9 +91,6 @@ def _patch_entry_points() -> None:
             kwargs["device"] = _cuda(kwargs["device"])
         if args and isinstance(args[0], (str, torch.device, int)) and not isinstance(args[0], bool):
             args = (_cuda(args[0]), *args[1:])
-        kwargs.pop("non_blocking", None)  # (one stream, in order: a copy is as if blocking)
-        if len(args) > 1 and isinstance(args[0], torch.device) and isinstance(args[-1], bool):
-            args = args[:-1]
         return tensor_to(self, *args, **kwargs)
 
     def to_cuda(self: torch.Tensor, device: Any = None, non_blocking: bool = False, **kwargs: Any) -> Any:
