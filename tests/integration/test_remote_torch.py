@@ -110,6 +110,7 @@ said("graph", lambda: torch.cuda.CUDAGraph())
 said("second gpu", lambda: torch.ones(1, device="cuda:1"))
 said("generator", lambda: torch.randn(2, device="cuda", generator=torch.Generator()))
 said("pin", lambda: torch.ones(2, device="cuda").pin_memory())
+said("streams", lambda: torch.ones(2, device="cuda").record_stream(torch.cuda.current_stream()))
 said("numpy", lambda: torch.ones(2, device="cuda").numpy())
 lib = torch.library.Library("bitsharetest", "DEF")
 lib.define("twice(Tensor x) -> Tensor")
@@ -134,6 +135,7 @@ def test_what_is_not_covered_fails_at_its_line_naming_itself(daemon: Daemon) -> 
     assert "second gpu RuntimeError CUDA error: invalid device ordinal 1: the lease has one GPU" in out, out
     assert said["generator"].startswith("NotImplementedError aten::randn: a torch.Generator of its own on a remote GPU")
     assert said["pin"].startswith("RuntimeError cannot pin")
+    assert said["streams"] == "ran"  # (one stream: nothing to record)
     assert said["numpy"].startswith("TypeError can't convert cuda:0 device type tensor to numpy")
     assert "custom op NotImplementedError bitsharetest::twice is a custom operator" in out
     assert said["resize"].startswith("NotImplementedError aten::resize_ changes the shape of a remote GPU tensor")

@@ -203,12 +203,6 @@ def _copy_(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return _queue(aten.copy_.default, (target, source, *args[2:]), kwargs)
 
 
-def _compatible_shallow_copy(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """``param.data = x`` is allowed between tensors of the same kind: a CPU parameter moved to the
-    GPU gets a new Parameter instead (so ``model.to("cuda")`` makes remote parameters)."""
-    return isinstance(args[0], RemoteTensor) == isinstance(args[1], RemoteTensor)
-
-
 def _refuse(what: str) -> Any:
     def refused(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError(f"{what} is not supported by bitshare's remote PyTorch")
@@ -219,9 +213,7 @@ def _refuse(what: str) -> Any:
 _SPECIAL: dict[Any, Any] = {
     aten._to_copy.default: _to_copy,
     aten.copy_.default: _copy_,
-    aten._has_compatible_shallow_copy_type.default: _compatible_shallow_copy,
     aten.is_pinned.default: lambda args, kwargs: False,
-    aten.record_stream.default: lambda args, kwargs: None,
     aten._pin_memory.default: _refuse("pin_memory() of a remote GPU tensor"),
     aten.set_.source_Tensor: _refuse("Tensor.set_() on a remote GPU tensor"),
     aten.set_.source_Storage: _refuse("Tensor.set_() on a remote GPU tensor"),

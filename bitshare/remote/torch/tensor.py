@@ -117,6 +117,9 @@ class RemoteTensor(torch.Tensor):
     def untyped_storage(self) -> Any:
         return self._bitshare_meta.untyped_storage()  # (for identity and size; it holds no bytes here)
 
+    def record_stream(self, stream: Any) -> None:
+        return None  # (one stream, in order: the tensor is not freed before work queued on it)
+
     def pin_memory(self, device: Any = None) -> torch.Tensor:
         raise RuntimeError("cannot pin 'torch.cuda.FloatTensor' only dense CPU tensors can be pinned")
 
