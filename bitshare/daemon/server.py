@@ -54,6 +54,9 @@ SERVICE_NAMES = (
 
 # What unary calls in flight at a stop get to finish; streams are ended at once (StreamsEndAtStop).
 STOP_GRACE_S = 0.5
+# How long, once everything is closed, the calls a stop cut short get to finish their own
+# cleanup (a holder's detach, a store write in a thread) before the event loop ends.
+SETTLE_S = 5.0
 
 
 @dataclass
@@ -470,6 +473,24 @@ async def _stop_mps(mps: dict[int, MpsControl]) -> None:
         await asyncio.to_thread(control.stop)
 
 
+async def settle(timeout: float) -> None:
+    """Wait up to ``timeout`` for the tasks still running to finish. gRPC's stop returns once its
+    core has ended the calls, while their Python handlers may still be unwinding; asyncio.run
+    would cancel those, cutting their cleanup short (and gRPC prints a traceback for each)."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    if not others:
+        return
+    _, pending = await asyncio.wait(others, timeout=timeout)
+    if pending:
+        log.warning("daemon.unfinished", tasks=len(pending), detail=f"still running {timeout:g} s after the stop")
+
+
+async def _run_then_settle(daemon: Daemon) -> int:
+    status = await daemon.run()
+    await settle(SETTLE_S)
+    return status
+
+
 def run_daemon(config: DaemonConfig) -> int:
     """Run bitshared in the foreground until SIGTERM/SIGINT; returns the exit status."""
-    return asyncio.run(Daemon(config).run())
+    return asyncio.run(_run_then_settle(Daemon(config)))
