@@ -176,6 +176,18 @@ class DaemonConfig:
             metrics_address,
         ),
     )
+    bulk_port: int = field(
+        default=-1,
+        metadata=_setting(
+            "daemon",
+            "bulk_port",
+            "--bulk-port",
+            "a TCP port (1-65535), -1 or 0",
+            "Remote sessions' bulk data from other hosts, on each TCP listener's host "
+            "[default -1: that listener's port + 1; 0: off, bulk data goes on the gRPC stream].",
+            _must(lambda v: -1 <= v <= 65535),
+        ),
+    )
     history_days: float = field(
         default=30.0,
         metadata=_setting(

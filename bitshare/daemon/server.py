@@ -42,6 +42,7 @@ from .enforcement.watchdog import Watchdog, WatchdogPolicy
 from .state.manager import LeaseManager
 from .state.model import Gpu, Policy
 from .state.store import Store, StoreError, UnusableState, trusted_owner
+from .workers.bulk_port import BulkPort
 from .workers.relay import RemoteRelay
 
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -63,6 +64,7 @@ SETTLE_S = 5.0
 class _Running:
     server: grpc.aio.Server
     streams: StreamsEndAtStop
+    bulk: BulkPort | None
     cred_servers: list[asyncio.AbstractServer] = field(default_factory=list)
     sockets: list[Path] = field(default_factory=list)
 
@@ -383,11 +385,12 @@ class Daemon:
         )
         pb_grpc.add_LeaseServiceServicer_to_server(LeaseService(shared), server)
         pb_grpc.add_AdminServiceServicer_to_server(AdminService(shared), server)
-        server.add_generic_rpc_handlers((RemoteRelay(shared).handler(),))
+        bulk = self._bulk_port()
+        server.add_generic_rpc_handlers((RemoteRelay(shared, bulk).handler(),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        running = _Running(server, streams)
+        running = _Running(server, streams, bulk)
         stack.push_async_callback(_stop_listening, running)
         for address in self.addresses:
             if address.kind == "unix":
@@ -418,9 +421,35 @@ class Daemon:
                         server.add_secure_port(address.target, credentials)
                 except RuntimeError as exc:
                     raise StartupError(f"cannot listen on {address}: {exc}") from None
+        if bulk is not None:
+            await self._start_bulk_port(bulk)
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def _bulk_port(self) -> BulkPort | None:
+        """Remote sessions' bulk data from other hosts, where the daemon listens on TCP: TLS as
+        the TCP listeners are (plaintext only where they are plaintext)."""
+        if self.config.bulk_port == 0 or not any(a.kind == "tcp" for a in self.addresses):
+            return None
+        if self.config.tls_cert and self.config.tls_key:
+            return BulkPort(self.config.tls_cert, self.config.tls_key)
+        return BulkPort()
+
+    async def _start_bulk_port(self, bulk: BulkPort) -> None:
+        tcp = [a for a in self.addresses if a.kind == "tcp"]
+        port = self.config.bulk_port if self.config.bulk_port > 0 else (tcp[0].port + 1 if tcp[0].port else 0)
+        try:
+            await bulk.start([a.host for a in tcp], port)
+        except OSError as exc:
+            await bulk.close()
+            why = exc.strerror or str(exc)
+            if self.config.bulk_port > 0:
+                raise StartupError(f"cannot listen for bulk data on port {port} (bulk_port): {why}") from None
+            # Not asked for by name: the daemon serves, and remote clients' bulk data takes the stream.
+            log.warning("daemon.no_bulk_port", port=port, detail=f"{why}; set bulk_port to choose another")
+            return
+        log.event("daemon.bulk_port", port=bulk.port, tls=bulk.tls)
 
     async def _housekeeping(self, manager: LeaseManager) -> None:
         """Expire silent holders, time out waiters and move the queue, several times per TTL."""
@@ -462,6 +491,8 @@ def _refused_on_os_error(what: str, path: Path) -> Iterator[None]:
 async def _stop_listening(running: _Running) -> None:
     running.streams.end_all()
     await running.server.stop(grace=STOP_GRACE_S)
+    if running.bulk is not None:
+        await running.bulk.close()
     for cred in running.cred_servers:
         cred.close()
     for path in running.sockets:

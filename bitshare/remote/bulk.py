@@ -1,14 +1,17 @@
-"""Array bytes between remote CuPy and its worker: chunks on the session's stream, or raw
-over the data socket when the worker is on this host.
+"""Array bytes between a remote program and its worker: raw over the session's data socket,
+or chunks on the session's stream where there is none.
 
-The data socket is a Unix socket the worker listens on, opened with the session's secret.
-It carries raw bytes with no way to find the next message's start: whatever stops a read
-part way closes it, and later transfers travel in chunks on the stream.
+The data socket is a Unix socket the worker listens on when it is on this host, else a TCP
+connection to the daemon's bulk port (TLS where the daemon's TCP is), handed to the worker;
+either is opened with the session's secret. It carries raw bytes with no way to find the next
+message's start: whatever stops a read part way closes it, and later transfers travel in
+chunks on the stream.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from collections.abc import Iterator
 
@@ -17,12 +20,14 @@ from google.protobuf.message import DecodeError
 
 from .. import paths
 from ..client.connection import peer_uid
-from ..protocol.sockio import read_bytes, read_into
+from ..client.transport import Route
+from ..protocol.sockio import read_bytes, read_into, tune_bulk_tcp
 from ..protocol.v1 import bitshare_pb2 as pb
 from ..protocol.wire import check_dtype, check_shape
 from . import errors
 
 CHUNK = 4 * 1024 * 1024
+BULK_CONNECT_TIMEOUT_S = 5.0  # to connect to the bulk port and finish its TLS handshake
 _LENGTH = struct.Struct(">I")  # a download's size prefix: its RMeta's length, 0 when none follows
 
 
@@ -44,6 +49,7 @@ class DataSocket:
     def __init__(self, sock: socket.socket, lease_id: str) -> None:
         self._sock: socket.socket | None = sock
         self._lease_id = lease_id
+        self.kind = "unix" if sock.family == socket.AF_UNIX else "tls" if isinstance(sock, ssl.SSLSocket) else "tcp"
 
     @classmethod
     def open(cls, described: pb.RSession, lease_id: str) -> DataSocket | None:
@@ -63,6 +69,29 @@ class DataSocket:
         except OSError:
             sock.close()
             return None
+        return cls(sock, lease_id)
+
+    @classmethod
+    def open_tcp(cls, described: pb.RSession, lease_id: str, route: Route) -> DataSocket:
+        """The daemon's bulk port on the host this client dialed, for this session: the route,
+        then TLS (checked as the gRPC channel's is), then the secret. OSError says why not:
+        the secret never goes in plaintext where the gRPC channel is TLS."""
+        if route.tls and not described.data_tls:
+            raise OSError("the daemon offers plaintext bulk data where its gRPC is TLS: refused")
+        if described.data_tls and not route.tls:
+            raise OSError("the bulk port is TLS, and this client has no TLS roots for it")
+        sock = socket.create_connection((route.host, described.data_port), timeout=BULK_CONNECT_TIMEOUT_S)
+        try:
+            tune_bulk_tcp(sock)
+            sock.sendall(described.data_route)
+            if described.data_tls:
+                context = ssl.create_default_context(cadata=route.root_certificates.decode("ascii"))
+                sock = context.wrap_socket(sock, server_hostname=route.host)
+            sock.sendall(described.secret)
+            sock.settimeout(None)
+        except BaseException:
+            sock.close()
+            raise
         return cls(sock, lease_id)
 
     @property

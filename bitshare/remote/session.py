@@ -273,7 +273,27 @@ class Session:
     def _open_data_socket(self, first: pb.RemoteReply) -> None:
         if first.WhichOneof("kind") != "session":
             raise errors.ProtocolError("the GPU server's first reply does not describe the session")
-        self._data = DataSocket.open(first.session, self.lease_id)
+        described = first.session
+        route = self.client.route
+        if described.data_port and route is not None:
+            try:
+                self._data = DataSocket.open_tcp(described, self.lease_id, route)
+            except OSError as exc:
+                self._data = None
+                _say_once(
+                    f"bitshare: the bulk data port {route.host}:{described.data_port} cannot be used "
+                    f"({exc.strerror or exc}); array data goes on the session's stream, which is slower"
+                )
+            return
+        self._data = DataSocket.open(described, self.lease_id)
+
+    @property
+    def bulk_path(self) -> str:
+        """How array bytes travel now: "unix" or "tcp" (the data socket; "tls" when encrypted),
+        or "stream" (chunks on the session's stream)."""
+        if self._data is None:
+            return "stream"
+        return self._data.kind
 
     def _send_data(self, handle: int, data: memoryview) -> None:
         assert self._data is not None
@@ -449,6 +469,17 @@ def _worth_retrying(exc: grpc.RpcError) -> bool:
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return True
     return code == grpc.StatusCode.FAILED_PRECONDITION and "already has a remote session" in (exc.details() or "")
+
+
+_said: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    """A line on stderr, once per process (a reopened session meets the same network)."""
+    if line not in _said:
+        _said.add(line)
+        sys.stderr.write(printable(line) + "\n")
+        sys.stderr.flush()
 
 
 def _clock(at: float) -> str:

@@ -20,6 +20,7 @@ EXAMPLES: dict[str, Any] = {
     "runtime_dir": "/tmp/bitshare-run",
     "log_level": "debug",
     "metrics_listen": "127.0.0.1:9464",
+    "bulk_port": 7444,
     "history_days": 7.5,
     "backend": "simulated",
     "simulate": "2x8GiB",
@@ -99,6 +100,7 @@ def test_a_boolean_flag_sets_false_over_a_true_in_the_file(tmp_path: Path, setti
 BAD_VALUES = [
     ("lease_ttl_s", -3.0, "-3"),
     ("history_days", 0.0, "0"),
+    ("bulk_port", 70000, "70000"),
     ("sample_interval_s", 0.01, "0.01"),
     ("max_client_priority", 2000000, "2000000"),
     ("mps", "maybe", "maybe"),

@@ -1,21 +1,25 @@
-"""The worker's data socket: bulk bytes between a client on the same host and the worker, raw.
+"""The worker's data socket: bulk bytes between a client and the worker, raw.
 
-The worker listens on a Unix socket of its own; the first client to connect and send the
-session's secret gets it. Uploads are read straight into the array's buffer, downloads are
-written straight from it: no message framing and no extra copies.
+A client on the daemon's host connects to a Unix socket of the worker's own; a client on
+another host connects to the daemon's bulk TCP port, which hands the connection over to this
+worker (then a TLS handshake, when the daemon's TCP is TLS). Either way the first connection
+that sends the session's secret gets the channel. Uploads are read straight into the array's
+buffer, downloads are written straight from it: no message framing and no extra copies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
 import socket
+import ssl
 import struct
-import time
+import threading
 from pathlib import Path
 
-from ...protocol.sockio import read_bytes, read_into
+from ...protocol.sockio import read_bytes, read_into, tune_bulk_tcp
 from ...protocol.v1 import bitshare_pb2 as pb
 
 ACCEPT_TIMEOUT_S = 30.0
@@ -28,33 +32,112 @@ class DataChannelError(ValueError):
     """The data socket is not usable (no client, a wrong secret, or bytes out of step)."""
 
 
-class DataChannel:
+class _UnixDoor:
+    """Connections to a Unix socket of the worker's own (a client on this host)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.secret = secrets.token_bytes(SECRET_BYTES)
         path.unlink(missing_ok=True)
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(path))
         os.chmod(path, 0o666)  # the client may be another user; the secret decides
         self._listener.listen(1)
+        self.closed = False
+
+    def describe(self, session: pb.RSession) -> None:
+        session.data_socket = str(self.path)
+
+    def next(self, timeout: float) -> socket.socket:
+        self._listener.settimeout(timeout)
+        conn, _ = self._listener.accept()
+        return conn
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes an accept() waiting in another thread
+        self._listener.close()
+        self.path.unlink(missing_ok=True)
+
+
+class _HandedOverDoor:
+    """Connections the daemon's bulk TCP port hands over (a client on another host), made TLS
+    here when the daemon's TCP is."""
+
+    def __init__(self, handover: socket.socket, port: int, route: bytes, tls: ssl.SSLContext | None) -> None:
+        self._handover, self._port, self._route, self._tls = handover, port, route, tls
+        self.closed = False
+
+    def describe(self, session: pb.RSession) -> None:
+        session.data_port, session.data_route, session.data_tls = self._port, self._route, self._tls is not None
+
+    def next(self, timeout: float) -> socket.socket:
+        self._handover.settimeout(timeout)
+        _, fds, _, _ = socket.recv_fds(self._handover, 1, 1)
+        if not fds:
+            raise EOFError("the daemon's bulk port is closed")
+        conn = socket.socket(fileno=fds[0])
+        tune_bulk_tcp(conn)
+        if self._tls is None:
+            return conn
+        conn.settimeout(SECRET_TIMEOUT_S)
+        try:
+            return self._tls.wrap_socket(conn, server_side=True)
+        except OSError:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self._handover.shutdown(socket.SHUT_RDWR)
+        self._handover.close()
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """The server side of the bulk port's TLS: the daemon's certificate, TLS 1.2 at least."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+class DataChannel:
+    def __init__(self, door: _UnixDoor | _HandedOverDoor) -> None:
+        self._door = door
+        self.secret = secrets.token_bytes(SECRET_BYTES)
         self._conn: socket.socket | None = None
+        self._admitted = threading.Event()
+        self._closing = False
         self.broken = ""
+        # Admitted as it comes, not at the first transfer: a TLS client waits for the handshake.
+        threading.Thread(target=self._admit, name="data-channel", daemon=True).start()
+
+    @classmethod
+    def on_unix_socket(cls, path: Path) -> DataChannel:
+        return cls(_UnixDoor(path))
+
+    @classmethod
+    def handed_over(cls, handover: socket.socket, port: int, route: bytes, tls: ssl.SSLContext | None) -> DataChannel:
+        return cls(_HandedOverDoor(handover, port, route, tls))
 
     def session_message(self) -> pb.RSession:
-        return pb.RSession(data_socket=str(self.path), secret=self.secret)
+        session = pb.RSession(secret=self.secret)
+        self._door.describe(session)
+        return session
 
-    def _connection(self) -> socket.socket:
-        """The client's connection: connections without the session's secret are dropped, and
-        the first that gives it is kept (so a stranger cannot take or spoil the socket)."""
-        if self.broken:
-            raise DataChannelError(self.broken)
-        deadline = time.monotonic() + ACCEPT_TIMEOUT_S
-        while self._conn is None:
-            self._listener.settimeout(max(0.01, deadline - time.monotonic()))
+    def _admit(self) -> None:
+        """Keep the first connection that gives the session's secret; drop the others (so a
+        stranger cannot take or spoil the channel), then let nobody else in."""
+        while not self._closing:
             try:
-                conn, _ = self._listener.accept()
+                conn = self._door.next(ACCEPT_TIMEOUT_S)
             except TimeoutError:
-                raise DataChannelError("no client gave the session's secret on the data socket") from None
+                continue
+            except (OSError, EOFError):  # a failed handshake (not TLS, gone), or the door closed
+                if self._door.closed:
+                    return
+                continue
             conn.settimeout(SECRET_TIMEOUT_S)
             try:
                 given = read_bytes(conn, SECRET_BYTES) or b""
@@ -65,8 +148,16 @@ class DataChannel:
                 continue
             conn.settimeout(None)
             self._conn = conn
-            self._listener.close()
-            self.path.unlink(missing_ok=True)
+            self._door.close()
+            self._admitted.set()
+            return
+
+    def _connection(self) -> socket.socket:
+        """The client's connection, once it has given the secret."""
+        if self.broken:
+            raise DataChannelError(self.broken)
+        if not self._admitted.wait(ACCEPT_TIMEOUT_S) or self._conn is None:
+            raise DataChannelError("no client gave the session's secret on the data socket")
         return self._conn
 
     def read_into(self, buffer: memoryview) -> None:
@@ -99,7 +190,7 @@ class DataChannel:
             raise DataChannelError(self.broken) from None
 
     def close(self) -> None:
-        for sock in (self._conn, self._listener):
-            if sock is not None:
-                sock.close()
-        self.path.unlink(missing_ok=True)
+        self._closing = True
+        self._door.close()
+        if self._conn is not None:
+            self._conn.close()

@@ -31,6 +31,7 @@ from ..api.service import Shared, guarded
 from ..state.manager import UpdateKind
 from ..state.model import Lease, LeaseState
 from ..state.store import StoreError
+from .bulk_port import ROUTE_BYTES, BulkPort
 
 SERVICE = "bitshare.v1.RemoteService"
 READY_TIMEOUT_S = 120.0  # importing CuPy and making a CUDA context can take a while
@@ -42,9 +43,11 @@ class _Closed(Exception):
 
 
 class RemoteRelay:
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: Shared, bulk: BulkPort | None = None) -> None:
         self.shared = shared
+        self.bulk = bulk  # the bulk TCP port, for clients on other hosts
         self.sessions: dict[str, asyncio.subprocess.Process | None] = {}  # None: starting
+        self.routes: dict[str, bytes] = {}  # each session's route on the bulk port (b"": none)
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
@@ -61,7 +64,7 @@ class RemoteRelay:
         try:
             worker, reader, writer, ready = await self._start(lease, context)
         except BaseException:
-            self.sessions.pop(lease.id, None)
+            self._forget(lease.id)
             raise
         log.event("remote.started", lease=lease.id, pid=worker.pid)
         ended = asyncio.ensure_future(self._follow_lease(lease.id, writer))
@@ -93,8 +96,14 @@ class RemoteRelay:
             with contextlib.suppress(ProcessLookupError):
                 worker.kill()
             await worker.wait()
-            self.sessions.pop(lease.id, None)
+            self._forget(lease.id)
             log.event("remote.ended", lease=lease.id, pid=worker.pid, code=worker.returncode)
+
+    def _forget(self, lease_id: str) -> None:
+        self.sessions.pop(lease_id, None)
+        route = self.routes.pop(lease_id, b"")
+        if route and self.bulk is not None:
+            self.bulk.drop_route(route)
 
     async def _open(self, identity: Identity, data: bytes) -> Lease:
         try:
@@ -151,11 +160,36 @@ class RemoteRelay:
             directory.mkdir(exist_ok=True)
             os.chmod(directory, 0o755)
             command += ["--data-socket", str(directory / f"{lease.id}-{secrets.token_hex(4)}.sock")]
-        worker = await asyncio.create_subprocess_exec(
-            *command, pass_fds=(theirs.fileno(),), env=env, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
-        )
-        theirs.close()
+        passed = [theirs]
+        route = b""
+        if not context.peer().startswith("unix:") and self.bulk is not None and self.bulk.port:
+            # A client on another host: connections to the bulk port that name this route are
+            # handed to the worker, which does TLS and checks the secret itself.
+            handover, worker_end = socket.socketpair()
+            route = secrets.token_bytes(ROUTE_BYTES)
+            self.bulk.add_route(route, handover)
+            passed.append(worker_end)
+            command += ["--bulk-fd", str(worker_end.fileno()), "--bulk-port", str(self.bulk.port)]
+            command += ["--bulk-route", route.hex()]
+            if self.bulk.tls:
+                command += ["--tls-cert", self.bulk.tls_cert, "--tls-key", self.bulk.tls_key]
+        try:
+            worker = await asyncio.create_subprocess_exec(
+                *command,
+                pass_fds=[end.fileno() for end in passed],
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except BaseException:
+            if route:
+                self.bulk.drop_route(route)  # type: ignore[union-attr]
+            raise
+        finally:
+            for end in passed:
+                end.close()
         self.sessions[lease.id] = worker
+        self.routes[lease.id] = route
         reader, writer = await asyncio.open_unix_connection(sock=ours, limit=MAX_FRAME + HEADER.size)
         try:
             ready = await asyncio.wait_for(_read_frame(reader), READY_TIMEOUT_S)
@@ -165,7 +199,7 @@ class RemoteRelay:
             with contextlib.suppress(ProcessLookupError):
                 worker.kill()
             code = await worker.wait()
-            self.sessions.pop(lease.id, None)
+            self._forget(lease.id)
             writer.close()
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,

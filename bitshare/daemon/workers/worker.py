@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 
 from ...protocol.framing import LIMIT, frame, read_frame
 from ...protocol.v1 import bitshare_pb2 as pb
-from .data_channel import DataChannel
+from .data_channel import DataChannel, tls_context
 from .executor import Executor
 
 
@@ -117,6 +117,20 @@ def _refusal(message: str) -> pb.RemoteReply:
     return pb.RemoteReply(result=pb.RResult(error=pb.RError(type="ProtocolError", message=message)))
 
 
+def open_data_channel(args: argparse.Namespace) -> DataChannel | None:
+    """The session's raw channel for bulk bytes, if it gets one; else they travel on the stream."""
+    try:
+        if args.data_socket:
+            return DataChannel.on_unix_socket(Path(args.data_socket))
+        if args.bulk_fd is not None:
+            tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+            handover = socket.socket(fileno=args.bulk_fd)
+            return DataChannel.handed_over(handover, args.bulk_port, bytes.fromhex(args.bulk_route), tls)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"bitshare worker: no data socket: {exc}\n")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bitshare-worker")
     parser.add_argument("--fd", type=int, required=True)
@@ -125,14 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-bytes", type=int, required=True)
     parser.add_argument("--registry", default="")
     parser.add_argument("--data-socket", default="", help="offer a data socket here (a client on this host)")
+    parser.add_argument("--bulk-fd", type=int, help="connections the daemon's bulk port hands over come here")
+    parser.add_argument("--bulk-port", type=int, default=0)
+    parser.add_argument("--bulk-route", default="", help="what connections for this session send first (hex)")
+    parser.add_argument("--tls-cert", default="")
+    parser.add_argument("--tls-key", default="")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.fd)
-    data = None
-    if args.data_socket:
-        try:
-            data = DataChannel(Path(args.data_socket))
-        except OSError as exc:  # bulk data then travels on the stream, as for a remote client
-            sys.stderr.write(f"bitshare worker: no data socket at {args.data_socket}: {exc}\n")
+    data = open_data_channel(args)
     executor = open_executor(args.backend, args.gpu_uuid, args.limit_bytes, args.registry, data)
     ready = pb.RemoteReply(session=data.session_message() if data is not None else pb.RSession())
     sock.sendall(frame(ready.SerializeToString()))

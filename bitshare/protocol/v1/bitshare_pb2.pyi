@@ -628,12 +628,18 @@ class RResult(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., values: _Optional[_Iterable[_Union[RValue, _Mapping]]] = ..., metas: _Optional[_Mapping[int, RMeta]] = ..., error: _Optional[_Union[RError, _Mapping]] = ..., device_used_bytes: _Optional[int] = ..., device_limit_bytes: _Optional[int] = ...) -> None: ...
 
 class RSession(_message.Message):
-    __slots__ = ("data_socket", "secret")
+    __slots__ = ("data_socket", "secret", "data_port", "data_route", "data_tls")
     DATA_SOCKET_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
+    DATA_PORT_FIELD_NUMBER: _ClassVar[int]
+    DATA_ROUTE_FIELD_NUMBER: _ClassVar[int]
+    DATA_TLS_FIELD_NUMBER: _ClassVar[int]
     data_socket: str
     secret: bytes
-    def __init__(self, data_socket: _Optional[str] = ..., secret: _Optional[bytes] = ...) -> None: ...
+    data_port: int
+    data_route: bytes
+    data_tls: bool
+    def __init__(self, data_socket: _Optional[str] = ..., secret: _Optional[bytes] = ..., data_port: _Optional[int] = ..., data_route: _Optional[bytes] = ..., data_tls: bool = ...) -> None: ...
 
 class RemoteReply(_message.Message):
     __slots__ = ("result", "chunk", "session")

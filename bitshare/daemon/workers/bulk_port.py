@@ -1,0 +1,110 @@
+"""The daemon's bulk TCP port: remote clients' raw array bytes, handed to their session's worker.
+
+A client on another host connects and sends its session's route (16 random bytes that name the
+session and grant nothing); the daemon hands the connection itself to that session's worker
+(SCM_RIGHTS), which makes the TLS handshake with the daemon's certificate and checks the
+session's secret. The daemon reads no byte past the route, so array bytes move between the
+client and the worker with nothing in between, as over the Unix data socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+from ... import log
+
+ROUTE_BYTES = 16
+ROUTE_TIMEOUT_S = 5.0  # a connection that does not name its session in this time is closed
+MAX_PENDING = 64  # connections waiting to name their session; more are closed at once
+
+
+class BulkPort:
+    """The bulk listeners (one per TCP listener's host, all on one port) and the sessions'
+    routes to their workers."""
+
+    def __init__(self, tls_cert: str = "", tls_key: str = "") -> None:
+        self.tls_cert, self.tls_key = tls_cert, tls_key  # the workers' TLS; "" for plaintext
+        self.port = 0  # the port bound, once started
+        self._listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()
+        self._routes: dict[bytes, socket.socket] = {}
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+    async def start(self, hosts: list[str], port: int) -> None:
+        """Listen on ``port`` (0: any free one, then the same on every host) of each host."""
+        for host in hosts:
+            listener = socket.create_server(
+                (host, port or self.port), family=socket.AF_INET6 if ":" in host else socket.AF_INET, backlog=128
+            )
+            listener.setblocking(False)
+            self._listeners.append(listener)
+            self.port = listener.getsockname()[1]
+            self._accepting.append(asyncio.ensure_future(self._accept(listener)))
+
+    def add_route(self, route: bytes, handover: socket.socket) -> None:
+        """Connections that name ``route`` go to the worker at the other end of ``handover``."""
+        handover.setblocking(False)
+        self._routes[route] = handover
+
+    def drop_route(self, route: bytes) -> None:
+        handover = self._routes.pop(route, None)
+        if handover is not None:
+            handover.close()
+
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # out of descriptors, say: the port goes on after a breath
+                log.warning("remote.bulk_accept", error=exc)
+                await asyncio.sleep(0.1)
+                continue
+            if len(self._pending) >= MAX_PENDING:
+                conn.close()
+                continue
+            task = asyncio.ensure_future(self._route(conn))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _route(self, conn: socket.socket) -> None:
+        """Read the route, exactly (the TLS handshake behind it is the worker's), and hand over."""
+        with conn:
+            conn.setblocking(False)
+            try:
+                route = await asyncio.wait_for(_read_exactly(conn, ROUTE_BYTES), ROUTE_TIMEOUT_S)
+            except (asyncio.TimeoutError, OSError, EOFError):
+                return
+            handover = self._routes.get(route)
+            if handover is None:
+                return
+            with contextlib.suppress(OSError):  # the worker is gone, or not reading: the client falls back
+                socket.send_fds(handover, [b"c"], [conn.fileno()])
+
+    async def close(self) -> None:
+        for task in (*self._accepting, *self._pending):
+            task.cancel()
+        for task in (*self._accepting, *self._pending):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for listener in self._listeners:
+            listener.close()
+        for route in list(self._routes):
+            self.drop_route(route)
+
+
+async def _read_exactly(conn: socket.socket, size: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = b""
+    while len(data) < size:
+        more = await loop.sock_recv(conn, size - len(data))
+        if not more:
+            raise EOFError
+        data += more
+    return data
