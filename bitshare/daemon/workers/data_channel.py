@@ -17,6 +17,7 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from ...protocol.sockio import read_bytes, read_into, tune_bulk_tcp
@@ -177,14 +178,16 @@ class DataChannel:
             self.read_into(scratch[:step])
             left -= step
 
-    def write(self, meta: pb.RMeta | None, data: memoryview | None) -> None:
-        """A download: its meta and bytes, or an empty header when it did not happen."""
+    def write(self, meta: pb.RMeta | None, data: memoryview | Iterable[memoryview] | None) -> None:
+        """A download: its meta and bytes (or the pieces they come in), or an empty header when
+        it did not happen."""
         header = meta.SerializeToString() if meta is not None else b""
         try:
             conn = self._connection()
             conn.sendall(LENGTH.pack(len(header)) + header)
-            if data is not None and len(data):
-                conn.sendall(data)
+            for piece in [data] if isinstance(data, memoryview) else data or ():
+                if len(piece):
+                    conn.sendall(piece)
         except OSError as exc:
             self.broken = f"the data socket failed: {exc}"
             raise DataChannelError(self.broken) from None

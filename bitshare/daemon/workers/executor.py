@@ -24,6 +24,7 @@ import numpy as np
 from ...protocol import catalog
 from ...protocol.v1 import bitshare_pb2 as pb
 from ...protocol.wire import WireError, check_dtype, check_shape, cupy_dtype, decode, encode, meta_pb, nbytes_of
+from . import staging
 from .data_channel import DataChannel
 from .torch_ops import TorchSide
 
@@ -85,6 +86,7 @@ class Executor:
         self._metas: dict[int, pb.RMeta] = {}
         self.gpu = xp.__name__ == "cupy"
         self._torch: TorchSide | None = None  # made at the session's first PyTorch operation
+        self._stagers: dict[str, Any] = {}  # pinned buffers for piecewise GPU transfers, made at the first
 
     @property
     def torch(self) -> TorchSide:
@@ -299,15 +301,60 @@ class Executor:
         # Checked against the partition before a byte is allocated.
         self.device.check_room(nbytes)
         [handle] = op.out
-        upload = _Upload(np.empty(shape, dtype), tensor=op.meta if op.meta.dtype.startswith("torch.") else None)
+        tensor = op.meta if op.meta.dtype.startswith("torch.") else None
+        overlapped = op.direct and self.gpu and nbytes >= staging.OVERLAP_FROM  # (no host copy of it all)
+        upload = _Upload(np.empty(0 if overlapped else shape, dtype), tensor=tensor)
         self._uploads[handle] = upload
         if op.direct:
             if self.data is None:
                 raise WireError("a direct upload, but this session has no data socket")
+            if self.gpu and nbytes >= staging.OVERLAP_FROM:
+                self._receive_on_device(handle, upload, shape, dtype)
+                return
             self.data.read_into(memoryview(upload.host).cast("B"))
             self._place(handle)
         elif nbytes == 0:
             self._place(handle)
+
+    def _receive_on_device(self, handle: int, upload: _Upload, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """A large direct upload to a GPU: read piece by piece into pinned buffers, each piece
+        copied to the device while the next arrives."""
+        assert self.data is not None
+        if upload.tensor is not None:
+            side = self.torch
+            flat = self._allocating(lambda: side.empty_bytes(shape[0]))
+            stager = self._stager("torch")
+            stager.aim(flat)
+            staging.receive(self.data.read_into, shape[0], stager)
+            del self._uploads[handle]
+            tensor = side.from_device_bytes(flat, upload.tensor)
+            side.hold(handle, tensor)
+            self._hold(handle, tensor)
+            return
+        array = self._allocating(lambda: self.xp.empty(shape, dtype))
+        stager = self._stager("cupy")
+        stager.target = array.reshape(-1).view(self.xp.uint8)
+        staging.receive(self.data.read_into, array.nbytes, stager)
+        del self._uploads[handle]
+        self.device.adopt(array)
+        self._hold(handle, array)
+
+    def _stager(self, kind: str) -> Any:
+        if kind not in self._stagers:
+            if kind == "torch":
+                self._stagers[kind] = staging.TorchStager(self.torch.torch, self.torch.device)
+            else:
+                self._stagers[kind] = staging.CupyStager(self.xp)
+        return self._stagers[kind]
+
+    def _allocating(self, make: Any) -> Any:
+        """``make()``, once more after the pool gives its cached blocks back if it did not fit."""
+        try:
+            return make()
+        except Exception as exc:
+            if error_type(exc) != "OutOfMemoryError" or not self._reclaim():
+                raise
+            return make()
 
     def _skip(self, op: pb.ROp) -> None:
         """An operation that did not run: keep the data socket in step with the client."""
@@ -340,6 +387,9 @@ class Executor:
     def _download(self, op: pb.ROp) -> Iterator[pb.RemoteReply]:
         handle = op.args[0].handle
         array = self._array(handle)
+        if op.direct and self.data is not None and self.gpu and _nbytes(array) >= staging.OVERLAP_FROM:
+            self._send_from_device(handle, array)
+            return
         if self._torch is not None and isinstance(array, self._torch.torch.Tensor):
             host = self._torch.to_host(array)  # raw bytes: the client knows the tensor's dtype and shape
         else:
@@ -358,6 +408,23 @@ class Executor:
                 chunk=pb.RChunk(handle=handle, offset=offset, data=bytes(data[offset : offset + CHUNK]))
             )
         self._metas[handle] = meta_pb(host.shape, host.dtype)
+
+    def _send_from_device(self, handle: int, array: Any) -> None:
+        """A large direct download from a GPU: each piece is sent while the next is copied."""
+        assert self.data is not None
+        if self._torch is not None and isinstance(array, self._torch.torch.Tensor):
+            flat = self._torch.device_bytes(array)
+            stager = self._stager("torch")
+            stager.aim(flat)
+            meta = meta_pb((flat.numel(),), np.dtype(np.uint8))  # raw bytes, as to_host gives them
+        else:
+            flat = self.xp.ascontiguousarray(array).reshape(-1).view(self.xp.uint8)
+            stager = self._stager("cupy")
+            stager.target = flat
+            meta = meta_pb(array.shape, array.dtype)
+        nbytes = int(flat.numel() if hasattr(flat, "numel") else flat.size)
+        self.data.write(meta, staging.send(nbytes, stager))
+        self._metas[handle] = meta
 
     def _query(self, op: pb.ROp) -> pb.RValue:
         if op.name == "item":
@@ -465,3 +532,10 @@ def _with_cupy_dtype(function: Any) -> Any:
         return result if dtype is None else np.asarray(result).astype(dtype, copy=False)
 
     return call
+
+
+def _nbytes(array: Any) -> int:
+    """An array's or a tensor's size in bytes."""
+    if hasattr(array, "untyped_storage"):
+        return int(array.numel() * array.element_size())
+    return int(array.nbytes)

@@ -215,6 +215,25 @@ class TorchSide:
     def upload(self, host: np.ndarray, meta: pb.RMeta) -> Any:
         return self.from_bytes(host, self.dtype(meta.dtype), tuple(int(d) for d in meta.shape))
 
+    def empty_bytes(self, nbytes: int) -> Any:
+        """Room on the device for a tensor's raw bytes (filled piecewise by the stager)."""
+        return self.torch.empty(nbytes, dtype=self.torch.uint8, device=self.device)
+
+    def from_device_bytes(self, flat: Any, meta: pb.RMeta) -> Any:
+        """The tensor ``meta`` describes, made of the raw bytes ``flat`` holds on the device."""
+        dtype, shape = self.dtype(meta.dtype), tuple(int(d) for d in meta.shape)
+        if flat.numel() != math.prod(shape) * dtype.itemsize:
+            raise WireError(f"{flat.numel()} bytes for a tensor of shape {list(shape)} and {dtype}")
+        return flat.view(dtype).reshape(shape)
+
+    def device_bytes(self, tensor: Any) -> Any:
+        """The tensor's values in C order as a flat uint8 tensor on its device (to_host without
+        the copy to the host)."""
+        flat = tensor.detach().resolve_conj().resolve_neg().contiguous().reshape(-1)
+        if flat.numel() and flat.stride(0) != 1:
+            flat = flat.clone(memory_format=self.torch.contiguous_format)
+        return flat.view(self.torch.uint8)
+
     def to_host(self, tensor: Any) -> np.ndarray:
         """The tensor's bytes in C order, on the host, as a flat array of bytes."""
         # (a conjugate or negative view's values are made first: its bytes are not its values)
