@@ -135,7 +135,9 @@ class DataChannel:
                 conn = self._door.next(ACCEPT_TIMEOUT_S)
             except TimeoutError:
                 continue
-            except (OSError, EOFError):  # a failed handshake (not TLS, gone), or the door closed
+            except EOFError:  # the daemon's end of the handover is closed: nobody comes any more
+                return
+            except OSError:  # a failed handshake (not TLS, gone), or the door closed
                 if self._door.closed:
                     return
                 continue
