@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 
 from ... import log
@@ -39,9 +40,15 @@ class BulkPort:
     async def start(self, hosts: list[str], port: int) -> None:
         """Listen on ``port`` (0: any free one, then the same on every host) of each host."""
         for host in hosts:
-            listener = socket.create_server(
-                (host, port or self.port), family=socket.AF_INET6 if ":" in host else socket.AF_INET, backlog=128
-            )
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            # "::" takes IPv4 too, as the gRPC listener on it does (create_server makes IPv6 only).
+            dualstack = host == "::" and socket.has_dualstack_ipv6()
+            try:
+                listener = socket.create_server(
+                    (host, port or self.port), family=family, backlog=128, dualstack_ipv6=dualstack
+                )
+            except OSError as exc:  # without create_server's "(while attempting to bind on address ...)"
+                raise OSError(exc.errno, os.strerror(exc.errno) if exc.errno else str(exc)) from None
             listener.setblocking(False)
             self._listeners.append(listener)
             self.port = listener.getsockname()[1]
