@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .harness import ROOT
+from .harness import ROOT, isolated_env, make_token
 
 SERVER_IP = "10.231.0.1"
 CLIENT_IP = "10.231.0.2"
@@ -219,3 +219,91 @@ def emulated_link(rate: str | None = "1gbit", delay_ms: float = 0.0) -> Iterator
 def namespaces() -> set[str]:
     """The names of the network namespaces that exist now."""
     return {Path(p).name for p in os.listdir("/run/netns")} if os.path.isdir("/run/netns") else set()
+
+
+# ----- a TLS bitshared on the link (or on loopback) and remote programs run against it ---------
+
+DAEMON_PORT = 7470  # any: each link's namespaces are new, nothing else listens there
+
+
+def make_tls(directory: Path, ips: list[str]) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate it signed for ``ips`` (openssl CLI): (ca.pem, key, cert)."""
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem"))
+    ext = directory / "srv.ext"
+    ext.write_text("subjectAltName=" + ",".join(f"IP:{ip}" for ip in ips) + "\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _must("openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=netlab-ca",
+          "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+          "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+    _must("openssl", "req", "-new", *ec, "-subj", "/CN=bitshared", "-keyout", str(key), "-out", str(csr))
+    _must("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-set_serial", "7",
+          "-days", "2", "-extfile", str(ext), "-out", str(cert))  # fmt: skip
+    return ca, key, cert
+
+
+@dataclass
+class Site:
+    """A TLS bitshared and what a client needs to run remote programs on it."""
+
+    server: str  # HOST:PORT the client dials
+    env: dict[str, str]
+    client_prefix: list[str]
+    log_path: Path
+
+    def run_remote(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+        """``argv`` under ``bitshare run --remote`` (a quarter GPU), from the client's side."""
+        command = [sys.executable, "-m", "bitshare", "--server", self.server, "run", "--remote", "-p", "0.25", "--"]
+        return subprocess.run(
+            [*self.client_prefix, *command, *argv],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=ROOT,
+            timeout=timeout,
+            check=False,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def bitshared_site(
+    workdir: Path, link: Link | None, daemon_args: list[str], relay_bulk: bool = True, port: int | None = None
+) -> Iterator[Site]:
+    """A bitshared with TLS on ``link``'s server address (None: on 127.0.0.1 in this namespace),
+    its gRPC port and (``relay_bulk``) its bulk port, the next one, relayed to the dial address."""
+    from .harness import free_port
+
+    host, dial = (link.server_ip, link.dial_ip) if link else ("127.0.0.1", "127.0.0.1")
+    port = port or (DAEMON_PORT if link else free_port())
+    workdir.mkdir(parents=True, exist_ok=True)
+    ca, key, cert = make_tls(workdir, sorted({host, dial}))
+    tokens = workdir / "tokens.toml"
+    env = isolated_env(workdir)
+    env.update(BITSHARE_TOKEN=make_token(tokens, "netlab", "client"), BITSHARE_TLS_CA=str(ca))
+    log_path = workdir / "bitshared.log"
+    argv = [sys.executable, "-m", "bitshare.daemon", "--listen", f"{host}:{port}", "--bulk-port", str(port + 1),
+            "--state-dir", str(workdir / "state"), "--runtime-dir", str(workdir / "runtime"),
+            "--tokens-file", str(tokens), "--tls-cert", str(cert), "--tls-key", str(key), *daemon_args]  # fmt: skip
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        daemon = subprocess.Popen(link.server_cmd(argv) if link else argv, stdout=log, stderr=log, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while b"daemon.ready" not in log_path.read_bytes():
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bitshared did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.05)
+        if link:
+            link.forward(port)
+            if relay_bulk:
+                link.forward(port + 1)
+        yield Site(f"{dial}:{port}", env, link.client_cmd([]) if link else [], log_path)
+    finally:
+        if daemon.poll() is None:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
