@@ -382,6 +382,26 @@ def test_the_tls_bulk_port_admits_no_plaintext(site: Site) -> None:
         plain.close()
 
 
+def test_connections_that_name_the_route_and_stall_do_not_keep_the_owner_out(site: Site) -> None:
+    """Someone on the path sees the route (it goes before TLS): connections of theirs that name
+    it and then send nothing do not hold up the client's own handshake."""
+    server = f"localhost:{site.tls_port}"
+    with connect(server, site.token, tls_ca=str(site.ca)) as client, raw_session(client) as raw:
+        stalled = [socket.create_connection(("127.0.0.1", raw.session.data_port)) for _ in range(3)]
+        for sock in stalled:
+            sock.sendall(raw.session.data_route)  # and nothing more: no TLS handshake
+        data = DataSocket.open_tcp(raw.session, raw.lease_id, client.route)  # as a program's client does
+        try:
+            direct_upload(raw, 1, np.arange(16.0))
+            data.send(memoryview(np.arange(16.0)).cast("B"))
+            assert not answer(raw).HasField("error")
+            np.testing.assert_array_equal(stream_download(raw, 1, "<f8"), np.arange(16.0))
+        finally:
+            data.close()
+            for sock in stalled:
+                sock.close()
+
+
 def test_a_tls_client_sends_nothing_to_a_plaintext_bulk_port() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)

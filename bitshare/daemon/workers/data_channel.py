@@ -27,6 +27,7 @@ ACCEPT_TIMEOUT_S = 30.0
 SECRET_TIMEOUT_S = 5.0
 LENGTH = struct.Struct(">I")
 SECRET_BYTES = 32
+MAX_CHECKING = 8  # connections in their handshake or secret at once; more are closed at once
 
 
 class DataChannelError(ValueError):
@@ -51,6 +52,9 @@ class _UnixDoor:
     def next(self, timeout: float) -> socket.socket:
         self._listener.settimeout(timeout)
         conn, _ = self._listener.accept()
+        return conn
+
+    def secure(self, conn: socket.socket) -> socket.socket:
         return conn
 
     def close(self) -> None:
@@ -79,14 +83,11 @@ class _HandedOverDoor:
             raise EOFError("the daemon's bulk port is closed")
         conn = socket.socket(fileno=fds[0])
         tune_bulk_tcp(conn)
-        if self._tls is None:
-            return conn
-        conn.settimeout(SECRET_TIMEOUT_S)
-        try:
-            return self._tls.wrap_socket(conn, server_side=True)
-        except OSError:
-            conn.close()
-            raise
+        return conn
+
+    def secure(self, conn: socket.socket) -> socket.socket:
+        """``conn`` after the TLS handshake, when the daemon's TCP is TLS (its timeout applies)."""
+        return conn if self._tls is None else self._tls.wrap_socket(conn, server_side=True)
 
     def close(self) -> None:
         self.closed = True
@@ -109,6 +110,8 @@ class DataChannel:
         self.secret = secrets.token_bytes(SECRET_BYTES)
         self._conn: socket.socket | None = None
         self._admitted = threading.Event()
+        self._lock = threading.Lock()  # who gets the channel: one connection, and none once closing
+        self._checking = threading.BoundedSemaphore(MAX_CHECKING)
         self._closing = False
         self.broken = ""
         # Admitted as it comes, not at the first transfer: a TLS client waits for the handshake.
@@ -129,7 +132,9 @@ class DataChannel:
 
     def _admit(self) -> None:
         """Keep the first connection that gives the session's secret; drop the others (so a
-        stranger cannot take or spoil the channel), then let nobody else in."""
+        stranger cannot take or spoil the channel), then let nobody else in. Each is checked in
+        a thread of its own: a stranger who knows the route (it goes before TLS) and then stalls
+        does not hold up the client's handshake."""
         while not self._closing:
             try:
                 conn = self._door.next(ACCEPT_TIMEOUT_S)
@@ -137,23 +142,35 @@ class DataChannel:
                 continue
             except EOFError:  # the daemon's end of the handover is closed: nobody comes any more
                 return
-            except OSError:  # a failed handshake (not TLS, gone), or the door closed
+            except OSError:  # gone before it was taken, or the door closed
                 if self._door.closed:
                     return
                 continue
-            conn.settimeout(SECRET_TIMEOUT_S)
-            try:
-                given = read_bytes(conn, SECRET_BYTES) or b""
-            except (OSError, EOFError):
-                given = b""
-            if not hmac.compare_digest(given, self.secret):
+            if not self._checking.acquire(blocking=False):
                 conn.close()
                 continue
-            conn.settimeout(None)
-            self._conn = conn
-            self._door.close()
-            self._admitted.set()
-            return
+            threading.Thread(target=self._check, args=(conn,), name="data-channel-check", daemon=True).start()
+
+    def _check(self, conn: socket.socket) -> None:
+        """Admit ``conn`` if it makes its handshake and gives the secret in time, and nobody was
+        admitted first."""
+        try:
+            conn.settimeout(SECRET_TIMEOUT_S)
+            try:
+                conn = self._door.secure(conn)
+                given = read_bytes(conn, SECRET_BYTES) or b""
+            except (OSError, EOFError):  # a failed handshake (not TLS, gone), or no secret in time
+                given = b""
+            with self._lock:
+                if not hmac.compare_digest(given, self.secret) or self._conn is not None or self._closing:
+                    conn.close()
+                    return
+                conn.settimeout(None)
+                self._conn = conn
+                self._door.close()
+                self._admitted.set()
+        finally:
+            self._checking.release()
 
     def _connection(self) -> socket.socket:
         """The client's connection, once it has given the secret."""
@@ -195,7 +212,8 @@ class DataChannel:
             raise DataChannelError(self.broken) from None
 
     def close(self) -> None:
-        self._closing = True
+        with self._lock:
+            self._closing = True
         self._door.close()
         if self._conn is not None:
             self._conn.close()
