@@ -30,19 +30,33 @@ buffer (the transport alone).
     .venv/bin/python benchmarks/remote_bench.py
     .venv/bin/python benchmarks/remote_bench.py --backend nvml      # on a GPU host
     .venv/bin/python benchmarks/remote_bench.py --torch [--backend nvml]
+    .venv/bin/python benchmarks/remote_bench.py --tcp
+
+With ``--tcp``, remote CuPy over TCP with TLS on loopback (the daemon listens on a Unix socket
+and on 127.0.0.1 with a certificate made with the openssl CLI; the program dials
+127.0.0.1:PORT with a client token): the same transfers (their bytes on the TLS bulk port)
+against a plain TLS socket between two processes (Python ``ssl``, the same certificate);
+sync round-trip p50/p99 against a bare gRPC unary call on the same channel; queued small
+operations per second and the longest single queueing call (the flush every 4,096 operations
+must not wait for the worker); round trips per sync. Results go to
+``benchmarks/results/remote_bench_tcp.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,45 +77,131 @@ TORCH_TARGETS = {
     "train_step_vs_local": None,
 }
 TORCH_OPS = 20_000
+TCP_TARGETS = {"transfer_vs_tls_socket": 0.8, "ops_per_s": 20_000, "round_trips_per_sync": 1}
+SYNCS = 2_000  # round trips timed for the p50/p99, for the syncs and the bare gRPC calls alike
 
 
 # ----- inside the lease (bitshare's remote CuPy) ---------------------------------------------
 
 
-def inside(repeats: int) -> dict[str, Any]:
-    import cupy
+def transfers(cupy: Any, repeats: int, peer: TlsPeer | None = None) -> dict[str, float]:
+    """Best upload and download seconds of TRANSFER_MIB (after a warm-up round); with ``peer``, the
+    plain TLS socket's in the same rounds (new arrays, then a reused buffer), between the remote's."""
     import numpy as np
 
-    from bitshare.remote.session import session
-
-    owner = session()
     host = np.ones(TRANSFER_MIB * MIB // 8)
-    uploads, downloads = [], []
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, seconds: float) -> None:
+        times.setdefault(name, []).append(seconds)
+
     for _ in range(repeats + 1):  # the first round warms both ends' memory up and is dropped
         started = time.perf_counter()
         remote = cupy.asarray(host)
         cupy.cuda.Device().synchronize()
-        uploads.append(time.perf_counter() - started)
+        timed("upload_s", time.perf_counter() - started)
+        if peer is not None:
+            timed("tls_upload_s", peer.upload(fresh=True))
+            timed("tls_upload_reused_s", peer.upload(fresh=False))
         started = time.perf_counter()
         back = remote.get()
-        downloads.append(time.perf_counter() - started)
+        timed("download_s", time.perf_counter() - started)
         assert back.shape == host.shape
         del remote, back
+        if peer is not None:
+            timed("tls_download_s", peer.download(fresh=True))
+            timed("tls_download_reused_s", peer.download(fresh=False))
+    return {name: min(seconds[1:]) for name, seconds in times.items()}
+
+
+def small_ops(cupy: Any, owner: Any) -> dict[str, Any]:
+    """SMALL_OPS queued ``a = a + 1`` then one sync: the rate, the longest single call (a flush
+    that waited for the worker would show here), and the round trips the sync took."""
     small = cupy.ones(16, dtype=cupy.float32)
     trips = owner.round_trips
+    calls = [0.0] * SMALL_OPS
     started = time.perf_counter()
-    for _ in range(SMALL_OPS):
+    for index in range(SMALL_OPS):
+        before = time.perf_counter()
         small = small + 1
+        calls[index] = time.perf_counter() - before
     value = float(small[0])  # the one sync point
     elapsed = time.perf_counter() - started
     assert value == SMALL_OPS + 1
+    slowest = sorted(range(SMALL_OPS), key=calls.__getitem__)[-5:][::-1]
     return {
-        "upload_s": min(uploads[1:]),
-        "download_s": min(downloads[1:]),
         "ops_per_s": SMALL_OPS / elapsed,
+        "longest_op_ms": 1000 * calls[slowest[0]],
+        # (call number, ms): a flush every 4,096 operations is numbers 4095, 8191, ...
+        "slowest_ops": [(index, round(1000 * calls[index], 3)) for index in slowest],
         "round_trips_per_sync": owner.round_trips - trips,
+    }
+
+
+def inside(repeats: int) -> dict[str, Any]:
+    import cupy
+
+    from bitshare.remote.session import session
+
+    owner = session()
+    return {
+        **transfers(cupy, repeats),
+        **small_ops(cupy, owner),
         "data_socket": owner._data is not None,
         "compute_s": compute_loop(cupy) if not os.environ.get("BITSHARE_SIMULATED") else None,
+    }
+
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    """p50 and p99 of ``times``, in microseconds."""
+    ordered = sorted(times)
+    return 1e6 * ordered[len(ordered) // 2], 1e6 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def tcp_inside(repeats: int, peer_port: int) -> dict[str, Any]:
+    """Over TCP with TLS: transfers against the plain TLS socket to ``peer_port``, sync round trips
+    against bare gRPC calls, queued operations. No ``peer_port``: the channel goes through a
+    delaying relay: no transfers, fewer round trips."""
+    import cupy
+
+    from bitshare.remote import session as sessions
+
+    owner = sessions.session()
+    assert sessions.current() is owner
+    bulk_path = owner.bulk_path
+    if bulk_path != "tls":
+        raise SystemExit(f"array bytes go by {bulk_path!r}, not the TLS bulk port")
+    peer = TlsPeer(peer_port) if peer_port else None
+    moved = transfers(cupy, repeats, peer) if peer is not None else {}
+    count = SYNCS if peer is not None else SYNCS // 10
+    tiny = cupy.ones(4, dtype=cupy.float32)
+    syncs, calls = [], []
+    trips = owner.round_trips
+    for _ in range(count // 10):  # (warm)
+        float(tiny.sum())
+        owner.client.server_info()
+    for _ in range(count):  # interleaved: both see the same moments of a noisy machine
+        started = time.perf_counter()
+        value = float(tiny.sum())
+        syncs.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        owner.client.server_info()  # a bare unary call on the session's own channel
+        calls.append(time.perf_counter() - started)
+    assert value == 4
+    sync_trips = (owner.round_trips - trips) / (count + count // 10)
+    sync_p50, sync_p99 = percentiles(syncs)
+    grpc_p50, grpc_p99 = percentiles(calls)
+    return {
+        "bulk_path": bulk_path,
+        "cipher": owner._data._sock.cipher()[0],
+        "baseline_cipher": peer.cipher if peer is not None else None,
+        **moved,
+        **small_ops(cupy, owner),
+        "sync_round_trips_each": sync_trips,
+        "sync_p50_us": sync_p50,
+        "sync_p99_us": sync_p99,
+        "grpc_p50_us": grpc_p50,
+        "grpc_p99_us": grpc_p99,
     }
 
 
@@ -350,15 +450,166 @@ def socket_transfer(repeats: int, fresh: bool) -> float:
     return min(times[1:])
 
 
+# ----- the TCP baseline: a plain TLS socket to another process ---------------------------------
+
+
+@contextlib.contextmanager
+def tls_peer(tls: TlsFiles) -> Iterator[int]:
+    """A process serving TLS on 127.0.0.1 with the daemon's certificate, for the leased program to
+    time against its remote transfers, interleaved with them (see TlsPeer); yields its port.
+    It receives ("u": into a new array, "U": into one reused buffer, then "k") or sends ("d", "D")
+    TRANSFER_MIB per one-byte command."""
+    import numpy as np
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert, tls.key)
+            conn = context.wrap_socket(listener.accept()[0], server_side=True)
+            size = TRANSFER_MIB * MIB
+            reused, data = memoryview(np.empty(size, np.uint8)), memoryview(np.ones(size, np.uint8))
+            while (command := conn.recv(1)) not in (b"", b"q"):
+                if command in (b"u", b"U"):
+                    read_exactly(conn, memoryview(np.empty(size, np.uint8)) if command == b"u" else reused)
+                    conn.sendall(b"k")
+                else:
+                    conn.sendall(data)
+        finally:
+            os._exit(0)
+    listener.close()
+    try:
+        yield port
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+
+
+class TlsPeer:
+    """The leased program's end of tls_peer: TLS checked against BITSHARE_TLS_CA, as bitshare's."""
+
+    def __init__(self, port: int) -> None:
+        import numpy as np
+
+        context = ssl.create_default_context(cafile=os.environ["BITSHARE_TLS_CA"])
+        self.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1")
+        self.cipher = self.sock.cipher()[0]
+        self.size = TRANSFER_MIB * MIB
+        self.data, self.reused = memoryview(np.ones(self.size, np.uint8)), memoryview(np.empty(self.size, np.uint8))
+
+    def upload(self, fresh: bool) -> float:
+        started = time.perf_counter()
+        self.sock.sendall(b"u" if fresh else b"U")
+        self.sock.sendall(self.data)
+        self.sock.recv(1)
+        return time.perf_counter() - started
+
+    def download(self, fresh: bool) -> float:
+        import numpy as np
+
+        started = time.perf_counter()
+        self.sock.sendall(b"d" if fresh else b"D")
+        read_exactly(self.sock, memoryview(np.empty(self.size, np.uint8)) if fresh else self.reused)
+        return time.perf_counter() - started
+
+
+def read_exactly(sock: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise SystemExit("the TLS baseline's peer closed its socket")
+        got += n
+
+
+# ----- TLS material and the TCP listener ------------------------------------------------------
+
+
+class TlsFiles:
+    """A CA and a server certificate for 127.0.0.1 and localhost, made with the openssl CLI."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ca, ca_key = directory / "ca.pem", directory / "ca.key"
+        self.cert, self.key = directory / "server.pem", directory / "server.key"
+        csr, extensions = directory / "server.csr", directory / "server.ext"
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        openssl(
+            "req", "-x509", *ec, "-days", "2", "-subj", "/CN=bitshare bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout", str(ca_key), "-out", str(self.ca),
+        )  # fmt: skip
+        openssl("req", "-new", *ec, "-subj", "/CN=localhost", "-keyout", str(self.key), "-out", str(csr))
+        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        openssl(
+            "x509", "-req", "-in", str(csr), "-CA", str(self.ca), "-CAkey", str(ca_key), "-set_serial", "1",
+            "-days", "2", "-extfile", str(extensions), "-out", str(self.cert),
+        )  # fmt: skip
+
+
+def openssl(*args: str) -> None:
+    done = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"openssl {args[0]} failed: {done.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def delay_relay(port: int, delay_ms: float) -> Iterator[int]:
+    """tests/support/delay_relay.py in front of 127.0.0.1:``port`` (the gRPC listener only: the
+    bulk port is dialed directly); yields the relay's port."""
+    relayed = free_port_pair()
+    ends = [f"127.0.0.1:{relayed}", f"127.0.0.1:{port}"]
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.delay_relay", "--delay-ms", str(delay_ms), *ends],
+        cwd=HERE.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert relay.stdout is not None
+        if not relay.stdout.readline().startswith("relay.ready"):
+            raise SystemExit("the delay relay did not start")
+        yield relayed
+    finally:
+        relay.terminate()
+        relay.wait(timeout=10)
+
+
+def free_port_pair() -> int:
+    """A loopback port free now whose next port (the daemon's bulk port) is free too."""
+    for _ in range(50):
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no two consecutive free ports on 127.0.0.1")
+
+
 # ----- the run -----------------------------------------------------------------------------------
 
 
-def start_daemon(workdir: Path, backend: str) -> tuple[subprocess.Popen, str]:
+def start_daemon(workdir: Path, backend: str, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """bitshared on a Unix socket in ``workdir`` (and whatever ``extra`` adds); its Unix address."""
     server = f"unix:{workdir / 'bitshared.sock'}"
     gpus = ["--backend", "nvml"] if backend == "nvml" else ["--simulate", "1x16GiB"]
     log = open(workdir / "bitshared.log", "wb")  # noqa: SIM115 - kept open for the daemon's life
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "bitshare.daemon", "--listen", server, "--state-dir", str(workdir / "state"), *gpus],
+        [
+            sys.executable,
+            "-m",
+            "bitshare.daemon",
+            "--listen",
+            server,
+            "--state-dir",
+            str(workdir / "state"),
+            *gpus,
+            *extra,
+        ],
         stdout=log,
         stderr=log,
     )
@@ -370,16 +621,179 @@ def start_daemon(workdir: Path, backend: str) -> tuple[subprocess.Popen, str]:
     return daemon, server
 
 
-def run_leased(server: str, mode: str, args: list[str]) -> dict[str, Any]:
+def run_leased(server: str, mode: str, args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "bitshare", "--server", server, "run", mode, "-p", "0.5", "--", sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=900,
+        env=None if env is None else {**os.environ, **env},
     )
     if done.returncode != 0:
         raise SystemExit(f"the leased run failed ({done.returncode}):\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def tcp_report(args: argparse.Namespace) -> int:
+    """Remote CuPy over TCP with TLS on loopback, against a plain TLS socket and bare gRPC calls."""
+    with tempfile.TemporaryDirectory(prefix="bitshare-remote-bench-") as tmp:
+        workdir = Path(tmp)
+        tls = TlsFiles(workdir)
+        tokens = workdir / "tokens"
+        create = ["token", "create", "--name", "bench", "--role", "client", "--file", str(tokens)]
+        made = subprocess.run(
+            [sys.executable, "-m", "bitshare", *create],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if made.returncode != 0:
+            raise SystemExit(f"bitshare token create failed: {made.stderr.strip()}")
+        port = free_port_pair()
+        listen = ("--listen", f"127.0.0.1:{port}", "--tokens-file", str(tokens))
+        certs = ("--tls-cert", str(tls.cert), "--tls-key", str(tls.key))
+        daemon, _ = start_daemon(workdir, args.backend, (*listen, *certs))
+        env = {"BITSHARE_TOKEN": made.stdout.strip(), "BITSHARE_TLS_CA": str(tls.ca)}
+        inner = [__file__, "--inside", "--tcp", "--repeats", str(args.repeats)]
+        try:
+            with tls_peer(tls) as peer_port:
+                remote = run_leased(f"127.0.0.1:{port}", "--remote", [*inner, "--tls-peer", str(peer_port)], env=env)
+            slow = None
+            if args.delay_ms > 0:
+                with delay_relay(port, args.delay_ms) as relayed:
+                    slow = run_leased(f"127.0.0.1:{relayed}", "--remote", inner, env=env)
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+    gib = TRANSFER_MIB / 1024
+    figures = {
+        "bulk_path": remote["bulk_path"],
+        "upload_gib_s": gib / remote["upload_s"],
+        "download_gib_s": gib / remote["download_s"],
+        "tls_upload_gib_s": gib / remote["tls_upload_s"],
+        "tls_download_gib_s": gib / remote["tls_download_s"],
+        "tls_upload_reused_buffer_gib_s": gib / remote["tls_upload_reused_s"],
+        "tls_download_reused_buffer_gib_s": gib / remote["tls_download_reused_s"],
+        "upload_vs_tls_socket": remote["tls_upload_s"] / remote["upload_s"],
+        "download_vs_tls_socket": remote["tls_download_s"] / remote["download_s"],
+        "upload_vs_reused_buffer": remote["tls_upload_reused_s"] / remote["upload_s"],
+        "download_vs_reused_buffer": remote["tls_download_reused_s"] / remote["download_s"],
+        **{key: remote[key] for key in ("sync_p50_us", "sync_p99_us", "grpc_p50_us", "grpc_p99_us")},
+        "sync_p50_vs_grpc": remote["sync_p50_us"] / remote["grpc_p50_us"],
+        "sync_p99_vs_grpc": remote["sync_p99_us"] / remote["grpc_p99_us"],
+        "round_trips_per_tiny_sync": remote["sync_round_trips_each"],
+        "ops_per_s": remote["ops_per_s"],
+        "longest_op_ms": remote["longest_op_ms"],
+        "round_trips_per_sync": remote["round_trips_per_sync"],
+        "slowest_ops": remote["slowest_ops"],
+        "delay_ms_each_way": args.delay_ms if slow else None,
+        "slow_link": None
+        if slow is None
+        else {
+            key: slow[key]
+            for key in (
+                "ops_per_s",
+                "longest_op_ms",
+                "slowest_ops",
+                "round_trips_per_sync",
+                "sync_p50_us",
+                "sync_p99_us",
+                "grpc_p50_us",
+                "grpc_p99_us",
+            )
+        },
+    }
+    rows = [
+        [
+            "upload 256 MiB",
+            f"{figures['upload_gib_s']:.2f} GiB/s",
+            f"{figures['upload_vs_tls_socket']:.2f} of TLS socket",
+            ">= 0.8",
+        ],
+        [
+            "download 256 MiB",
+            f"{figures['download_gib_s']:.2f} GiB/s",
+            f"{figures['download_vs_tls_socket']:.2f} of TLS socket",
+            ">= 0.8",
+        ],
+        [
+            "plain TLS socket, new array",
+            f"up {figures['tls_upload_gib_s']:.2f}, down {figures['tls_download_gib_s']:.2f} GiB/s",
+            "baseline",
+            "-",
+        ],
+        [
+            "plain TLS socket, reused buffer",
+            f"up {figures['tls_upload_reused_buffer_gib_s']:.2f}, "
+            f"down {figures['tls_download_reused_buffer_gib_s']:.2f} GiB/s",
+            f"up {figures['upload_vs_reused_buffer']:.2f}, down {figures['download_vs_reused_buffer']:.2f}",
+            "-",
+        ],
+        [
+            f"sync round trip p50 / p99 ({SYNCS:,})",
+            f"{figures['sync_p50_us']:.0f} / {figures['sync_p99_us']:.0f} us",
+            f"{figures['sync_p50_vs_grpc']:.2f} / {figures['sync_p99_vs_grpc']:.2f} of gRPC",
+            "-",
+        ],
+        [
+            "bare gRPC unary p50 / p99",
+            f"{figures['grpc_p50_us']:.0f} / {figures['grpc_p99_us']:.0f} us",
+            "baseline",
+            "-",
+        ],
+        [
+            "queued small operations",
+            f"{figures['ops_per_s']:,.0f} ops/s",
+            f"longest call {figures['longest_op_ms']:.1f} ms",
+            ">= 20,000",
+        ],
+        [
+            "round trips per sync point",
+            figures["round_trips_per_sync"],
+            f"tiny syncs: {figures['round_trips_per_tiny_sync']:.2f} each",
+            "1",
+        ],
+    ]
+    if slow is not None:
+        rows += [
+            [
+                f"+{args.delay_ms:g} ms each way: queued ops",
+                f"{slow['ops_per_s']:,.0f} ops/s",
+                f"longest call {slow['longest_op_ms']:.1f} ms",
+                ">= 20,000",
+            ],
+            [
+                f"+{args.delay_ms:g} ms each way: sync p50 / p99",
+                f"{slow['sync_p50_us'] / 1000:.1f} / {slow['sync_p99_us'] / 1000:.1f} ms",
+                f"gRPC {slow['grpc_p50_us'] / 1000:.1f} / {slow['grpc_p99_us'] / 1000:.1f} ms",
+                f"trips {slow['round_trips_per_sync']}",
+            ],
+        ]
+    print(f"remote CuPy on a {args.backend} daemon, TCP with TLS on loopback (bulk path: {figures['bulk_path']})")
+    print_table(["measure", "result", "ratio", "target"], rows)
+    out = args.out if args.out != DEFAULT_OUT else HERE / "results" / "remote_bench_tcp.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": "remote_bench --tcp",
+        "backend": args.backend,
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "repeats": args.repeats,
+        "transfer_mib": TRANSFER_MIB,
+        "small_ops": SMALL_OPS,
+        "syncs": SYNCS,
+        "tls": {
+            "openssl": ssl.OPENSSL_VERSION,
+            "key": "EC prime256v1",
+            "bulk_cipher": remote["cipher"],
+            "baseline_cipher": remote["baseline_cipher"],
+        },
+        "figures": figures,
+        "targets": TCP_TARGETS,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results written to {out}")
+    return 0
 
 
 def main() -> int:
@@ -389,18 +803,34 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--torch", action="store_true", help="remote PyTorch instead of remote CuPy")
     parser.add_argument("--rounds", type=int, default=3, help="--torch: inference batches timed")
+    parser.add_argument("--tcp", action="store_true", help="remote CuPy over TCP with TLS on loopback")
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=5.0,
+        help="--tcp: also the queued operations and syncs through a relay adding this each way (0: not)",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tls-peer", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--local-compute", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     gpu = args.backend == "nvml"
+    if args.torch and args.tcp:
+        parser.error("--torch and --tcp are separate runs")
     if args.inside:
-        print(json.dumps(torch_inside(gpu, args.rounds) if args.torch else inside(args.repeats)))
+        if args.torch:
+            figures = torch_inside(gpu, args.rounds)
+        else:
+            figures = tcp_inside(args.repeats, args.tls_peer) if args.tcp else inside(args.repeats)
+        print(json.dumps(figures))
         return 0
     if args.local_compute:
         print(json.dumps(torch_local(gpu, args.rounds) if args.torch else local_compute()))
         return 0
     if args.torch:
         return torch_report(args)
+    if args.tcp:
+        return tcp_report(args)
 
     baseline_s = socket_transfer(args.repeats, fresh=True)
     reused_s = socket_transfer(args.repeats, fresh=False)
