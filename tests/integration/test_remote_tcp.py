@@ -78,7 +78,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tokens = tmp / "tokens.toml"
     token = make_token(tokens, "alice", "client")
     ca = make_ca(tmp, "site-ca")
-    config = tls_config(tmp, "tls", make_server_cert(tmp, "server", ca, san="DNS:localhost"))
+    config = tls_config(tmp, "tls", make_server_cert(tmp, "server", ca, san="DNS:localhost,IP:::1"))
     daemons = []
     try:
         plain_port, tls_port = free_port(), free_port()
@@ -438,12 +438,12 @@ def test_a_bulk_port_named_but_in_use_refuses_the_start(site: Site, tmp_path: Pa
     assert line == f"bitshared: error: cannot listen for bulk data on port {port} (bulk_port): Address already in use"
 
 
-def listener_with_next_port_taken() -> tuple[int, socket.socket]:
-    """A free port whose next port is held by a listener here."""
+def listener_with_next_port_taken(host: str = "127.0.0.1") -> tuple[int, socket.socket]:
+    """A free port whose next port is held by a listener here on ``host``."""
     for _ in range(50):
         port = free_port()
         with contextlib.suppress(OSError):
-            return port, socket.create_server(("127.0.0.1", port + 1))
+            return port, socket.create_server((host, port + 1))
     raise AssertionError("no free port with its next port free")
 
 
@@ -513,6 +513,47 @@ def test_a_listener_on_all_addresses_takes_bulk_data_over_ipv4_too(site: Site, t
         daemon.stop()
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["tcp", "True"], done.stderr
+
+
+def test_a_listener_named_by_a_host_name_takes_bulk_data_on_each_of_its_addresses(site: Site) -> None:
+    """The TLS daemon listens on localhost: gRPC on 127.0.0.1 and ::1, and the bulk port too."""
+    done = site.run(site.tls, ROUND_TRIP, server=f"[::1]:{site.tls_port}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["tls", "True"], done.stderr
+
+
+def test_two_listeners_on_one_address_share_one_bulk_port(site: Site, tmp_path: Path) -> None:
+    first, second = free_port(), free_port()
+    args = ["--simulate", "1x16GiB", "--tokens-file", str(site.tokens)]
+    daemon = Daemon(tmp_path, [*args, "--listen", f"127.0.0.1:{first}", "--listen", f"127.0.0.1:{second}"]).start()
+    try:
+        env = {**daemon.env, "BITSHARE_TOKEN": site.token}
+        command = ("run", "--remote", "-p", "0.25", "--", sys.executable, "-c", ROUND_TRIP)
+        done = run_cli(daemon, *command, server=f"127.0.0.1:{second}", env=env, timeout=90)
+    finally:
+        daemon.stop()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["tcp", "True"], done.stderr
+    [(port, _)] = BULK_LINE.findall(daemon.log())
+    assert int(port) == first + 1
+
+
+def test_a_bulk_port_taken_on_one_listeners_address_is_not_offered_at_all(site: Site, tmp_path: Path) -> None:
+    """Bound on 127.0.0.1 but taken on 127.0.0.2: no bulk port, and no session is offered one."""
+    port, taken = listener_with_next_port_taken("127.0.0.2")
+    args = ["--simulate", "1x16GiB", "--tokens-file", str(site.tokens), "--listen", f"127.0.0.1:{port}"]
+    with taken:
+        daemon = Daemon(tmp_path, [*args, "--listen", f"127.0.0.2:{free_port()}"]).start()
+    try:
+        env = {**daemon.env, "BITSHARE_TOKEN": site.token}
+        command = ("run", "--remote", "-p", "0.25", "--", sys.executable, "-c", ROUND_TRIP)
+        done = run_cli(daemon, *command, server=f"127.0.0.1:{port}", env=env, timeout=90)
+    finally:
+        daemon.stop()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["stream", "True"]
+    assert done.stderr == ""
+    assert "daemon.no_bulk_port" in daemon.log()
 
 
 def test_the_workers_door_closes_when_the_daemon_closes_its_end(tmp_path: Path) -> None:

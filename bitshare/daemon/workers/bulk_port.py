@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 
@@ -38,16 +39,18 @@ class BulkPort:
         return bool(self.tls_cert)
 
     async def start(self, hosts: list[str], port: int) -> None:
-        """Listen on ``port`` (0: any free one, then the same on every host) of each host."""
-        for host in hosts:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        """Listen on ``port`` (0: any free one, then the same everywhere) of each address the
+        hosts name, as their gRPC listeners do ("localhost": 127.0.0.1 and ::1)."""
+        for family, address in _addresses(hosts):
             # "::" takes IPv4 too, as the gRPC listener on it does (create_server makes IPv6 only).
-            dualstack = host == "::" and socket.has_dualstack_ipv6()
+            dualstack = address == "::" and socket.has_dualstack_ipv6()
             try:
                 listener = socket.create_server(
-                    (host, port or self.port), family=family, backlog=128, dualstack_ipv6=dualstack
+                    (address, port or self.port), family=family, backlog=128, dualstack_ipv6=dualstack
                 )
             except OSError as exc:  # without create_server's "(while attempting to bind on address ...)"
+                if address == "::1" and exc.errno == errno.EADDRNOTAVAIL and "::1" not in hosts:
+                    continue  # only "localhost" named it, on a host without IPv6
                 raise OSError(exc.errno, os.strerror(exc.errno) if exc.errno else str(exc)) from None
             listener.setblocking(False)
             self._listeners.append(listener)
@@ -102,8 +105,31 @@ class BulkPort:
                 await task
         for listener in self._listeners:
             listener.close()
+        self._listeners.clear()
+        self.port = 0  # offered to no session (a start that failed part way had set it)
         for route in list(self._routes):
             self.drop_route(route)
+
+
+def _addresses(hosts: list[str]) -> list[tuple[socket.AddressFamily, str]]:
+    """The addresses to listen on for ``hosts``, each once: a host's name stands for all its
+    addresses, and a wildcard for the addresses it covers (one port cannot be bound twice)."""
+    found: dict[tuple[socket.AddressFamily, str], None] = {}
+    for host in hosts:
+        if host == "localhost":  # gRPC binds both loopbacks for it, whatever the resolver says
+            found.update({(socket.AF_INET, "127.0.0.1"): None, (socket.AF_INET6, "::1"): None})
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except socket.gaierror as exc:
+            raise OSError(f"cannot resolve {host}: {exc.strerror}") from None
+        for family, _, _, _, sockaddr in infos:
+            if family in (socket.AF_INET, socket.AF_INET6):
+                found[(family, str(sockaddr[0]))] = None
+    if (socket.AF_INET6, "::") in found and socket.has_dualstack_ipv6():
+        return [(socket.AF_INET6, "::")]
+    if (socket.AF_INET, "0.0.0.0") in found:
+        return [(socket.AF_INET, "0.0.0.0"), *(a for a in found if a[0] == socket.AF_INET6)]
+    return list(found)
 
 
 async def _read_exactly(conn: socket.socket, size: int) -> bytes:
