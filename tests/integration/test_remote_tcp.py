@@ -402,6 +402,29 @@ def test_connections_that_name_the_route_and_stall_do_not_keep_the_owner_out(sit
                 sock.close()
 
 
+def test_idle_connections_from_one_address_do_not_fill_the_bulk_port_for_others(site: Site) -> None:
+    """Anyone who reaches the port can open connections that never name a session; those of
+    one address are few at a time, so the others' still get in."""
+    with connect(f"127.0.0.1:{site.plain_port}", site.token) as client, raw_session(client) as raw:
+        idle = []
+        for _ in range(80):  # more than the port keeps waiting in all
+            sock = socket.socket()
+            sock.bind(("127.0.0.5", 0))
+            sock.connect(("127.0.0.1", raw.session.data_port))
+            idle.append(sock)
+        try:
+            wait_for(lambda: hung_up(idle[-1]), 10, "the daemon to close the address's excess connections")
+            owner = raw.open_bulk("127.0.0.1")
+            direct_upload(raw, 1, np.arange(16.0))
+            owner.sendall(np.arange(16.0).tobytes())
+            assert not answer(raw).HasField("error")
+            np.testing.assert_array_equal(direct_download(raw, owner, 1), np.arange(16.0))
+            owner.close()
+        finally:
+            for sock in idle:
+                sock.close()
+
+
 def test_a_tls_client_sends_nothing_to_a_plaintext_bulk_port() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import os
 import socket
 
@@ -20,6 +21,7 @@ from ... import log
 ROUTE_BYTES = 16
 ROUTE_TIMEOUT_S = 5.0  # a connection that does not name its session in this time is closed
 MAX_PENDING = 64  # connections waiting to name their session; more are closed at once
+MAX_PENDING_PER_PEER = 8  # of those, from one IPv4 address or IPv6 /64: one peer cannot fill the port
 
 
 class BulkPort:
@@ -32,6 +34,7 @@ class BulkPort:
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
+        self._pending_of: dict[str, int] = {}  # per peer (_peer_key)
         self._routes: dict[bytes, socket.socket] = {}
 
     @property
@@ -71,17 +74,25 @@ class BulkPort:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                conn, _ = await loop.sock_accept(listener)
+                conn, peer = await loop.sock_accept(listener)
             except OSError as exc:  # out of descriptors, say: the port goes on after a breath
                 log.warning("remote.bulk_accept", error=exc)
                 await asyncio.sleep(0.1)
                 continue
-            if len(self._pending) >= MAX_PENDING:
+            key = _peer_key(peer[0])
+            if len(self._pending) >= MAX_PENDING or self._pending_of.get(key, 0) >= MAX_PENDING_PER_PEER:
                 conn.close()
                 continue
+            self._pending_of[key] = self._pending_of.get(key, 0) + 1
             task = asyncio.ensure_future(self._route(conn))
             self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            task.add_done_callback(lambda done, key=key: self._done(done, key))
+
+    def _done(self, task: asyncio.Task[None], key: str) -> None:
+        self._pending.discard(task)
+        left = self._pending_of.pop(key) - 1
+        if left:
+            self._pending_of[key] = left
 
     async def _route(self, conn: socket.socket) -> None:
         """Read the route, exactly (the TLS handshake behind it is the worker's), and hand over."""
@@ -109,6 +120,17 @@ class BulkPort:
         self.port = 0  # offered to no session (a start that failed part way had set it)
         for route in list(self._routes):
             self.drop_route(route)
+
+
+def _peer_key(address: str) -> str:
+    """Whose connection this is, for the per-peer limit: an IPv4 address (also one mapped into
+    IPv6), or an IPv6 address's /64, which one host commonly has to itself."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _addresses(hosts: list[str]) -> list[tuple[socket.AddressFamily, str]]:
