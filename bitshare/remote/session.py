@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from ..address import Address
 from ..client.connection import Client, connect
 from ..errors import BitshareError
 from ..present.printable import printable
@@ -280,8 +281,9 @@ class Session:
                 self._data = DataSocket.open_tcp(described, self.lease_id, route)
             except OSError as exc:
                 self._data = None
+                where = Address("tcp", host=route.host, port=described.data_port).target
                 _say_once(
-                    f"bitshare: the bulk data port {route.host}:{described.data_port} cannot be used "
+                    f"bitshare: the bulk data port {where} cannot be used "
                     f"({exc.strerror or exc}); array data goes on the session's stream, which is slower"
                 )
             return
