@@ -3,7 +3,8 @@
 # MPS, the in-process agent with CuPy and PyTorch, the watchdog, live resize and revoke), then
 # the seed experiment (`bitshare bench seed`, with its bare time-slicing and bare MPS baselines)
 # and the remote benchmarks (CuPy, then PyTorch: resnet50 at batch 32 in fp16 through the remote
-# over loopback against local CUDA). About 12 minutes; a short table comes last.
+# over loopback against local CUDA), and remote CuPy over TLS on loopback (the bulk port, pieces
+# overlapping the device copy). About 13 minutes; a short table comes last.
 # Usage (from the repository root): bash tests/gpu/run.sh   [results go to $OUT, default ./gpu-results]
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu-results}"
@@ -41,6 +42,8 @@ seed_rc=${PIPESTATUS[0]}
 kill "$seed_daemon"; wait "$seed_daemon" 2>/dev/null
 timeout 60 python3 benchmarks/remote_bench.py --backend nvml --repeats 3 --out "$OUT/remote_bench.json" 2>&1 \
     | tee "$OUT/remote_bench.txt"
+timeout 90 python3 benchmarks/remote_bench.py --tcp --backend nvml --repeats 3 --delay-ms 0 \
+    --out "$OUT/remote_bench_tcp.json" 2>&1 | tee "$OUT/remote_bench_tcp.txt"
 timeout 120 python3 benchmarks/remote_bench.py --torch --backend nvml --rounds 5 --out "$OUT/remote_bench_torch.json" \
     2>&1 | tee "$OUT/remote_bench_torch.txt"
 python3 - "$OUT" <<'PY'
@@ -82,6 +85,12 @@ try:
     rows.append(("remote compute vs local CuPy", f"{remote['compute_vs_local']:.3f}x"))
 except (OSError, ValueError, KeyError, TypeError) as exc:
     rows.append(("remote benchmark", f"no result ({exc})"))
+try:
+    tcp = json.loads((out / "remote_bench_tcp.json").read_text())["figures"]
+    rows.append(("remote over TLS: upload / download vs TLS socket",
+                 f"{tcp['upload_vs_tls_socket']:.2f} / {tcp['download_vs_tls_socket']:.2f} (>= 0.8)"))
+except (OSError, ValueError, KeyError, TypeError) as exc:
+    rows.append(("remote over TLS", f"no result ({exc})"))
 try:
     torch_remote = json.loads((out / "remote_bench_torch.json").read_text())["figures"]
     rows.append(("remote torch resnet50 bs32 fp16 vs local", f"{torch_remote['inference_vs_local']:.3f} (>= 0.9)"))
