@@ -5,8 +5,13 @@
 # and the remote benchmarks (CuPy, then PyTorch: resnet50 at batch 32 in fp16 through the remote
 # over loopback against local CUDA), and remote CuPy over TLS on loopback (the bulk port, pieces
 # overlapping the device copy). About 13 minutes; a short table comes last.
-# Usage (from the repository root): bash tests/gpu/run.sh   [results go to $OUT, default ./gpu-results]
+# Usage (from the repository root): bash tests/gpu/run.sh [tests|bench]   [results go to $OUT, default
+# ./gpu-results]. With a part named, only that part runs (each fits in under 10 minutes); the table
+# at the end reads whatever results $OUT holds, so run both parts into one $OUT.
 set -uo pipefail
+PART="${1:-all}"
+tests_rc=0
+seed_rc=0
 OUT="${OUT:-$PWD/gpu-results}"
 mkdir -p "$OUT"
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
@@ -25,9 +30,12 @@ for name in ("cupy", "torch", "torchvision"):
     except ImportError as exc:
         print(name, "missing:", exc)
 PY
+if [ "$PART" != bench ]; then
 timeout 300 python3 -m pytest -m gpu tests/gpu -v -p no:cacheprovider --junitxml="$OUT/gpu-junit.xml" 2>&1 \
     | tee "$OUT/gpu-pytest.txt"
 tests_rc=${PIPESTATUS[0]}
+fi
+if [ "$PART" != tests ]; then
 # `bitshare bench seed` through a real bitshared (NVML, MPS on): four torchvision workloads under
 # 25% leases, heavy and light load (the paper's experiment), then the same at once without
 # bitshare: bare time-slicing (no MPS) and bare MPS (an MPS control daemon of its own).
@@ -46,6 +54,7 @@ timeout 90 python3 benchmarks/remote_bench.py --tcp --backend nvml --repeats 3 -
     --out "$OUT/remote_bench_tcp.json" 2>&1 | tee "$OUT/remote_bench_tcp.txt"
 timeout 120 python3 benchmarks/remote_bench.py --torch --backend nvml --rounds 5 --out "$OUT/remote_bench_torch.json" \
     2>&1 | tee "$OUT/remote_bench_torch.txt"
+fi
 python3 - "$OUT" <<'PY'
 import json, sys, xml.etree.ElementTree as ET
 from pathlib import Path
