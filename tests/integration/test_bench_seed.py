@@ -20,7 +20,7 @@ from .test_client_security import non_loopback_address
 
 def test_a_short_seed_run_writes_consistent_results_and_plots(daemon: Daemon, tmp_path: Path) -> None:
     out = tmp_path / "seed"
-    result = run_cli(daemon, "bench", "seed", "--duration", "5", "--out", str(out), timeout=600)
+    result = run_cli(daemon, "bench", "seed", "--duration", "2", "--out", str(out), timeout=600)
     assert result.returncode == 0, result.stderr
     data = json.loads((out / "seed.json").read_text())
     assert data["simulated"] is True and data["label"].startswith("CPU-simulated")
@@ -29,8 +29,8 @@ def test_a_short_seed_run_writes_consistent_results_and_plots(daemon: Daemon, tm
     assert check_consistency(data) == []
     for load in ("heavy", "light"):
         result_of = data["loads"][load]
-        assert all(w["seconds"] == 5 for w in result_of["sequential"])
-        assert all(w["seconds"] == 20 for w in result_of["concurrent"])  # as long as the four slots
+        assert all(w["seconds"] == 2 for w in result_of["sequential"])
+        assert all(w["seconds"] == 8 for w in result_of["concurrent"])  # as long as the four slots
         assert all(w["samples"] > 0 for w in result_of["sequential"] + result_of["concurrent"])
         comparison = result_of["comparison"]
         ratios = [r["throughput_ratio"] for r in comparison["per_workload"].values()]
