@@ -163,6 +163,15 @@ def direct_download(raw: RawSession, conn: socket.socket, handle: int) -> np.nda
     return host
 
 
+def assert_round_trip(raw: RawSession, conn: socket.socket, handle: int, values: np.ndarray) -> None:
+    """``values`` up and back down over the bulk connection ``conn``, unchanged."""
+    direct_upload(raw, handle, values)
+    conn.sendall(values.tobytes())
+    result = answer(raw)
+    assert not result.HasField("error"), result.error
+    np.testing.assert_array_equal(direct_download(raw, conn, handle), values)
+
+
 def read_exactly(conn: socket.socket, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
@@ -229,10 +238,7 @@ def test_a_secret_is_refused_on_another_sessions_route_and_an_ended_route_is_clo
                 late.sendall(late_bytes)
                 assert hung_up(late)  # the daemon closed it: no worker has that route
         owner = b.open_bulk("127.0.0.1")  # B's own secret still gets in
-        direct_upload(b, 1, np.arange(8.0))
-        owner.sendall(np.arange(8.0).tobytes())
-        assert not answer(b).HasField("error")
-        np.testing.assert_array_equal(direct_download(b, owner, 1), np.arange(8.0))
+        assert_round_trip(b, owner, 1, np.arange(8.0))
         owner.close()
         replayed.close()
 
@@ -374,10 +380,7 @@ def test_the_tls_bulk_port_admits_no_plaintext(site: Site) -> None:
         plain = raw.open_bulk("127.0.0.1")  # the route, then the secret in plaintext
         assert hung_up(plain)
         owner = raw.open_bulk("localhost", tls_ca=str(site.ca))  # the secret was not taken: TLS gets in
-        direct_upload(raw, 1, np.arange(16.0))
-        owner.sendall(np.arange(16.0).tobytes())
-        assert not answer(raw).HasField("error")
-        np.testing.assert_array_equal(direct_download(raw, owner, 1), np.arange(16.0))
+        assert_round_trip(raw, owner, 1, np.arange(16.0))
         owner.close()
         plain.close()
 
@@ -415,10 +418,7 @@ def test_idle_connections_from_one_address_do_not_fill_the_bulk_port_for_others(
         try:
             wait_for(lambda: hung_up(idle[-1]), 10, "the daemon to close the address's excess connections")
             owner = raw.open_bulk("127.0.0.1")
-            direct_upload(raw, 1, np.arange(16.0))
-            owner.sendall(np.arange(16.0).tobytes())
-            assert not answer(raw).HasField("error")
-            np.testing.assert_array_equal(direct_download(raw, owner, 1), np.arange(16.0))
+            assert_round_trip(raw, owner, 1, np.arange(16.0))
             owner.close()
         finally:
             for sock in idle:

@@ -308,7 +308,7 @@ class Executor:
         if op.direct:
             if self.data is None:
                 raise WireError("a direct upload, but this session has no data socket")
-            if self.gpu and nbytes >= staging.OVERLAP_FROM:
+            if overlapped:
                 self._receive_on_device(handle, upload, shape, dtype)
                 return
             self.data.read_into(memoryview(upload.host).cast("B"))
@@ -375,12 +375,8 @@ class Executor:
             self.torch.hold(handle, tensor)
             self._hold(handle, tensor)
             return
-        try:
-            array = self.xp.asarray(upload.host) if self.gpu else upload.host
-        except Exception as exc:
-            if error_type(exc) != "OutOfMemoryError" or not self._reclaim():
-                raise
-            array = self.xp.asarray(upload.host)  # (check_room counted live arrays only: it fits now)
+        # (check_room counted live arrays only: after the pool's cached blocks are back, it fits)
+        array = self._allocating(lambda: self.xp.asarray(upload.host)) if self.gpu else upload.host
         self.device.adopt(array)
         self._hold(handle, array)
 
@@ -422,8 +418,7 @@ class Executor:
             stager = self._stager("cupy")
             stager.target = flat
             meta = meta_pb(array.shape, array.dtype)
-        nbytes = int(flat.numel() if hasattr(flat, "numel") else flat.size)
-        self.data.write(meta, staging.send(nbytes, stager))
+        self.data.write(meta, staging.send(_nbytes(flat), stager))
         self._metas[handle] = meta
 
     def _query(self, op: pb.ROp) -> pb.RValue:
