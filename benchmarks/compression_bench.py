@@ -24,9 +24,6 @@ there. Results go to ``benchmarks/results/compression_bench.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 import zlib
 from collections.abc import Callable
@@ -34,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tables import print_table
+from tables import finished_at, machine, print_table, write_results
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "compression_bench.json"
@@ -195,30 +192,21 @@ def main() -> int:
         print(f"pays at {line} (sum model, best codec): {summary(results, line)}")
     if "lz4" not in found:
         print("(lz4 is not installed: only zlib measured)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "compression_bench",
-                "machine": {
-                    "cpu_count": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                },
-                "codecs": {name: codec_version(name) for name, _, _ in variants},
-                "chunk_bytes": CHUNK,
-                "array_mib": args.mib,
-                "repeats": args.repeats,
-                "models": {"sum": "compress + wire + decompress", "max": "max(compress, wire, decompress)"},
-                "pays_at_speedup": PAYS,
-                "results": results,
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        args.out,
+        {
+            "benchmark": "compression_bench",
+            "machine": machine(),
+            "codecs": {name: codec_version(name) for name, _, _ in variants},
+            "chunk_bytes": CHUNK,
+            "array_mib": args.mib,
+            "repeats": args.repeats,
+            "models": {"sum": "compress + wire + decompress", "max": "max(compress, wire, decompress)"},
+            "pays_at_speedup": PAYS,
+            "results": results,
+            "finished_at": finished_at(),
+        },
     )
-    print(f"results written to {args.out}")
     return 0
 
 

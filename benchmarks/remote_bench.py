@@ -48,7 +48,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import signal
 import socket
 import ssl
@@ -60,7 +59,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tables import print_table
+from tables import finished_at, machine, print_table, write_results
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "remote_bench.json"
@@ -400,18 +399,16 @@ def torch_report(args: argparse.Namespace) -> int:
     print(f"remote PyTorch on a {args.backend} daemon, loopback (Unix socket)")
     print_table(["measure", "result", "ratio", "target"], rows)
     out = args.out if args.out != DEFAULT_OUT else HERE / "results" / "remote_bench_torch.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "remote_bench --torch",
         "backend": args.backend,
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "rounds": args.rounds,
         "figures": figures,
         "targets": TORCH_TARGETS,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished_at": finished_at(),
     }
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results written to {out}")
+    write_results(out, result)
     return 0
 
 
@@ -772,11 +769,10 @@ def tcp_report(args: argparse.Namespace) -> int:
     print(f"remote CuPy on a {args.backend} daemon, TCP with TLS on loopback (bulk path: {figures['bulk_path']})")
     print_table(["measure", "result", "ratio", "target"], rows)
     out = args.out if args.out != DEFAULT_OUT else HERE / "results" / "remote_bench_tcp.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "remote_bench --tcp",
         "backend": args.backend,
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "repeats": args.repeats,
         "transfer_mib": TRANSFER_MIB,
         "small_ops": SMALL_OPS,
@@ -789,10 +785,9 @@ def tcp_report(args: argparse.Namespace) -> int:
         },
         "figures": figures,
         "targets": TCP_TARGETS,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished_at": finished_at(),
     }
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results written to {out}")
+    write_results(out, result)
     return 0
 
 
@@ -889,20 +884,18 @@ def main() -> int:
     ]
     print(f"remote CuPy on a {args.backend} daemon, loopback (Unix socket; data socket: {remote['data_socket']})")
     print_table(["measure", "result", "ratio", "target"], rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "remote_bench",
         "backend": args.backend,
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "repeats": args.repeats,
         "transfer_mib": TRANSFER_MIB,
         "small_ops": SMALL_OPS,
         "figures": figures,
         "targets": TARGETS,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished_at": finished_at(),
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results written to {args.out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import socket
 import ssl
 import subprocess
@@ -38,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tables import print_table
+from tables import finished_at, machine, print_table, write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -283,20 +281,18 @@ def main() -> int:
     print(f"remote access over an emulated {RATE} link (tbf, veth, delay relay), TLS; bulk path: {remote['bulk']}")
     print_table(["measure", "result", "ratio", "target"], rows)
     print("targets: all met" if not missed else "targets missed: " + "; ".join(missed))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "remote_net_bench" + (" --quick" if args.quick else ""),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "link": {"rate": RATE, "transfer_delay_ms": TRANSFER_DELAY_MS, "examples_delay_ms": EXAMPLES_DELAY_MS},
         "repeats": repeats,
         "transfer_mib": TRANSFER_MIB,
         "figures": figures,
         "targets": TARGETS,
         "missed": missed,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished_at": finished_at(),
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results written to {args.out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -1,8 +1,14 @@
-"""Plain-text result tables for the benchmarks (standard library only)."""
+"""Plain-text result tables for the benchmarks, and their JSON files (standard library only)."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import time
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 
 def cell(value: object) -> str:
@@ -21,3 +27,19 @@ def print_table(headers: list[str], rows: Iterable[list[object]]) -> None:
     print("-+-".join("-" * w for w in widths))
     for row in cells:
         print(" | ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)))
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, for the results file."""
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def finished_at() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_results(path: Path, result: dict[str, Any]) -> None:
+    """The benchmark's results as JSON at ``path`` (its directory made if need be)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results written to {path}")

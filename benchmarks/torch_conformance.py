@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import queue
 import signal
 import subprocess
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from remote_bench import start_daemon
-from tables import print_table
+from tables import finished_at, machine, print_table, write_results
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "torch_conformance.json"
@@ -377,11 +376,10 @@ def report(args: argparse.Namespace) -> int:
     for op, reason in figures["failures"].items():
         print(f"  {op}: {found[op]['outcome']}: {reason}")
     print(f"{elapsed:.0f} s")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "torch_conformance",
         "torch": torch.__version__,
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "samples_per_op": args.samples,
         "op_limit_s": args.limit,
         "tolerances": {"rtol": RTOL, "atol": ATOL},
@@ -392,10 +390,9 @@ def report(args: argparse.Namespace) -> int:
             op: {k: r[k] for k in ("outcome", "reason", "samples", "seconds") if k in r}
             for op, r in sorted(found.items())
         },
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished_at": finished_at(),
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results written to {args.out}")
+    write_results(args.out, result)
     return 0
 
 
