@@ -50,13 +50,16 @@ class LeaseRequest:
     ttl_s: float = 0.0
     command: str = ""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    owner_user: str = ""  # admins: the local user the lease is for
+    slurm_job: str = ""  # admins: the Slurm job the lease is for
+    client_host: str = field(default_factory=socket.gethostname)
 
     def to_pb(self) -> pb.RequestLeaseRequest:
         """The request as sent; a value the message cannot carry (a number out of its field's
         range, a wrong type) is a :class:`UsageError` that names the field."""
         if self.fraction is not None and self.memory_mib is not None:
             raise UsageError("give LeaseRequest fraction or memory_mib, not both")
-        message = pb.RequestLeaseRequest(client_host=socket.gethostname())
+        message = pb.RequestLeaseRequest()
         spec = message.spec
         for name in ("gpu_count", "compute_pct", "priority", "wait", "wait_timeout_s", "ttl_s"):
             _put(spec, name, getattr(self, name))
@@ -65,8 +68,8 @@ class LeaseRequest:
                 _put(spec, name, getattr(self, name))
         for name in ("name", "min_memory_mib", "indices"):
             _put(spec.filter, name, getattr(self, name))
-        _put(message, "request_id", self.request_id)
-        _put(message, "command", self.command)
+        for name in ("request_id", "command", "owner_user", "slurm_job", "client_host"):
+            _put(message, name, getattr(self, name))
         message.command = message.command[:4096]
         return message
 
@@ -242,8 +245,9 @@ class Client:
     def get(self, lease_id: str) -> pb.Lease:
         return self.call(self.leases.GetLease, pb.LeaseRef(lease_id=lease_id))
 
-    def my_leases(self, include_ended: bool = False) -> list[pb.Lease]:
-        return list(self.call(self.leases.ListLeases, pb.ListLeasesRequest(include_ended=include_ended)).leases)
+    def my_leases(self, include_ended: bool = False, slurm_job: str = "") -> list[pb.Lease]:
+        asked = pb.ListLeasesRequest(include_ended=include_ended, slurm_job=slurm_job)
+        return list(self.call(self.leases.ListLeases, asked).leases)
 
     def release(self, lease_id: str) -> pb.Lease:
         return self.call(self.leases.ReleaseLease, pb.ReleaseLeaseRequest(lease_id=lease_id))
@@ -262,8 +266,9 @@ class Client:
 
     # ----- admins ----------------------------------------------------------------
 
-    def all_leases(self, include_ended: bool = False) -> list[pb.Lease]:
-        return list(self.call(self.admin.ListAllLeases, pb.ListLeasesRequest(include_ended=include_ended)).leases)
+    def all_leases(self, include_ended: bool = False, slurm_job: str = "") -> list[pb.Lease]:
+        asked = pb.ListLeasesRequest(include_ended=include_ended, slurm_job=slurm_job)
+        return list(self.call(self.admin.ListAllLeases, asked).leases)
 
     def queue(self) -> list[pb.Lease]:
         return list(self.call(self.admin.ListQueue, pb.ListLeasesRequest()).leases)

@@ -22,6 +22,13 @@ from pathlib import Path
 BOOT_DIR = Path(__file__).resolve().parent / "agent"
 
 
+def agent_environment(env: dict[str, str]) -> dict[str, str]:
+    """Make the Python processes started with ``env`` start the agent. Without a hub's socket
+    (a Slurm job) it holds them to the partition in their environment, without live resizes."""
+    python_path = env.get("PYTHONPATH", "")
+    return {"PYTHONPATH": str(BOOT_DIR) + (os.pathsep + python_path if python_path else "")}
+
+
 @dataclass
 class AgentState:
     """One connected process's agent."""
@@ -51,11 +58,7 @@ class AgentHub:
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         """The variables that make the command's Python processes start the agent."""
-        python_path = env.get("PYTHONPATH", "")
-        return {
-            "BITSHARE_AGENT_SOCKET": str(self.path),
-            "PYTHONPATH": str(BOOT_DIR) + (os.pathsep + python_path if python_path else ""),
-        }
+        return {"BITSHARE_AGENT_SOCKET": str(self.path), **agent_environment(env)}
 
     @property
     def active(self) -> bool:

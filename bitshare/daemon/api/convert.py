@@ -119,6 +119,7 @@ def lease_to_pb(
         simulated=simulated,
         ttl_s=lease.ttl_s,
         priority=lease.priority,
+        slurm_job=lease.slurm_job,
     )
     # Set in place: building Timestamp messages and copying them in costs twice as much.
     message.created_at.FromNanoseconds(int(lease.created_at * 1e9))

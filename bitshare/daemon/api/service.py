@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -44,6 +45,7 @@ _UPDATE_KIND = {
     UpdateKind.WARNING: pb.LeaseEvent.KIND_WARNING,
 }
 MAX_PIDS = 64
+SLURM_JOB_ID = re.compile(r"[0-9]{1,20}")
 MAX_TELEMETRY_INTERVAL_S = 3600.0  # WatchTelemetry: at most one snapshot per this many seconds
 
 
@@ -204,17 +206,33 @@ class LeaseService(pb_grpc.LeaseServiceServicer):
             raise UsageError("command or client host is too long")
         spec = spec_from_pb(request.spec)
         self.shared.check_priority(identity, spec.priority)
+        owner = self._owner(identity, request)
         # A retry (a request id seen before) is answered with the lease its first attempt made.
         lease = await self.manager.submit(
             uuid.uuid4().hex[:12],
-            identity.name,
+            owner.name,
             spec,
             request_id=request.request_id,
+            actor=identity.name,
             client_host=request.client_host,
             command=request.command,
-            mps_uid=self.shared.enforcer.mps_uid(identity.uid, spec.gpu_count),
+            slurm_job=request.slurm_job,
+            mps_uid=self.shared.enforcer.mps_uid(owner.uid, spec.gpu_count),
         )
         return self.shared.lease_pb(lease)
+
+    def _owner(self, identity: Identity, request: pb.RequestLeaseRequest) -> Identity:
+        """Who the lease is for: the caller, or the local user an admin names (a Slurm prolog
+        asks for the job's user)."""
+        if not (request.owner_user or request.slurm_job):
+            return identity
+        if not identity.is_admin:
+            raise Denied("only an admin may ask for a lease for another user or for a Slurm job")
+        if request.slurm_job and not SLURM_JOB_ID.fullmatch(request.slurm_job):
+            raise UsageError(f"Slurm job id {request.slurm_job[:40]!r} is not a number")
+        if not request.owner_user:
+            return identity
+        return self.shared.auth.local_user(request.owner_user)
 
     async def GetLease(self, request: pb.LeaseRef, context: grpc.aio.ServicerContext) -> pb.Lease:
         identity = await self.shared.identify(context)
@@ -347,7 +365,8 @@ def _list_leases(shared: Shared, request: pb.ListLeasesRequest, owner: str | Non
     leases = manager.live()
     if request.include_ended:
         leases = manager.recently_ended(1000) + leases
-    mine = [lease for lease in leases if owner is None or lease.owner == owner]
+    job = request.slurm_job
+    mine = [lease for lease in leases if owner in (None, lease.owner) and job in ("", lease.slurm_job)]
     out = [shared.lease_pb(lease, positions.get(lease.id, 0)) for lease in mine]
     return pb.ListLeasesResponse(leases=out)
 

@@ -2,7 +2,9 @@
 
 Every ``sample_interval_s`` the backend measures the GPUs and their processes (off
 the event loop), processes are mapped to leases through the trees their holders
-started, the watchdog judges, and its verdicts become lease warnings and revokes.
+started (or, for a Slurm job's lease, the job's step daemons), the watchdog judges, and
+its verdicts become lease warnings and revokes. A Slurm job's lease has no holder: while
+its job's step daemons run here, each sample is its heartbeat.
 When a lease ends for any reason its processes still running get SIGTERM, then
 SIGKILL after the grace period; the holder does the same on its side, and the
 daemon's signals cover a holder that is frozen or gone.
@@ -17,11 +19,13 @@ import signal
 from dataclasses import dataclass, field
 
 from ... import log
+from ...errors import BitshareError
 from ..backends.base import Backend, GpuSample, ProcessSample, Sample
 from ..state.manager import LeaseManager
 from ..state.model import Change, Lease
 from .mps import MpsControl
 from .processes import ClaimRefused, ProcessTracker, process_label
+from .slurm_steps import step_daemons
 from .watchdog import LeaseUse, Verdict, Watchdog, WatchdogPolicy
 
 MPS_CHECK_EVERY_S = 5.0
@@ -134,7 +138,9 @@ class Enforcer:
         next_mps_check = loop.time() + MPS_CHECK_EVERY_S
         while True:
             try:
-                sample, owners = await asyncio.to_thread(self._measure)
+                jobs = {lease.id: lease.slurm_job for lease in self.manager.active() if lease.slurm_job}
+                sample, owners, running = await asyncio.to_thread(self._measure, jobs)
+                self._keep_jobs_alive(running)
                 await self._judge(sample, owners)
             except asyncio.CancelledError:
                 raise
@@ -145,12 +151,24 @@ class Enforcer:
                 await self._check_mps()
             await asyncio.sleep(self.sample_interval_s)
 
-    def _measure(self) -> tuple[Sample, dict[int, str]]:
+    def _measure(self, jobs: dict[str, str]) -> tuple[Sample, dict[int, str], list[str]]:
+        """Measure; ``jobs`` (lease id -> Slurm job) are anchored to their step daemons first.
+        Returns the sample, pid -> lease, and the job leases whose jobs still run here."""
+        steps = step_daemons(set(jobs.values()))
+        for lease_id, job in jobs.items():
+            self.tracker.anchor(lease_id, steps.get(job, []))
         sample = self.backend.sample()
         owners = self.tracker.owners()
         labels = {pid: self.labels.get(pid) or process_label(pid) for pid in {p.pid for p in sample.processes}}
         self.labels = labels
-        return sample, owners
+        return sample, owners, [lease_id for lease_id, job in jobs.items() if job in steps]
+
+    def _keep_jobs_alive(self, lease_ids: list[str]) -> None:
+        """A running Slurm job is its lease's heartbeat (one ended meanwhile is left alone)."""
+        for lease_id in lease_ids:
+            with contextlib.suppress(BitshareError):
+                if not self.manager.peek(lease_id).state.ended:
+                    self.manager.heartbeat(lease_id)
 
     async def _judge(self, sample: Sample, owners: dict[int, str]) -> None:
         manager = self.manager

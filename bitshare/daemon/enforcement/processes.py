@@ -1,7 +1,8 @@
 """Which processes belong to which lease: the process trees that holders started for them.
 
 A holder (``bitshare run`` on this host) names the processes it started for a lease;
-everything descending from them is the lease's, including processes that were
+a Slurm job's lease is anchored to the job's step daemons (slurm_steps.py), which are
+not the lease's themselves. Everything descending from roots and anchors is the lease's, including processes that were
 reparented after their parent exited (they are remembered once seen, and forgotten
 when they end). A process under two named roots (a ``bitshare run`` inside another)
 belongs to the nearer one. Processes are held as psutil handles, which notice a reused
@@ -30,6 +31,7 @@ class _Tree:
     roots: dict[int, psutil.Process] = field(default_factory=dict)
     seen: dict[int, psutil.Process] = field(default_factory=dict)
     retired: set[int] = field(default_factory=set)  # roots that ended: their pids may be reused
+    anchors: dict[int, psutil.Process] = field(default_factory=dict)  # parents of the lease's processes
 
 
 class ProcessTracker:
@@ -62,6 +64,11 @@ class ProcessTracker:
             found[pid] = process
         with self._lock:
             self._trees.setdefault(lease_id, _Tree()).roots.update(found)
+
+    def anchor(self, lease_id: str, processes: list[psutil.Process]) -> None:
+        """Make ``processes`` (found by the daemon, trusted) the lease's anchors from now on."""
+        with self._lock:
+            self._trees.setdefault(lease_id, _Tree()).anchors = {p.pid: p for p in processes}
 
     def forget(self, lease_id: str) -> None:
         with self._lock:
@@ -98,6 +105,7 @@ class ProcessTracker:
         """Every tracked live process and the lease of its nearest named root."""
         with self._lock:
             trees = {lease: (dict(t.roots), dict(t.seen)) for lease, t in self._trees.items()}
+            anchors = {pid: (p, lease) for lease, t in self._trees.items() for pid, p in t.anchors.items()}
         root_of: dict[int, str] = {}
         alive_roots: dict[int, psutil.Process] = {}
         ended: dict[str, set[int]] = {}
@@ -118,6 +126,14 @@ class ProcessTracker:
             for child in children:
                 if child.pid not in root_of:
                     found.setdefault(child.pid, (child, _nearest_root(child, root_of) or root_of[pid]))
+        for anchor, lease in anchors.values():
+            try:
+                children = anchor.children(recursive=True) if anchor.is_running() else []
+            except psutil.Error:
+                continue
+            for child in children:
+                if child.pid not in root_of and child.pid not in anchors:
+                    found.setdefault(child.pid, (child, _nearest_root(child, root_of) or lease))
         for lease, (_, seen) in trees.items():
             for pid, process in seen.items():
                 if pid not in found and process.is_running():

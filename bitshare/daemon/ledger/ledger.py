@@ -108,6 +108,7 @@ class Ledger:
         client_host: str = "",
         command: str = "",
         mps_uid: int | None = None,
+        slurm_job: str = "",
     ) -> Lease:
         """Grant the request now if it may go ahead, else queue it (or refuse it)."""
         if lease_id in self._live or lease_id in self._ended:
@@ -128,6 +129,7 @@ class Ledger:
             command=command,
             ttl_s=spec.ttl_s or self.policy.lease_ttl_s,
             mps_uid=mps_uid,
+            slurm_job=slurm_job,
         )
         placement = self._place(lease)
         if placement is not None and self._may_go_ahead(lease, now):

@@ -148,6 +148,7 @@ class Lease:
     last_active_at: float = 0.0
     ttl_s: float = 0.0
     mps_uid: int | None = None  # the Unix user whose processes will be MPS clients on its GPU
+    slurm_job: str = ""  # the Slurm job it was made for: its processes are the job's
 
     def copy(self) -> Lease:
         duplicate = copy.copy(self)

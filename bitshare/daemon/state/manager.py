@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from ... import log
+from ...errors import WrongState
 from ..ledger import Change, ChangeKind, Gpu, Lease, LeaseSpec, LeaseState, Ledger, Policy, Size
 from .store import EventRecord, StateUnwritable, Store, StoreError
 
@@ -46,6 +47,14 @@ class LeaseUpdate:
     lease: Lease
     message: str = ""
     queue_position: int = 0
+
+
+def _detail(change: Change) -> str:
+    """An event's text; a Slurm job's lease names its job, so the audit log can be read by job."""
+    job = change.lease.slurm_job
+    if not job:
+        return change.detail
+    return f"slurm job {job}" + (f": {change.detail}" if change.detail else "")
 
 
 def _watched(kind: ChangeKind) -> UpdateKind | None:
@@ -214,6 +223,7 @@ class LeaseManager:
         spec: LeaseSpec,
         mps_uid: int | None = None,
         request_id: str = "",
+        actor: str = "",
         **details: str,
     ) -> Lease:
         """Grant or queue a request. A retry (the owner's request id seen before) gets the lease
@@ -222,12 +232,14 @@ class LeaseManager:
         if request_id:
             existing = await self._settled_request(owner, request_id)
             if existing is not None:
+                if existing.slurm_job != details.get("slurm_job", ""):
+                    raise WrongState(f"request id {request_id} was used for lease {existing.id}, not for this job")
                 return existing
         self._writable()
         lease = self._ledger.submit(
             lease_id, owner, spec, self.now(), mps_uid=mps_uid, request_id=request_id, **details
         ).copy()
-        await self._persist(acted=(lease_id, owner))
+        await self._persist(acted=(lease_id, actor or owner))
         return lease
 
     async def release(self, lease_id: str, actor: str = DAEMON) -> Lease:
@@ -337,7 +349,7 @@ class LeaseManager:
         for change in changes:
             latest[change.lease.id] = change.lease
             actor = acted[1] if change.lease.id == acted[0] else DAEMON
-            events.append(EventRecord(self.now(), change.kind.value, change.lease.id, change.detail, actor))
+            events.append(EventRecord(self.now(), change.kind.value, change.lease.id, _detail(change), actor))
         settled = asyncio.get_running_loop().create_future()
         for lease_id in latest:
             self._in_flight[lease_id] = settled
@@ -422,7 +434,7 @@ class LeaseManager:
 
     def _log(self, change: Change) -> None:
         lease = change.lease
-        log.event(f"lease.{change.kind.value}", lease=lease.id, owner=lease.owner, detail=change.detail)
+        log.event(f"lease.{change.kind.value}", lease=lease.id, owner=lease.owner, detail=_detail(change))
 
     def _publish(self, changes: list[Change]) -> None:
         if self._changed is not None and not self._changed.done():

@@ -66,6 +66,7 @@ def lease_to_json(lease: Lease) -> str:
             "wait_deadline": lease.wait_deadline,
             "ttl_s": lease.ttl_s,
             "mps_uid": lease.mps_uid,
+            "slurm_job": lease.slurm_job,
         },
         separators=(",", ":"),
     )
@@ -92,4 +93,5 @@ def lease_from_json(text: str) -> Lease:
         wait_deadline=data.get("wait_deadline"),
         ttl_s=data.get("ttl_s", 0.0),
         mps_uid=data.get("mps_uid"),
+        slurm_job=data.get("slurm_job", ""),
     )

@@ -84,7 +84,7 @@ class Allocation(_message.Message):
     def __init__(self, gpu_index: _Optional[int] = ..., gpu_uuid: _Optional[str] = ..., gpu_name: _Optional[str] = ..., memory_mib: _Optional[int] = ..., compute_pct: _Optional[int] = ..., mps_pipe_directory: _Optional[str] = ...) -> None: ...
 
 class Lease(_message.Message):
-    __slots__ = ("id", "owner", "state", "spec", "allocations", "created_at", "granted_at", "ended_at", "end_reason", "queue_position", "expires_at", "client_host", "command", "request_id", "simulated", "ttl_s", "enforcement", "usage", "last_active_at", "priority")
+    __slots__ = ("id", "owner", "state", "spec", "allocations", "created_at", "granted_at", "ended_at", "end_reason", "queue_position", "expires_at", "client_host", "command", "request_id", "simulated", "ttl_s", "enforcement", "usage", "last_active_at", "priority", "slurm_job")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +105,7 @@ class Lease(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     LAST_ACTIVE_AT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SLURM_JOB_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner: str
     state: LeaseState
@@ -125,7 +126,8 @@ class Lease(_message.Message):
     usage: LeaseUsage
     last_active_at: _timestamp_pb2.Timestamp
     priority: int
-    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[LeaseState, str]] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., allocations: _Optional[_Iterable[_Union[Allocation, _Mapping]]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., granted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., expires_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ..., request_id: _Optional[str] = ..., simulated: bool = ..., ttl_s: _Optional[float] = ..., enforcement: _Optional[str] = ..., usage: _Optional[_Union[LeaseUsage, _Mapping]] = ..., last_active_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
+    slurm_job: str
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[_Union[LeaseState, str]] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., allocations: _Optional[_Iterable[_Union[Allocation, _Mapping]]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., granted_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., expires_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ..., request_id: _Optional[str] = ..., simulated: bool = ..., ttl_s: _Optional[float] = ..., enforcement: _Optional[str] = ..., usage: _Optional[_Union[LeaseUsage, _Mapping]] = ..., last_active_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., slurm_job: _Optional[str] = ...) -> None: ...
 
 class ProcessUsage(_message.Message):
     __slots__ = ("pid", "gpu_index", "used_mib", "sm_pct", "name", "user")
@@ -246,16 +248,20 @@ class ServerInfo(_message.Message):
     def __init__(self, version: _Optional[str] = ..., api_version: _Optional[str] = ..., backend: _Optional[str] = ..., simulated: bool = ..., hostname: _Optional[str] = ..., caller: _Optional[str] = ..., caller_role: _Optional[_Union[Role, str]] = ..., lease_ttl_s: _Optional[float] = ..., gpu_count: _Optional[int] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., mps: bool = ..., simgpu_directory: _Optional[str] = ..., watchdog: _Optional[str] = ..., grace_s: _Optional[float] = ...) -> None: ...
 
 class RequestLeaseRequest(_message.Message):
-    __slots__ = ("request_id", "spec", "client_host", "command")
+    __slots__ = ("request_id", "spec", "client_host", "command", "owner_user", "slurm_job")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
+    OWNER_USER_FIELD_NUMBER: _ClassVar[int]
+    SLURM_JOB_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     spec: LeaseSpec
     client_host: str
     command: str
-    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ...) -> None: ...
+    owner_user: str
+    slurm_job: str
+    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[LeaseSpec, _Mapping]] = ..., client_host: _Optional[str] = ..., command: _Optional[str] = ..., owner_user: _Optional[str] = ..., slurm_job: _Optional[str] = ...) -> None: ...
 
 class LeaseRef(_message.Message):
     __slots__ = ("lease_id",)
@@ -320,10 +326,12 @@ class LeaseEvent(_message.Message):
     def __init__(self, kind: _Optional[_Union[LeaseEvent.Kind, str]] = ..., lease: _Optional[_Union[Lease, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ListLeasesRequest(_message.Message):
-    __slots__ = ("include_ended",)
+    __slots__ = ("include_ended", "slurm_job")
     INCLUDE_ENDED_FIELD_NUMBER: _ClassVar[int]
+    SLURM_JOB_FIELD_NUMBER: _ClassVar[int]
     include_ended: bool
-    def __init__(self, include_ended: bool = ...) -> None: ...
+    slurm_job: str
+    def __init__(self, include_ended: bool = ..., slurm_job: _Optional[str] = ...) -> None: ...
 
 class ListLeasesResponse(_message.Message):
     __slots__ = ("leases",)
