@@ -18,8 +18,9 @@ from ..address import parse_address
 from ..client.connection import Client
 from ..client.finding import Credentials, load_settings
 from ..errors import Unreachable, UsageError
+from ..present.leases import state_name
 from ..slurm.node import DEFAULT_TTL_S, JobContext, end_job, export_lines, start_job, task_environment
-from ..slurm.scontrol import Scontrol, SlurmError
+from ..slurm.scontrol import Scontrol
 from .base import app, state
 from .options import positive_seconds, seconds
 from .output import note
@@ -92,11 +93,7 @@ def task_prolog(ctx: typer.Context, connect_timeout: float = typer.Option(10.0, 
 
 
 @slurm_app.command("epilog")
-def epilog(
-    ctx: typer.Context,
-    connect_timeout: float = _CONNECT,
-    comment: bool = typer.Option(True, "--comment/--no-comment", help="Say in the job's admin comment how it ended."),
-) -> None:
+def epilog(ctx: typer.Context, connect_timeout: float = _CONNECT) -> None:
     """Slurm's Epilog (as root): release the job's lease here."""
     context = JobContext.from_environ(os.environ)
     try:
@@ -107,14 +104,12 @@ def epilog(
         note(f"job {context.job_id}: could not release its lease now ({exc}); it expires after its TTL")
         return
     try:
-        ended = end_job(client, context, Scontrol() if comment else None)
-    except SlurmError as exc:
-        note(f"job {context.job_id}: lease released; the admin comment was not updated: {exc}")
-        return
+        ended = end_job(client, context)
     finally:
         client.close()
     for lease in ended:
-        note(f"job {context.job_id}: lease {lease.id} ended")
+        how = state_name(lease.state) + (f": {lease.end_reason}" if lease.end_reason else "")
+        note(f"job {context.job_id}: lease {lease.id} {how}")
 
 
 def _launch(verb: str) -> None:

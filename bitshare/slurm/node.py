@@ -102,10 +102,9 @@ def start_job(
 
 
 def describe(lease: pb.Lease, node: str) -> str:
-    """The job's admin comment: which lease holds which part of which GPU, and how it is held."""
+    """The job's admin comment: which lease holds which part of which GPU."""
     parts = ", ".join(f"GPU {a.gpu_index} {a.memory_mib} MiB" for a in lease.allocations)
-    tier = lease.enforcement or "none"
-    return f"{COMMENT_MARK} lease {lease.id} on {node}: {parts} ({tier})"
+    return f"{COMMENT_MARK} lease {lease.id} on {node}: {parts}"
 
 
 def task_environment(client: Client, context: JobContext, env: Mapping[str, str], server: str) -> dict[str, str]:
@@ -137,23 +136,18 @@ def export_lines(variables: Mapping[str, str]) -> str:
     return "".join(f"export {name}={value}\n" for name, value in variables.items())
 
 
-def end_job(client: Client, context: JobContext, slurm: Slurm | None) -> list[pb.Lease]:
-    """The Epilog: release the job's leases on this node; say in the job's admin comment how the
-    lease of this run ended when that was not by release (the watchdog, an admin's revoke)."""
+def end_job(client: Client, context: JobContext) -> list[pb.Lease]:
+    """The Epilog: release the job's leases on this node; returns them, as they ended. (How a lease
+    ended otherwise, by the watchdog say, is in bitshare's events: Slurm takes no comment on a job
+    that has finished.)"""
     leases = client.all_leases(include_ended=True, slurm_job=context.job_id)
-    mine = [lease for lease in leases if lease.owner == f"user:{context.user}"]
     ended = []
-    for lease in mine:
+    for lease in leases:
+        if lease.owner != f"user:{context.user}":
+            continue
         live = lease.state in (pb.LEASE_STATE_ACTIVE, pb.LEASE_STATE_QUEUED)
         ended.append(client.release(lease.id) if live else lease)
-    this_run = [lease for lease in ended if lease.request_id == context.request_id]
-    if slurm is not None:
-        for lease in this_run:
-            if lease.state != pb.LEASE_STATE_RELEASED:
-                how = state_name(lease.state).lower() + (f": {lease.end_reason}" if lease.end_reason else "")
-                job = slurm.job(context.job_id)
-                _comment(slurm, context, job.admin_comment, f"{describe(lease, context.node)}; {how}")
-    return ended
+    return [lease for lease in ended if lease.request_id == context.request_id] or ended
 
 
 def _comment(slurm: Slurm, context: JobContext, existing: str, ours: str) -> None:
