@@ -1,8 +1,8 @@
 """``bitshare slurm prolog|task-prolog|epilog``: Slurm's node side, and the launchers slurm.conf names.
 
 slurm.conf runs its Prolog, TaskProlog and Epilog without arguments, so each also has a
-launcher of its own (``bitshare-slurm-prolog`` ...); settings then come from the client
-config (``/etc/bitshare/client.toml``) and ``BITSHARE_*`` variables, as for every command.
+launcher of its own (``bitshare-slurm-prolog`` ...). The daemon is the node's own: the host's
+client config (``/etc/bitshare/client.toml``) or the system daemon's socket.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import typer
 
 from .. import paths
 from ..address import parse_address
-from ..client.connection import Client
-from ..client.finding import Credentials, load_settings
+from ..client.connection import Client, connect
+from ..config import load_client_config
 from ..errors import Unreachable, UsageError
 from ..present.leases import state_name
 from ..slurm.node import DEFAULT_TTL_S, JobContext, end_job, export_lines, start_job, task_environment
 from ..slurm.scontrol import Scontrol
-from .base import app, state
+from .base import app
 from .options import positive_seconds, seconds
 from .output import note
 from .runner import run
@@ -33,24 +33,34 @@ slurm_app = typer.Typer(
 app.add_typer(slurm_app, name="slurm")
 
 _CONNECT = typer.Option(30.0, "--connect-timeout", help="Seconds to wait for bitshared (a restart, say).")
+_SERVER = typer.Option(
+    "",
+    "--server",
+    help="This node's bitshared (unix:PATH); default: the one in /etc/bitshare/client.toml, else the system daemon.",
+)
 
 
-def _node_client(ctx: typer.Context, wait_s: float) -> tuple[Client, str]:
-    """The node's own bitshared, over its Unix socket: the named server, else the system daemon's.
-    Waits up to ``wait_s`` while it does not answer."""
-    cli = state(ctx)
-    settings = load_settings([cli.server], cli.token, cli.tls_ca, cli.allow_insecure_tcp)
-    if len(settings.servers) > 1:
-        raise UsageError("bitshare slurm acts on this node's bitshared only; name one server, not a pool")
-    server = settings.servers[0] if settings.servers else f"unix:{paths.SYSTEM_SOCKET}"
-    if parse_address(server).kind != "unix":
-        raise UsageError(f"bitshare slurm needs this node's bitshared on its Unix socket, not {server}")
-    credentials: Credentials = settings.credentials
+def node_server(given: str) -> str:
+    """This node's bitshared: ``given``, else the one Unix socket the host's client config names,
+    else the system daemon's. A user's own settings (their config file, BITSHARE_SERVER, which a
+    job passes to its task prolog) are not read: a job does not choose its node's daemon."""
+    if not given:
+        config = load_client_config(paths.SYSTEM_CLIENT_CONFIG, environ={})
+        local = [server for server in config.servers if parse_address(server).kind == "unix"]
+        given = local[0] if len(local) == 1 else f"unix:{paths.SYSTEM_SOCKET}"
+    if parse_address(given).kind != "unix":
+        raise UsageError(f"bitshare slurm needs this node's bitshared on its Unix socket, not {given}")
+    return given
+
+
+def _node_client(server: str, wait_s: float) -> tuple[Client, str]:
+    """A connection to the node's bitshared, waiting up to ``wait_s`` while it does not answer."""
+    server = node_server(server)
     deadline = time.monotonic() + seconds("--connect-timeout", wait_s)
     pause = 0.1
     while True:
         try:
-            return credentials.connect(server), server
+            return connect(server), server
         except Unreachable:
             if time.monotonic() + pause > deadline:
                 raise
@@ -60,7 +70,7 @@ def _node_client(ctx: typer.Context, wait_s: float) -> tuple[Client, str]:
 
 @slurm_app.command("prolog")
 def prolog(
-    ctx: typer.Context,
+    server: str = _SERVER,
     ttl: float = typer.Option(DEFAULT_TTL_S, "--ttl", help="Seconds the lease outlives the last sight of the job."),
     shards_per_gpu: int | None = typer.Option(
         None, "--shards-per-gpu", min=1, help="Shards per GPU (default: the node's shard count over its GPU count)."
@@ -70,7 +80,7 @@ def prolog(
     """Slurm's Prolog (as root): lease the job's GPUs here, owned by the job's user; fail if they do not fit."""
     context = JobContext.from_environ(os.environ)
     positive_seconds("--ttl", ttl)
-    client, _ = _node_client(ctx, connect_timeout)
+    client, _ = _node_client(server, connect_timeout)
     try:
         lease = start_job(client, context, Scontrol(), ttl, shards_per_gpu)
     finally:
@@ -81,10 +91,10 @@ def prolog(
 
 
 @slurm_app.command("task-prolog")
-def task_prolog(ctx: typer.Context, connect_timeout: float = typer.Option(10.0, "--connect-timeout")) -> None:
+def task_prolog(server: str = _SERVER, connect_timeout: float = typer.Option(10.0, "--connect-timeout")) -> None:
     """Slurm's TaskProlog (as the job's user): print the lease's variables for the task."""
     context = JobContext.from_environ(os.environ)
-    client, server = _node_client(ctx, connect_timeout)
+    client, server = _node_client(server, connect_timeout)
     try:
         variables = task_environment(client, context, os.environ, server)
     finally:
@@ -93,11 +103,11 @@ def task_prolog(ctx: typer.Context, connect_timeout: float = typer.Option(10.0, 
 
 
 @slurm_app.command("epilog")
-def epilog(ctx: typer.Context, connect_timeout: float = _CONNECT) -> None:
+def epilog(server: str = _SERVER, connect_timeout: float = _CONNECT) -> None:
     """Slurm's Epilog (as root): release the job's lease here."""
     context = JobContext.from_environ(os.environ)
     try:
-        client, _ = _node_client(ctx, connect_timeout)
+        client, _ = _node_client(server, connect_timeout)
     except Unreachable as exc:
         # Not a reason to drain the node: with the job's steps gone, bitshared lets the lease
         # expire after its TTL once it is back.

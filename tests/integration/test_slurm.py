@@ -86,10 +86,10 @@ class Node:
 
 
 def _launcher(where: Path, name: str, server: str, *args: str) -> Path:
-    """What slurm.conf names: the installed launcher, with this node's daemon named as a site
-    would in /etc/bitshare/client.toml."""
+    """What slurm.conf names: the installed launcher, given the test's daemon (a site's is named
+    in /etc/bitshare/client.toml, or is the system daemon)."""
     path = where / name
-    path.write_text(f"#!/bin/sh\nBITSHARE_SERVER={server} exec {BIN / name} {' '.join(args)}\n")
+    path.write_text(f"#!/bin/sh\nexec {BIN / name} --server {server} {' '.join(args)}\n")
     path.chmod(0o755)
     return path
 

@@ -149,3 +149,17 @@ def test_task_prolog_lines_and_a_value_slurm_could_not_read() -> None:
 )
 def test_step_daemon_titles(title: str, job: str | None) -> None:
     assert job_of_title(title) == job
+
+
+def test_the_node_side_talks_to_the_nodes_daemon_whatever_the_jobs_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bitshare import paths
+    from bitshare.cli.slurm_cmds import node_server
+
+    monkeypatch.setenv("BITSHARE_SERVER", "gpu9.example.org:7443")  # a job passes its own to its task prolog
+    monkeypatch.setattr(paths, "SYSTEM_CLIENT_CONFIG", Path("/nonexistent/client.toml"))
+    assert node_server("") == f"unix:{paths.SYSTEM_SOCKET}"
+    assert node_server("unix:/run/x.sock") == "unix:/run/x.sock"
+    with pytest.raises(UsageError, match="on its Unix socket, not gpu1:7443"):
+        node_server("gpu1:7443")
