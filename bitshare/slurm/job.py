@@ -13,7 +13,6 @@ from ..errors import UsageError
 # Fields whose values run to the end of their line and may hold spaces.
 _WHOLE_LINE = ("AdminComment=", "Comment=", "Command=", "WorkDir=", "StdErr=", "StdIn=", "StdOut=", "Reason=")
 _GRES_ITEM = re.compile(r"(?P<name>[A-Za-z0-9_]+)(?::(?P<type>[^:(,]+))?:(?P<count>[0-9]+)(?:\((?P<extra>[^)]*)\))?")
-_TIME = re.compile(r"(?:(?P<days>[0-9]+)-)?(?P<h>[0-9]+):(?P<m>[0-9]+):(?P<s>[0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,6 @@ class Job:
     id: str
     name: str = ""
     user: str = ""
-    time_limit_s: float | None = None  # None: no limit
     admin_comment: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     # Per-node detail (``scontrol -d``): the hostlist and the GRES allocated on each of its nodes.
@@ -68,7 +66,6 @@ def parse_job(text: str) -> Job:
         id=fields["JobId"],
         name=fields.get("JobName", ""),
         user=user.split("(", 1)[0],
-        time_limit_s=parse_time_limit(fields.get("TimeLimit", "UNLIMITED")),
         admin_comment=fields.get("AdminComment", ""),
         fields=fields,
         detail=tuple(detail),
@@ -82,17 +79,6 @@ def _pairs(line: str) -> dict[str, str]:
         if sep:
             out[key] = value
     return out
-
-
-def parse_time_limit(text: str) -> float | None:
-    """Slurm's ``[days-]hours:minutes:seconds`` (or minutes), None for UNLIMITED or unknown."""
-    match = _TIME.fullmatch(text.strip())
-    if match:
-        days = int(match["days"] or 0)
-        return float(((days * 24 + int(match["h"])) * 60 + int(match["m"])) * 60 + int(match["s"]))
-    if text.strip().isdigit():
-        return float(int(text) * 60)
-    return None
 
 
 def parse_gres(text: str) -> list[Gres]:

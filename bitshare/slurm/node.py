@@ -151,14 +151,16 @@ def end_job(client: Client, context: JobContext) -> list[pb.Lease]:
 
 
 def _comment(slurm: Slurm, context: JobContext, existing: str, ours: str) -> None:
-    slurm.set_admin_comment(context.job_id, merge_comment(existing, ours))
+    slurm.set_admin_comment(context.job_id, merge_comment(existing, ours, context.node))
 
 
-def merge_comment(existing: str, ours: str) -> str:
-    """Put bitshare's part in an admin comment, replacing its earlier one and keeping the rest."""
+def merge_comment(existing: str, ours: str, node: str) -> str:
+    """Put this node's part in a job's admin comment: it replaces the node's earlier one; other
+    nodes' parts (a job on several nodes) and an admin's own text are kept."""
+    mine = f" on {node}:"
     kept = [
         part
         for part in existing.split(" | ")
-        if part.strip() not in ("", "(null)") and not part.startswith(COMMENT_MARK)
+        if part.strip() not in ("", "(null)") and not (part.startswith(COMMENT_MARK) and mine in part)
     ]
     return " | ".join([*kept, ours])

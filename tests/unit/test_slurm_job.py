@@ -17,7 +17,6 @@ from bitshare.slurm.job import (
     lease_ask,
     parse_gres,
     parse_job,
-    parse_time_limit,
     shards_per_gpu,
 )
 from bitshare.slurm.node import JobContext, export_lines, merge_comment
@@ -27,7 +26,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def test_a_shard_job_as_slurm_22_05_prints_it() -> None:
     job = parse_job((DATA / "scontrol_job_shard.txt").read_text())
-    assert (job.id, job.name, job.user, job.time_limit_s) == ("1", "job.sh", "bsjob", None)
+    assert (job.id, job.name, job.user) == ("1", "job.sh", "bsjob")
     assert job.gres_on("localhost") == [Gres("shard", 4, (0,))]
     assert job.gres_on("elsewhere") == []
 
@@ -77,13 +76,6 @@ def test_a_hostlist_of_numbers_expands_to_them(numbers: list[int]) -> None:
     assert expand_hostlist(f"node[{ranges}]") == [f"node{n:03d}" for n in numbers]
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("UNLIMITED", None), ("1-02:03:04", 93784.0), ("00:30:00", 1800.0), ("90", 5400.0)]
-)
-def test_time_limits(text: str, seconds: float | None) -> None:
-    assert parse_time_limit(text) == seconds
-
-
 def test_shards_divide_among_gpus_or_are_refused() -> None:
     assert shards_per_gpu("gpu:4,shard:64") == 16
     assert shards_per_gpu("gpu:1") is None
@@ -121,11 +113,11 @@ def test_the_job_context_comes_from_slurms_environment() -> None:
         JobContext.from_environ({"SLURM_JOB_USER": "alice"})
 
 
-def test_bitshares_part_of_an_admin_comment_replaces_its_last_and_keeps_the_rest() -> None:
-    assert merge_comment("(null)", "bitshare lease a") == "bitshare lease a"
-    assert (
-        merge_comment("ops: disk | bitshare lease a", "bitshare lease b; revoked")
-        == "ops: disk | bitshare lease b; revoked"
+def test_bitshares_part_of_an_admin_comment_replaces_its_last_on_the_node_and_keeps_the_rest() -> None:
+    assert merge_comment("(null)", "bitshare lease a on n1: GPU 0", "n1") == "bitshare lease a on n1: GPU 0"
+    earlier = "ops: disk | bitshare lease a on n1: GPU 0 | bitshare lease b on n2: GPU 1"
+    assert merge_comment(earlier, "bitshare: no lease on n1: full", "n1") == (
+        "ops: disk | bitshare lease b on n2: GPU 1 | bitshare: no lease on n1: full"
     )
 
 
