@@ -17,8 +17,9 @@ from .. import paths
 from ..address import parse_address
 from ..client.connection import Client, connect
 from ..config import load_client_config
-from ..errors import Unreachable, UsageError
+from ..errors import BitshareError, Unreachable, UsageError
 from ..present.leases import state_name
+from ..present.printable import printable
 from ..slurm.node import DEFAULT_TTL_S, JobContext, end_job, export_lines, start_job, task_environment
 from ..slurm.scontrol import Scontrol
 from .base import app
@@ -94,11 +95,16 @@ def prolog(
 def task_prolog(server: str = _SERVER, connect_timeout: float = typer.Option(10.0, "--connect-timeout")) -> None:
     """Slurm's TaskProlog (as the job's user): print the lease's variables for the task."""
     context = JobContext.from_environ(os.environ)
-    client, server = _node_client(server, connect_timeout)
     try:
-        variables = task_environment(client, context, os.environ, server)
-    finally:
-        client.close()
+        client, server = _node_client(server, connect_timeout)
+        try:
+            variables = task_environment(client, context, os.environ, server)
+        finally:
+            client.close()
+    except BitshareError as exc:
+        # A failed TaskProlog stops the task; a "print" line is what its output says of why.
+        sys.stdout.write(f"print bitshare: error: {' '.join(printable(str(exc)).split())}\n")
+        raise
     sys.stdout.write(export_lines(variables))
 
 

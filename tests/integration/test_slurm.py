@@ -182,6 +182,21 @@ def test_a_job_past_its_partition_is_ended_by_the_watchdog_and_slurm_records_it_
     assert record["ExitCode"] != "0:0"
 
 
+def test_a_step_of_a_job_whose_lease_has_ended_is_refused(fresh: Node) -> None:
+    # The job's first step runs on its lease; its next step starts after an admin revoked it.
+    then = "srun --overlap -n1 sh -c 'echo step ran'\n"
+    job = fresh.lab.sbatch(
+        f"#!/bin/sh\n{sys.executable} {APP} {fresh.out} 100\n{then}", "--gres=shard:4", user=fresh.user
+    )
+    fresh.report(job)
+    with fresh.client() as admin:
+        admin.revoke(fresh.lease_of(job).id, "maintenance")
+    fresh.finish(job)
+    fresh.lab.wait_job(job, {"COMPLETED", "FAILED"})
+    output = fresh.lab.output(job)
+    assert "TaskProlog failed" in output and "step ran" not in output, output
+
+
 def test_a_whole_gpu_job_gets_the_whole_gpu(fresh: Node) -> None:
     job = fresh.submit("gpu:1", mib=12000)
     assert fresh.report(job)["result"] == "ok 12000"
