@@ -5,13 +5,15 @@
 Each package holds /opt/bitshare: a Python environment for the distribution's own interpreter
 (a pyvenv.cfg pointing at /usr/bin/pythonX.Y) with bitshare and every dependency installed from
 wheels built for the target architecture, so installing needs no network and nothing but that
-interpreter (pip fetches the wheels from the package index; its cache keeps them). CuPy is not
-bundled (hundreds of MB, one build per CUDA major); see the README's install section.
+interpreter (pip fetches the wheels from the package index; its cache keeps them). The extras
+tui (the console) and bench (matplotlib, for the seed experiment's plots) are bundled; CuPy and
+PyTorch are not (hundreds of MB to GB, one build per CUDA major); see the README's install section.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import gzip
 import shutil
 import subprocess
@@ -27,7 +29,17 @@ PLATFORMS = {  # manylinux tags each architecture's wheels may carry (glibc 2.17
     "amd64": ("x86_64", ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64"]),
     "arm64": ("aarch64", ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64"]),
 }
-LAUNCHERS = {"bitshare": "bitshare.cli.app", "bitshared": "bitshare.daemon.main", "bitshare-admin": "bitshare.tui.main"}
+# /opt/bitshare/bin/NAME runs "module:function", as pyproject.toml's [project.scripts] say (pip's
+# own launchers would name the build's Python); nfpm.yaml links each into /usr/bin.
+LAUNCHERS = {
+    "bitshare": "bitshare.cli.app:run",
+    "bitshared": "bitshare.daemon.main:run",
+    "bitshare-admin": "bitshare.tui.main:run",
+    "bitshare-slurm-prolog": "bitshare.cli.slurm_cmds:prolog_main",
+    "bitshare-slurm-task-prolog": "bitshare.cli.slurm_cmds:task_prolog_main",
+    "bitshare-slurm-epilog": "bitshare.cli.slurm_cmds:epilog_main",
+}
+EXTRAS = "tui,bench"  # the console (textual) and the seed experiment's plots (matplotlib)
 MAINTAINER = "bitshare developers <packages@bitshare.invalid>"
 
 
@@ -91,7 +103,7 @@ def stage(arch: str, python: str, wheel: Path, version: str, into: Path) -> None
         ROOT / "packaging" / "constraints.txt",
         "--find-links",
         wheel.parent,
-        f"bitshare[tui]=={version}",
+        f"bitshare[{EXTRAS}]=={version}",
     )
     shutil.rmtree(site / "bin", ignore_errors=True)  # pip's scripts name the build's Python
     for library in site.rglob("*.so*"):  # shared objects need no execute bit (some wheels set it)
@@ -106,15 +118,46 @@ def stage(arch: str, python: str, wheel: Path, version: str, into: Path) -> None
     bin_dir.mkdir(parents=True)
     (bin_dir / "python3").symlink_to(f"/usr/bin/python{python}")
     (bin_dir / "python").symlink_to("python3")
-    for name, module in LAUNCHERS.items():
+    for name, target in LAUNCHERS.items():
         launcher = bin_dir / name
-        launcher.write_text(f"#!/opt/bitshare/bin/python3\nimport sys\n\nfrom {module} import run\n\nsys.exit(run())\n")
+        launcher.write_text(launcher_script(site, name, target))
         launcher.chmod(0o755)
     (into / "copyright").write_text(COPYRIGHT)
     stamp = formatdate(float(_source_date()), usegmt=False)
     entry = f"bitshare ({version}-1) unstable; urgency=medium\n\n  * bitshare {version}.\n\n -- {MAINTAINER}  {stamp}\n"
     with gzip.GzipFile(into / "changelog.Debian.gz", "wb", compresslevel=9, mtime=0) as out:
         out.write(entry.encode())
+
+
+def launcher_script(site: Path, name: str, target: str) -> str:
+    """The script that runs ``target`` ("module:function"), once ``site`` is seen to define it."""
+    module, _, function = target.partition(":")
+    if not function or not defines(site, module, function):
+        raise SystemExit(f"build.py: launcher {name} runs {target}, which the bitshare wheel does not define")
+    return f"#!/opt/bitshare/bin/python3\nimport sys\n\nfrom {module} import {function}\n\nsys.exit({function}())\n"
+
+
+def defines(site: Path, module: str, function: str) -> bool:
+    """Whether ``module``'s source under ``site`` binds ``function`` at its top level. Read, not
+    imported: the target's compiled libraries need not run on the build machine."""
+    base = site.joinpath(*module.split("."))
+    source = next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+    if source is None:
+        return False
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == function:
+            return True
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.ImportFrom | ast.Import) and function in _bound(node):
+            return True
+    return False
+
+
+def _bound(node: ast.stmt) -> set[str]:
+    """The names an assignment or import statement binds."""
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return {alias.asname or alias.name.split(".")[0] for alias in node.names}
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
+    return {name.id for target in targets for name in ast.walk(target) if isinstance(name, ast.Name)}
 
 
 def _source_date() -> int:

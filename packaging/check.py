@@ -5,9 +5,10 @@
 3. For each format, in a fresh Debian 12 root booted with its own systemd (mmdebstrap, then
    ``systemd-nspawn -b``): install the old version, see bitshared active as user bitshare and a
    local user's lease granted through it, edit the configuration, upgrade, see the new version
-   serving with the edit kept, see a running ``bitshare run`` keep a lease older than its TTL
-   across ``systemctl restart bitshared``, remove (and purge), and see nothing left behind but
-   what the distribution's policy keeps (the system user and group; rpm's .rpmsave of an edit).
+   serving with the edit kept, every launcher answer ``--help``, (in the .deb's root) a short
+   ``bitshare bench seed`` draw its plots, and a running ``bitshare run`` keep a lease older than
+   its TTL across ``systemctl restart bitshared``, remove (and purge), and see nothing left behind
+   but what the distribution's policy keeps (the system user and group; rpm's .rpmsave of an edit).
 
 The amd64 packages are installed; the arm64 ones are built and linted only (no arm64 machine).
 """
@@ -284,6 +285,39 @@ def holder_survives_restart(machine: Machine) -> None:
     log(f"a lease held for {3 * HOLDER_TTL_S}+ s (TTL {HOLDER_TTL_S} s) was kept across systemctl restart")
 
 
+LAUNCHERS = (
+    "bitshare",
+    "bitshared",
+    "bitshare-admin",
+    "bitshare-slurm-prolog",
+    "bitshare-slurm-task-prolog",
+    "bitshare-slurm-epilog",
+)
+
+
+def launchers_answer(machine: Machine) -> None:
+    """Each command is a /usr/bin link into /opt/bitshare/bin, and ``--help`` there exits 0."""
+    for name in LAUNCHERS:
+        link = machine.dir / "usr" / "bin" / name
+        assert link.is_symlink() and os.readlink(link) == f"/opt/bitshare/bin/{name}", name
+        machine.run(name, "--help")
+    log(f"{len(LAUNCHERS)} launchers in /usr/bin answer --help: {', '.join(LAUNCHERS)}")
+
+
+def plots_drawn(machine: Machine) -> None:
+    """A short ``bitshare bench seed`` by a local user draws its plots with the bundled matplotlib."""
+    out = "/home/alice/seed"
+    result = machine.run(
+        "bitshare", "bench", "seed", "--load", "heavy", "--duration", "1", "--workloads", "mlp-small",
+        "--out", out, user="alice",
+    )  # fmt: skip
+    assert "no plots" not in result.stderr, result.stderr
+    drawn = machine.dir / out.lstrip("/")
+    assert (drawn / "seed.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), result.stderr
+    assert b"<svg" in (drawn / "seed.svg").read_bytes()[:2000], result.stderr
+    log("bitshare bench seed (one workload, 1 s) drew seed.png and seed.svg with the bundled matplotlib")
+
+
 def edit_kept(machine: Machine) -> None:
     config = (machine.dir / "etc" / "bitshare" / "bitshare.toml").read_text()
     assert "edited by package-check" in config, "the configuration edit was lost in the upgrade"
@@ -309,6 +343,8 @@ def check_deb(base: Path, work: Path, old: Path, new: Path) -> None:
         serving(machine, NEW)
         edit_kept(machine)
         lease_through_it(machine)
+        launchers_answer(machine)
+        plots_drawn(machine)  # the rpm's /opt/bitshare is the same tree: drawn once
         holder_survives_restart(machine)
         machine.run("dpkg", "-r", "bitshare")
         assert machine.run("systemctl", "is-active", "bitshared", check=False).stdout.strip() != "active"
@@ -347,6 +383,7 @@ def check_rpm(base: Path, work: Path, old: Path, new: Path) -> None:
         serving(machine, NEW)
         edit_kept(machine)
         lease_through_it(machine)
+        launchers_answer(machine)
         holder_survives_restart(machine)
         machine.run("rpm", "-e", "bitshare")
         assert machine.run("systemctl", "is-active", "bitshared", check=False).stdout.strip() != "active"
