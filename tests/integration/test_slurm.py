@@ -107,7 +107,9 @@ def node() -> Iterator[Node]:
             prolog = _launcher(home, "bitshare-slurm-prolog", daemon.server, "--ttl", "60")
             task_prolog = _launcher(home, "bitshare-slurm-task-prolog", daemon.server)
             epilog = _launcher(home, "bitshare-slurm-epilog", daemon.server)
-            with slurmlab.slurm_lab(prolog=prolog, task_prolog=task_prolog, epilog=epilog) as lab:
+            accounting = slurmlab.accounting_skip_reason() is None
+            labs = slurmlab.slurm_lab(prolog=prolog, task_prolog=task_prolog, epilog=epilog, accounting=accounting)
+            with labs as lab:
                 yield Node(lab, daemon, user)
     finally:
         daemon.stop()
@@ -156,6 +158,20 @@ def test_four_quarter_jobs_run_at_once_each_on_its_own_lease_and_a_fifth_waits(f
     fresh.lab.wait_job(fifth, {"RUNNING"})
     assert fresh.report(fifth)["result"] == "ok 3000"
     assert fresh.lease_of(fifth).state == pb.LEASE_STATE_ACTIVE
+
+
+def test_slurms_accounting_keeps_which_lease_a_job_had(fresh: Node) -> None:
+    if not fresh.lab.accounting:
+        pytest.skip(slurmlab.accounting_skip_reason() or "the lab keeps no accounting")
+    job = fresh.submit("shard:4", wait=False)
+    fresh.lab.wait_job(job, {"COMPLETED"})
+    lease = fresh.wait_lease_ended(job)
+    rows = wait_for(
+        lambda: [r for r in fresh.lab.sacct(job, "JobID", "State", "AdminComment") if r["JobID"] == str(job)],
+        15,
+        "accounting to have the job",
+    )
+    assert rows[0]["AdminComment"] == f"bitshare lease {lease.id} on localhost: GPU 0 {fresh.capacity_mib // 4} MiB"
 
 
 def test_scancel_releases_the_lease_within_seconds(fresh: Node) -> None:

@@ -41,6 +41,9 @@ LAB_PREFIX = "bs-slurmlab-"
 PARTITION = "main"
 MARK = "BITSHARE_SLURMLAB"  # in the environment of every process of a lab: its directory
 DAEMONS = ("munged", "slurmctld", "slurmd")
+# With accounting: a private MariaDB and slurmdbd, so that sacct answers.
+ACCOUNTING = ("mariadbd", "slurmdbd")
+ACCOUNTING_TOOLS = ("mariadb-install-db", "sacct", "sacctmgr")
 COMMANDS = ("sbatch", "scontrol", "sinfo", "squeue", "scancel")
 COMMAND_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 30.0
@@ -87,6 +90,14 @@ def skip_reason() -> str | None:
         if shutil.which(name) is None and not os.path.exists(f"/usr/sbin/{name}"):
             return f"a Slurm lab needs {name} (apt-get install slurmctld slurmd slurm-client munge)"
     return None
+
+
+def accounting_skip_reason() -> str | None:
+    """Why a lab cannot keep accounting (slurmdbd on MariaDB) here, or None when it can."""
+    for name in (*ACCOUNTING, *ACCOUNTING_TOOLS):
+        if shutil.which(name) is None and not os.path.exists(f"/usr/sbin/{name}"):
+            return f"accounting in a Slurm lab needs {name} (apt-get install slurmdbd mariadb-server)"
+    return skip_reason()
 
 
 def _binary(name: str) -> str:
@@ -141,8 +152,11 @@ class SlurmLab:
         cpus: int,
         scheduler_parameters: str,
         extra_conf: str,
+        accounting: bool = False,
     ) -> None:
         self.dir = root
+        self.accounting = accounting
+        self.db_port, self.dbd_port = (free_port(), free_port()) if accounting else (0, 0)
         self.jobs_dir = root / "jobs"
         self.conf = root / "slurm.conf"
         self.gres_conf = root / "gres.conf"
@@ -204,7 +218,7 @@ class SlurmLab:
             "ProctrackType=proctrack/linuxproc",
             "TaskPlugin=task/none",
             "JobAcctGatherType=jobacct_gather/none",
-            "AccountingStorageType=accounting_storage/none",
+            *self._accounting_lines(),
             "JobCompType=jobcomp/none",
             "SchedulerType=sched/builtin",
             "SelectType=select/cons_tres",
@@ -233,9 +247,42 @@ class SlurmLab:
             lines.append(extra_conf.strip())
         self.conf.write_text("\n".join(lines) + "\n")
         self.conf.chmod(0o644)
+        if self.accounting:
+            dbd = self.dir / "slurmdbd.conf"  # slurmdbd reads it beside SLURM_CONF, and only if 0600
+            dbd.write_text(
+                "\n".join(
+                    [
+                        "AuthType=auth/munge",
+                        f"AuthInfo=socket={self.munge_socket}",
+                        f"DbdHost={NODE}",
+                        f"DbdPort={self.dbd_port}",
+                        "SlurmUser=root",
+                        f"LogFile={log}/slurmdbd.log",
+                        f"PidFile={run}/slurmdbd.pid",
+                        "StorageType=accounting_storage/mysql",
+                        "StorageHost=127.0.0.1",
+                        f"StoragePort={self.db_port}",
+                        "StorageUser=root",
+                        "StorageLoc=slurm_acct_db",
+                    ]
+                )
+                + "\n"
+            )
+            dbd.chmod(0o600)
         # Who owns the lab: a later lab ends this one if its owner died without closing it.
         me = psutil.Process()
         (self.dir / "owner").write_text(f"{me.pid} {me.create_time()}\n")
+
+    def _accounting_lines(self) -> list[str]:
+        if not self.accounting:
+            return ["AccountingStorageType=accounting_storage/none"]
+        return [
+            "AccountingStorageType=accounting_storage/slurmdbd",
+            f"AccountingStorageHost={NODE}",
+            f"AccountingStoragePort={self.dbd_port}",
+            # How slurmctld and sacct reach slurmdbd: this names their munge socket.
+            f"AccountingStoragePass={self.munge_socket}",
+        ]
 
     # ----- daemons -----------------------------------------------------------------------------
 
@@ -252,6 +299,21 @@ class SlurmLab:
                 f"--log-file={log}/munged.log",
                 f"--seed-file={self.dir}/state/munge.seed",
             ]
+        if name == "mariadbd":
+            return [
+                _binary("mariadbd"),
+                "--no-defaults",
+                f"--datadir={self.dir}/db",
+                f"--socket={run}/mariadb.sock",
+                f"--port={self.db_port}",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--user=root",
+                f"--pid-file={run}/mariadbd.pid",
+                f"--log-error={log}/mariadbd.log",
+            ]
+        if name == "slurmdbd":
+            return [_binary("slurmdbd"), "-D"]
         if name == "slurmctld":
             return [_binary("slurmctld"), "-D", "-i", "-f", str(self.conf)]
         return [_binary("slurmd"), "-D", "-N", NODE, "-f", str(self.conf)]
@@ -308,8 +370,28 @@ class SlurmLab:
     def start(self) -> None:
         """Start munged, slurmctld and slurmd, and wait until the node is idle."""
         self._start("munged", self.munge_socket.exists, "munged to make its socket")
+        if self.accounting:
+            self._start_accounting()
         self._start("slurmctld", self._ctld_up, "slurmctld to answer")
         self._start("slurmd", lambda: self.node_state() == "IDLE", "the node to be idle")
+
+    def _start_accounting(self) -> None:
+        """A private MariaDB, slurmdbd on it, and the lab's cluster registered there."""
+        done = subprocess.run(
+            [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={self.dir}/db", "--user=root",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, env=self.env, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SlurmError(f"mariadb-install-db failed: {(done.stderr or done.stdout)[-LOG_TAIL:]}")
+        self._start("mariadbd", (self.dir / "run" / "mariadb.sock").exists, "MariaDB to listen")
+        self._start("slurmdbd", lambda: "started" in self._log_text("slurmdbd"), "slurmdbd to start")
+        self._run("sacctmgr", "-i", "add", "cluster", "lab")
+
+    def sacct(self, job_id: int, *fields: str) -> list[dict[str, str]]:
+        """What accounting holds of a job: one row per job and step, the ``fields`` asked."""
+        done = self._run("sacct", "-n", "-P", "-j", str(job_id), f"--format={','.join(fields)}")
+        return [dict(zip(fields, line.split("|"), strict=True)) for line in done.stdout.splitlines() if line]
 
     def restart_slurmctld(self) -> None:
         """Stop slurmctld and start it again (it recovers its state); returns once it answers."""
@@ -451,7 +533,7 @@ class SlurmLab:
         """The tails of the lab's logs: slurmctld, slurmd and munged (and what a daemon wrote to
         its stderr, when its log file is empty: errors before its log opened)."""
         parts = []
-        for name in DAEMONS:
+        for name in (*DAEMONS, *(ACCOUNTING if self.accounting else ())):
             text = self._log_text(name)
             source = f"{name}.log"
             if not text.strip():
@@ -478,7 +560,7 @@ class SlurmLab:
     def close(self) -> None:
         """Cancel the jobs, stop the daemons, end whatever else of the lab still runs."""
         self._cancel_all()
-        for name in ("slurmd", "slurmctld", "munged"):
+        for name in ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged"):
             self._stop(name)
         _end(lab_processes(self.dir))
 
@@ -564,9 +646,11 @@ def slurm_lab(
     cpus: int = 8,
     scheduler_parameters: str = "nohold_on_prolog_fail",
     extra_conf: str = "",
+    accounting: bool = False,
 ) -> Iterator[SlurmLab]:
     """A fresh lab with its node idle; ``prolog``, ``task_prolog``, ``epilog``: paths to
-    executables slurmd runs (as root) for each job. Ended and removed when the block ends."""
+    executables slurmd runs (as root) for each job; ``accounting``: slurmdbd on a private MariaDB,
+    so that ``sacct`` answers. Ended and removed when the block ends."""
     if gpus < 0 or shards_per_gpu < 1 or cpus < 1:
         raise ValueError(
             f"a lab needs gpus >= 0, shards_per_gpu >= 1, cpus >= 1 (not {gpus}, {shards_per_gpu}, {cpus})"
@@ -589,6 +673,7 @@ def slurm_lab(
             cpus=cpus,
             scheduler_parameters=scheduler_parameters,
             extra_conf=extra_conf,
+            accounting=accounting,
         )
         lab.start()
         yield lab
