@@ -98,16 +98,6 @@ def user_name(uid: int) -> str:
 class Authenticator:
     """Turns a call's bearer token into an Identity."""
 
-    def local_user(self, name: str) -> Identity:
-        """The identity of a local user named by an admin, as if that user had called."""
-        try:
-            entry = pwd.getpwnam(name) if 0 < len(name) <= 64 else None
-        except (KeyError, ValueError):
-            entry = None
-        if entry is None:
-            raise UsageError(f"no local user {name[:64]!r} on this host")
-        return Identity(f"user:{entry.pw_name}", self.local_role(entry.pw_uid), entry.pw_uid)
-
     def __init__(self, secret: bytes, tokens: list[TokenEntry], admin_group: str) -> None:
         self._secret = secret
         self._tokens = {t.sha256: t for t in tokens}
@@ -121,6 +111,16 @@ class Authenticator:
         self._cache.clear()
 
     # ----- local users ---------------------------------------------------------
+
+    def local_user(self, name: str) -> Identity:
+        """The identity of a local user named by an admin, as if that user had called."""
+        try:
+            entry = pwd.getpwnam(name) if 0 < len(name) <= 64 else None
+        except (KeyError, ValueError):
+            entry = None
+        if entry is None:
+            raise UsageError(f"no local user {name[:64]!r} on this host")
+        return Identity(f"user:{entry.pw_name}", self.local_role(entry.pw_uid), entry.pw_uid)
 
     def issue_local(self, uid: int) -> str:
         return f"{LOCAL_PREFIX}{uid}.{self._mac(uid)}"

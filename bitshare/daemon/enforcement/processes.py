@@ -2,9 +2,9 @@
 
 A holder (``bitshare run`` on this host) names the processes it started for a lease;
 a Slurm job's lease is anchored to the job's step daemons (slurm_steps.py), which are
-not the lease's themselves. Everything descending from roots and anchors is the lease's, including processes that were
-reparented after their parent exited (they are remembered once seen, and forgotten
-when they end). A process under two named roots (a ``bitshare run`` inside another)
+not the lease's themselves. Everything descending from roots and anchors is the lease's,
+including processes that were reparented after their parent exited (they are remembered
+once seen, and forgotten when they end). A process under two named roots (a ``bitshare run`` inside another)
 belongs to the nearer one. Processes are held as psutil handles, which notice a reused
 pid, and a root that ended is never taken back under the same pid.
 
