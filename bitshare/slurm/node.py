@@ -96,7 +96,7 @@ def start_job(
         _comment(slurm, context, job.admin_comment, f"{COMMENT_MARK}: no lease on {context.node}: {exc}")
         raise
     if lease.state != pb.LEASE_STATE_ACTIVE:  # a repeated prolog of a job whose lease has ended
-        raise LeaseLost(f"job {context.job_id}'s lease {lease.id} is {state_name(lease.state).lower()}")
+        raise LeaseLost(f"job {context.job_id}'s lease {lease.id} is {state_name(lease.state)}")
     _comment(slurm, context, job.admin_comment, describe(lease, context.node))
     return lease
 
@@ -109,11 +109,7 @@ def describe(lease: pb.Lease, node: str) -> str:
 
 def task_environment(client: Client, context: JobContext, env: Mapping[str, str], server: str) -> dict[str, str]:
     """The TaskProlog: the variables a task of the job runs with (none for a job without GPUs)."""
-    leases = [
-        lease
-        for lease in client.my_leases(slurm_job=context.job_id)
-        if lease.state == pb.LEASE_STATE_ACTIVE and lease.client_host in ("", context.node)
-    ]
+    leases = [lease for lease in client.my_leases(slurm_job=context.job_id) if lease.state == pb.LEASE_STATE_ACTIVE]
     if not leases:
         if _holds_gpus(env):
             raise LeaseLost(f"job {context.job_id} holds GPUs but has no active bitshare lease on {context.node}")
@@ -147,7 +143,7 @@ def end_job(client: Client, context: JobContext) -> list[pb.Lease]:
             continue
         live = lease.state in (pb.LEASE_STATE_ACTIVE, pb.LEASE_STATE_QUEUED)
         ended.append(client.release(lease.id) if live else lease)
-    return [lease for lease in ended if lease.request_id == context.request_id] or ended
+    return ended
 
 
 def _comment(slurm: Slurm, context: JobContext, existing: str, ours: str) -> None:
