@@ -198,6 +198,17 @@ def test_a_job_past_its_partition_is_ended_by_the_watchdog_and_slurm_records_it_
     assert record["ExitCode"] != "0:0"
 
 
+def test_a_step_ending_does_not_end_the_jobs_lease(fresh: Node) -> None:
+    first = "srun --overlap -n1 true\n"  # a step of its own, which starts and ends
+    job = fresh.submit("shard:4", mib=500, before=first)
+    assert fresh.report(job)["result"] == "ok 500"  # after that step had ended
+    lease = fresh.lease_of(job)
+    assert lease.state == pb.LEASE_STATE_ACTIVE
+    assert fresh.report(job)["env"]["BITSHARE_LEASE_ID"] == lease.id
+    fresh.finish(job)
+    fresh.lab.wait_job(job, {"COMPLETED"})
+
+
 def test_a_step_of_a_job_whose_lease_has_ended_is_refused(fresh: Node) -> None:
     # The job's first step runs on its lease; its next step starts after an admin revoked it.
     then = "srun --overlap -n1 sh -c 'echo step ran'\n"
