@@ -87,6 +87,7 @@ def test_out_of_memory_at_the_partition_and_unsupported_names(daemon: Daemon) ->
         "    cupy.polyfit\n"
         "except NotImplementedError as exc:\n"
         "    print(exc)\n"
+        "print(hasattr(cupy, 'polyfit'), hasattr(x, 'no_such_method'), getattr(cupy.linalg, 'no_such', None))\n"
     )
     code, out, err = run_python(daemon, "-c", program, partition="0.016")
     assert code == 0, err
@@ -94,6 +95,7 @@ def test_out_of_memory_at_the_partition_and_unsupported_names(daemon: Daemon) ->
     assert lines[0].startswith("refused: out of memory allocating 536,870,912 bytes on simulated GPU 0")
     assert lines[1] == "1048576.0"
     assert lines[2].startswith("cupy.polyfit is not supported by bitshare's remote CuPy")
+    assert lines[3] == "False False None"  # an uncovered name is missing to hasattr and getattr too
 
 
 # ----- the wire, spoken directly ------------------------------------------------------------

@@ -22,6 +22,8 @@ OUTSIDE_THE_TREE = {
     "bitshare.remote.cupy.errors.OutOfMemoryError",
     "bitshare.remote.cupy.errors.CUDARuntimeError",
     "bitshare.remote.cupy.errors.CompileException",
+    # A name remote CuPy does not cover: Python's AttributeError, for feature detection.
+    "bitshare.remote.cupy.errors.Uncovered",
     "bitshare.simgpu.OutOfMemoryError",
     # The per-lease worker's own, sent to the client as CuPy-shaped errors; the worker imports no gRPC.
     "bitshare.daemon.workers.executor.RemoteFault",

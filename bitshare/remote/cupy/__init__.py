@@ -2,7 +2,8 @@
 
 Arrays live in the lease's worker on the GPU server; operations are queued here and sent in
 batches at sync points. The covered surface is listed in :mod:`bitshare.protocol.catalog` and
-docs/remote.md; anything else raises ``NotImplementedError`` naming it.
+docs/remote.md; anything else raises :class:`~.errors.Uncovered` naming it (both an
+``AttributeError``, so ``hasattr`` is False, and a ``NotImplementedError``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ...protocol import catalog as _catalog
 from . import cuda  # noqa: F401
 from .array import ndarray  # noqa: F401
 from .cuda import get_default_memory_pool  # noqa: F401 - cupy.get_default_memory_pool, as in CuPy
-from .errors import ArrayLost, KernelUnavailable, LeaseLost, OutOfMemoryError  # noqa: F401 - part of the module
+from .errors import ArrayLost, KernelUnavailable, LeaseLost, OutOfMemoryError, Uncovered  # noqa: F401 - part of the module
 from .kernels import ElementwiseKernel, RawKernel, ReductionKernel  # noqa: F401
 from .namespace import TOP, fft, linalg, random  # noqa: F401
 
@@ -26,6 +27,7 @@ IS_BITSHARE_REMOTE = True
 
 # dtypes and constants are NumPy's, as in CuPy.
 for _name in [
+    "bool",  # the Array API's name (NumPy 2)
     "bool_",
     "int8",
     "int16",
@@ -64,6 +66,7 @@ for _name in [
     "can_cast",
     "promote_types",
     "issubdtype",
+    "isdtype",
     "number",
     "integer",
     "floating",
@@ -85,7 +88,7 @@ for _name in [
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
-    raise NotImplementedError(
+    raise Uncovered(
         f"cupy.{name} is not supported by bitshare's remote CuPy (covered: docs/remote.md; "
         f"{len(_catalog.QUALIFIED)} functions)"
     )

@@ -232,7 +232,7 @@ class ndarray(Operators):
             if name in catalog.REDUCTIONS:
                 return lambda *args, **kwargs: reduce(name, self, *args, **kwargs)
             return lambda *args, **kwargs: method(self, name, *args, **kwargs)
-        raise NotImplementedError(f"cupy.ndarray.{name} is not supported by bitshare's remote CuPy")
+        raise errors.Uncovered(f"cupy.ndarray.{name} is not supported by bitshare's remote CuPy")
 
     # ----- NumPy interoperability ---------------------------------------------------------------
 

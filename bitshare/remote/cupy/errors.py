@@ -8,7 +8,7 @@ import numpy as np
 from ... import errors
 from ..errors import BUILTINS, ArrayLost, LeaseLost, ProtocolError, from_remote, register
 
-__all__ = ["ArrayLost", "LeaseLost", "ProtocolError", "from_remote"]
+__all__ = ["ArrayLost", "LeaseLost", "ProtocolError", "Uncovered", "from_remote"]
 
 
 class OutOfMemoryError(MemoryError):
@@ -21,6 +21,12 @@ class CUDARuntimeError(RuntimeError):
 
 class CompileException(Exception):
     """``cupy.cuda.compiler.CompileException``: a kernel that does not compile."""
+
+
+class Uncovered(AttributeError, NotImplementedError):
+    """A name remote CuPy does not cover. An AttributeError, so that ``hasattr`` answers False and
+    ``getattr(cupy, name, None)`` gives None, as feature detection expects; a NotImplementedError,
+    as it always was."""
 
 
 class KernelUnavailable(errors.BitshareError, RuntimeError):

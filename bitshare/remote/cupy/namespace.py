@@ -2,7 +2,7 @@
 
 Elementwise functions and reductions know their result's shape and dtype; other functions
 get it from the worker at the next sync. Anything outside :mod:`bitshare.protocol.catalog`
-raises ``NotImplementedError`` naming it.
+raises :class:`~.errors.Uncovered` (an ``AttributeError`` and a ``NotImplementedError``) naming it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ...protocol.v1 import bitshare_pb2 as pb
 from . import dispatch
 from . import meta as rules
 from .array import asarray, call, call_several, elementwise, matmul, ndarray, queue_op, reduce
+from .errors import Uncovered
 
 Op = pb.ROp
 ARANGE_ON_HOST = 1 << 20  # arange/linspace: the shape is worked out here below this many elements
@@ -274,7 +275,7 @@ def _missing(where: str) -> Callable[[str], Any]:
     def missing(name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        raise NotImplementedError(f"{where}.{name} is not supported by bitshare's remote CuPy (see docs/remote.md)")
+        raise Uncovered(f"{where}.{name} is not supported by bitshare's remote CuPy (see docs/remote.md)")
 
     return missing
 
