@@ -6,7 +6,7 @@ Pure text in, values out: the commands run in :mod:`bitshare.slurm.scontrol`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import UsageError
 
@@ -30,7 +30,6 @@ class Job:
     name: str = ""
     user: str = ""
     admin_comment: str = ""
-    fields: dict[str, str] = field(default_factory=dict)
     # Per-node detail (``scontrol -d``): the hostlist and the GRES allocated on each of its nodes.
     detail: tuple[tuple[str, str], ...] = ()
 
@@ -67,7 +66,6 @@ def parse_job(text: str) -> Job:
         name=fields.get("JobName", ""),
         user=user.split("(", 1)[0],
         admin_comment=fields.get("AdminComment", ""),
-        fields=fields,
         detail=tuple(detail),
     )
 
@@ -157,12 +155,6 @@ class Ask:
     gpu_count: int
     fraction: float
     indices: tuple[int, ...]
-
-    def describe(self) -> str:
-        where = ",".join(str(i) for i in self.indices)
-        if self.fraction >= 1.0:
-            return f"{self.gpu_count} whole GPU(s) ({where})"
-        return f"{self.fraction:g} of GPU {where}"
 
 
 def lease_ask(gres: list[Gres], per_gpu: int | None) -> Ask | None:

@@ -12,7 +12,14 @@ from pathlib import Path
 from bitshare.client.connection import LeaseRequest, connect
 from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..support.harness import Daemon, bitshare_cmd, free_port, make_token, run_cli, spawn_cli, wait_for
+from ..support.harness import (
+    Daemon,
+    bitshare_cmd,
+    daemon_with_token,
+    run_cli,
+    spawn_cli,
+    wait_for,
+)
 from ..support.holders import hold_command
 
 
@@ -164,17 +171,11 @@ def test_smi_watch_redraws_the_consoles_gpu_view_until_interrupted(daemon: Daemo
 
 
 def test_the_audit_log_names_who_did_each_thing(make_daemon, tmp_path: Path) -> None:
-    tokens = tmp_path / "tokens.toml"
-    port = free_port()
-    admin_token = make_token(tokens, "ops", "admin")
-    daemon = make_daemon(
-        "--simulate", "1x16GiB", "--listen", f"unix:{tmp_path}/d.sock", "--listen", f"127.0.0.1:{port}",
-        "--tokens-file", str(tokens),
-    )  # fmt: skip
+    daemon, address, admin_token = daemon_with_token(make_daemon, tmp_path, "admin", name="ops")
     with daemon.client() as client:
         first = client.request(LeaseRequest(fraction=0.5))
         queued = client.request(LeaseRequest(fraction=0.75))
-    with connect(f"127.0.0.1:{port}", admin_token) as ops:
+    with connect(address, admin_token) as ops:
         ops.revoke(first.id, "disk swap")  # the queued request is granted in its place
         ops.drain(0, True)
         ops.drain(0, False)

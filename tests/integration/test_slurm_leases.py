@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from bitshare.client.connection import LeaseRequest
+from bitshare.client.connection import LeaseRequest, connect
 from bitshare.errors import BitshareError
 from bitshare.holder.environment import lease_environment
 from bitshare.protocol.v1 import bitshare_pb2 as pb
 
-from ..support.harness import Daemon, free_port, make_token, wait_for
+from ..support.harness import Daemon, daemon_with_token, wait_for
 from ..support.reachable import reachable_by_others
 
 APP = Path(__file__).resolve().parent.parent / "apps" / "simgpu_app.py"
@@ -97,16 +97,8 @@ def test_bad_job_fields_are_refused_and_change_nothing(fast: Daemon, fields: dic
 
 
 def test_a_client_may_not_make_a_lease_for_another_user_or_a_job(make_daemon, tmp_path: Path) -> None:
-    tokens = tmp_path / "tokens.toml"
-    port = free_port()
-    token = make_token(tokens, "ci", "client")
-    daemon = make_daemon(
-        "--simulate", "1x16GiB", "--listen", f"unix:{tmp_path}/d.sock", "--listen", f"127.0.0.1:{port}",
-        "--tokens-file", str(tokens),
-    )  # fmt: skip
-    from bitshare.client.connection import connect
-
-    with connect(f"127.0.0.1:{port}", token) as client:
+    daemon, address, token = daemon_with_token(make_daemon, tmp_path, "client")
+    with connect(address, token) as client:
         for fields in ({"slurm_job": "42", "owner_user": ""}, {"slurm_job": "", "owner_user": "nobody"}):
             with pytest.raises(BitshareError, match="only an admin may") as caught:
                 client.request(job_request("42", **fields))

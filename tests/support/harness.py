@@ -256,3 +256,15 @@ def finish(proc: subprocess.Popen, timeout: float, stderr_path: Path | None = No
         proc.wait(timeout=10)  # not communicate(): a leased command it left behind may hold stdout open
         err = stderr_path.read_text() if stderr_path is not None else "(not captured)"
         raise AssertionError(f"command hung for {timeout:g}s; its stderr:\n{err}") from None
+
+
+def daemon_with_token(make_daemon, tmp: Path, role: str, name: str = "ci") -> tuple[Daemon, str, str]:
+    """A simulated daemon on a Unix socket and loopback TCP, and a ``role`` token for it:
+    (the daemon, its TCP address, the token)."""
+    tokens = tmp / "tokens.toml"
+    token = make_token(tokens, name, role)
+    address = f"127.0.0.1:{free_port()}"
+    daemon = make_daemon(
+        "--simulate", "1x16GiB", "--listen", f"unix:{tmp}/d.sock", "--listen", address, "--tokens-file", str(tokens)
+    )
+    return daemon, address, token
