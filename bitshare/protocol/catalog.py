@@ -1,8 +1,12 @@
-"""The CuPy surface that runs remotely: one list for remote CuPy (which offers it) and the
-worker (which executes it), so the two cannot disagree. docs/remote.md shows it as a table.
+"""What remote CuPy and the worker know of the CuPy surface, so the two cannot disagree.
 
-Names are as in CuPy (``linalg.norm``, ``fft.rfft``, ``random.normal``). Anything not listed
-raises ``NotImplementedError`` naming it, on the client, before anything is sent.
+The surface itself is the worker's library: every function of CuPy (NumPy and SciPy on a
+simulated GPU) in the modules of ``SUBMODULES`` that is not ``denied`` (daemon/workers/surface.py
+lists them, with their signatures, for the client). The lists below are the functions for which
+the client knows its own rules (the result's shape and dtype, how many arrays it returns), so they
+need no answer from the worker before their results are used.
+
+Names are as in CuPy (``linalg.norm``, ``fft.rfft``, ``cupyx.scipy.ndimage.zoom``).
 """
 
 from __future__ import annotations
@@ -74,6 +78,61 @@ MULTIPLE_RESULTS: dict[str, int | None] = {
 
 KERNEL_KINDS = ("RawKernel", "ElementwiseKernel", "ReductionKernel")
 
+# The modules whose functions are forwarded by name: prefix -> (CuPy's module, NumPy's or SciPy's
+# on a simulated GPU). The prefix is the name remote CuPy gives the module ("" is ``cupy``).
+SUBMODULES: dict[str, tuple[str, str]] = {
+    "": ("cupy", "numpy"),
+    "linalg": ("cupy.linalg", "numpy.linalg"),
+    "fft": ("cupy.fft", "numpy.fft"),
+    "random": ("cupy.random", "numpy.random"),
+    "cupyx.scipy.ndimage": ("cupyx.scipy.ndimage", "scipy.ndimage"),
+    "cupyx.scipy.signal": ("cupyx.scipy.signal", "scipy.signal"),
+    "cupyx.scipy.special": ("cupyx.scipy.special", "scipy.special"),
+}
+
+# Functions of those modules that are never forwarded, though the library has them: they read or
+# write the server's files, change the worker's global state, print on the server, take Python
+# callables (which never cross the wire), make objects that are not arrays, or run on the client.
+DENIED_WORDS = ("load", "save", "file", "txt", "memmap", "regex", "printoptions", "dlpack", "pinned")
+DENIED = frozenset(
+    (
+        "fromstring frombuffer fromiter fromfunction frompyfunc vectorize apply_along_axis apply_over_axes "
+        "piecewise seterr geterr seterrcall geterrcall setbufsize getbufsize show_config show_runtime test info "
+        "get_include who lookfor source deprecate deprecate_with_doc add_docstring add_newdoc add_newdoc_ufunc "
+        "safe_eval disp set_string_function byte_bounds asnumpy get_array_module fuse memoize clear_memo "
+        "get_default_memory_pool is_available busday_count busday_offset is_busday datetime_as_string "
+        "datetime_data nested_iters bmat mask_indices asmatrix "
+        "random.default_rng random.get_state random.set_state random.get_random_state "
+        "random.set_random_state random.reset_states random.bit_generator random.get_bit_generator "
+        "random.set_bit_generator random.bytes"
+    ).split()
+)
+
+
+def denied(qualified: str) -> bool:
+    """``qualified`` (``linalg.norm``) is never forwarded, whatever the worker's library has."""
+    name = qualified.rpartition(".")[2]
+    return (
+        name.startswith("_")
+        or qualified in DENIED
+        or name in DENIED
+        or any(word in name.lower() for word in DENIED_WORDS)
+    )
+
+
+def split(qualified: str) -> tuple[str, str]:
+    """``linalg.norm`` -> ("linalg", "norm"); ``sum`` -> ("", "sum")."""
+    prefix, _, name = qualified.rpartition(".")
+    return prefix, name
+
+
+def module_name(prefix: str) -> str:
+    """The module a program imports for ``prefix``: ``cupy``, ``cupy.linalg``, ``cupyx.scipy.signal``."""
+    if not prefix:
+        return "cupy"
+    return prefix if prefix.startswith("cupyx") else f"cupy.{prefix}"
+
+
 QUALIFIED = frozenset(
     [*UNARY_UFUNCS, *BINARY_UFUNCS, *REDUCTIONS, *FUNCTIONS]
     + [f"linalg.{name}" for name in LINALG]
@@ -82,6 +141,6 @@ QUALIFIED = frozenset(
 )
 
 
-def covered(name: str) -> bool:
-    """``name`` (qualified like ``linalg.norm``) is part of the remote surface."""
+def has_rules(name: str) -> bool:
+    """``name`` (qualified like ``linalg.norm``) is one the client has its own rules for."""
     return name in QUALIFIED

@@ -84,18 +84,20 @@ def test_out_of_memory_at_the_partition_and_unsupported_names(daemon: Daemon) ->
         "    print('refused:', exc)\n"
         "print(float(x.sum()))\n"
         "try:\n"
-        "    cupy.polyfit\n"
+        "    cupy.loadtxt\n"  # NumPy's, but it reads the server's files: never forwarded
         "except NotImplementedError as exc:\n"
         "    print(exc)\n"
-        "print(hasattr(cupy, 'polyfit'), hasattr(x, 'no_such_method'), getattr(cupy.linalg, 'no_such', None))\n"
+        "print(hasattr(cupy, 'no_such'), hasattr(x, 'no_such_method'), getattr(cupy.linalg, 'no_such', None))\n"
+        "print(hasattr(cupy, 'polyfit'), cupy.polyfit(x[0, :4], 2 * x[0, :4] + 1, 0).tolist())\n"
     )
     code, out, err = run_python(daemon, "-c", program, partition="0.016")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("refused: out of memory allocating 536,870,912 bytes on simulated GPU 0")
     assert lines[1] == "1048576.0"
-    assert lines[2].startswith("cupy.polyfit is not supported by bitshare's remote CuPy")
+    assert lines[2].startswith("cupy.loadtxt is not supported by bitshare's remote CuPy")
     assert lines[3] == "False False None"  # an uncovered name is missing to hasattr and getattr too
+    assert lines[4] == "True [3.0]"  # the worker's library, forwarded by name
 
 
 # ----- the wire, spoken directly ------------------------------------------------------------
@@ -128,8 +130,24 @@ def test_bad_input_gets_clear_errors_and_the_worker_goes_on(daemon: Daemon) -> N
                 "ValueError",
                 "unknown array handle 999",
             ),
-            # a function outside the covered surface
-            (Op(kind=Op.KIND_CALL, name="polyfit", out=[4]), "NotImplementedError", "cupy.polyfit is not supported"),
+            # functions outside the surface: one the library lacks, one it has but never forwards, a
+            # private one, and one of a module that is not forwarded
+            (Op(kind=Op.KIND_CALL, name="no_such", out=[4]), "NotImplementedError", "cupy.no_such is not supported"),
+            (Op(kind=Op.KIND_CALL, name="loadtxt", out=[4]), "NotImplementedError", "cupy.loadtxt is not supported"),
+            (Op(kind=Op.KIND_CALL, name="_core", out=[4]), "NotImplementedError", "is not supported"),
+            (Op(kind=Op.KIND_CALL, name="lib.npyio.load", out=[4]), "NotImplementedError", "is not supported"),
+            # a form of results the worker does not know
+            (
+                Op(kind=Op.KIND_CALL, name="ndim", args=[pb.RValue(int=3)], out=[4], results="pickle"),
+                "ValueError",
+                "unknown result form 'pickle'",
+            ),
+            # results in another form than the client was told before
+            (
+                Op(kind=Op.KIND_CALL, name="ndim", args=[pb.RValue(int=3)], out=[4], results="array"),
+                "TypeError",
+                "ndim gave a value where an array was expected",
+            ),
             # a kernel, on a simulated GPU
             (
                 Op(

@@ -26,6 +26,7 @@ from ...protocol.v1 import bitshare_pb2 as pb
 from ...protocol.wire import WireError, check_dtype, check_shape, cupy_dtype, decode, encode, meta_pb, nbytes_of
 from . import staging
 from .data_channel import DataChannel
+from .surface import Surface
 from .torch_ops import TorchSide
 
 CHUNK = 4 * 1024 * 1024
@@ -87,6 +88,13 @@ class Executor:
         self.gpu = xp.__name__ == "cupy"
         self._torch: TorchSide | None = None  # made at the session's first PyTorch operation
         self._stagers: dict[str, Any] = {}  # pinned buffers for piecewise GPU transfers, made at the first
+        self._surface: Surface | None = None  # the library's functions, listed at the first need
+
+    @property
+    def surface(self) -> Surface:
+        if self._surface is None:
+            self._surface = Surface.of(self.gpu)
+        return self._surface
 
     @property
     def torch(self) -> TorchSide:
@@ -204,13 +212,66 @@ class Executor:
 
     def _keep(self, op: pb.ROp, result: Any) -> None:
         """Hold the results under the client's handles; check them against what the client inferred."""
+        if op.results:
+            self._keep_as_told(op, result)
+            return
         if not op.out:
             return  # in place (an operator like +=, fill, sort, out=): nothing new to hold
         several = isinstance(result, (tuple, list)) and (len(op.out) != 1 or op.name in catalog.MULTIPLE_RESULTS)
         results = list(result) if several else [result]
         if len(results) != len(op.out):
             raise RemoteFault("ValueError", f"{op.name} gave {len(results)} results where {len(op.out)} were expected")
-        for position, (handle, value) in enumerate(zip(op.out, results, strict=True)):
+        self._hold_results(op, results)
+
+    def _keep_as_told(self, op: pb.ROp, result: Any) -> None:
+        """A function of the surface: its results in the form the client expects, or (``describe``)
+        in whatever form it has, which goes back in the answer's values."""
+        form, arrays, value = self._form(op.name, result)
+        if op.results == "describe":
+            if len(arrays) > len(op.out):
+                raise RemoteFault(
+                    "ValueError", f"{op.name} gave {len(arrays)} arrays; at most {len(op.out)} can come back"
+                )
+            self._hold_results(op, arrays)
+            self._values.append(encode(form if form[0] != "value" else ["value", value], lambda _v: None))
+            return
+        expected = {"array": ("array",), "tuple": ("tuple", "namedtuple"), "list": ("list",)}.get(op.results)
+        if expected is None:
+            raise WireError(f"unknown result form {op.results!r}")
+        if form[0] not in expected or len(arrays) != len(op.out):
+            raise RemoteFault(
+                "TypeError",
+                f"{op.name} gave {_told(form[0], len(arrays))} where {_told(op.results, len(op.out))} was expected "
+                "(it returned another form for other arguments before)",
+            )
+        self._hold_results(op, arrays)
+
+    def _form(self, name: str, result: Any) -> tuple[list[Any], list[Any], Any]:
+        """(the form as the client reads it, the arrays, the value when it is no array)."""
+        if self._is_array(result):
+            return ["array"], [result], None
+        if isinstance(result, (tuple, list)) and any(self._is_array(item) for item in result):
+            if not all(self._is_array(item) or _is_number(item) for item in result):
+                raise RemoteFault("TypeError", f"{name} returned a {type(result).__name__} of arrays and other objects")
+            fields = getattr(type(result), "_fields", None)  # a named tuple, as the Array API's unique_all gives
+            if fields is not None:
+                return ["namedtuple", len(result), type(result).__name__, *fields], list(result), None
+            return ["list" if isinstance(result, list) else "tuple", len(result)], list(result), None
+        if isinstance(result, np.generic):
+            return ["array"], [result], None  # (NumPy's scalar: CuPy gives a 0-d array)
+        try:
+            encode(result, lambda _v: None)
+        except (TypeError, ValueError):
+            raise RemoteFault(
+                "TypeError", f"{name} returned a {type(result).__name__}, which bitshare's remote CuPy cannot hold"
+            ) from None
+        return ["value"], [], result
+
+    def _is_array(self, value: Any) -> bool:
+        return isinstance(value, self.xp.ndarray)
+
+    def _hold_results(self, op: pb.ROp, results: list[Any]) -> None:
+        for position, (handle, value) in enumerate(zip(op.out, results, strict=False)):
             array = value if isinstance(value, self.xp.ndarray) else self.xp.asarray(value)
             cupy_dtype(array.dtype)  # (NumPy, on a simulated GPU, makes arrays that CuPy would not)
             self.device.adopt(array)
@@ -264,11 +325,13 @@ class Executor:
         self.arrays[handle] = array
 
     def _function(self, name: str) -> Any:
-        if not catalog.covered(name):
-            raise RemoteFault("NotImplementedError", f"cupy.{name} is not supported remotely")
-        target = self.xp
-        for part in name.split("."):
-            target = getattr(target, part)
+        target = self.surface.resolve(name)
+        if target is None:
+            if not catalog.has_rules(name):
+                raise RemoteFault("NotImplementedError", f"{catalog.module_name('')}.{name} is not supported remotely")
+            target = self.xp  # (one the client has rules for, which this library may lack: its error)
+            for part in name.split("."):
+                target = getattr(target, part)
         if not self.gpu and name.startswith("random.") and name != "random.randint":
             return _with_cupy_dtype(target)
         return target
@@ -432,6 +495,8 @@ class Executor:
                 array = self._array(value.handle)
                 self._metas[value.handle] = meta_pb(array.shape, array.dtype)
             return pb.RValue(none=pb.RNone())
+        if op.name == "surface":
+            return pb.RValue(str=self.surface.describe())
         if op.name == "memory":
             used, limit = self.used_bytes, self.device.limit_bytes
             return encode((used, limit), lambda _v: None)
@@ -492,6 +557,15 @@ class Executor:
             result.error.CopyFrom(self._error)
         self._error, self._op_count, self._values, self._metas = None, 0, [], {}
         return result
+
+
+def _told(form: str, count: int) -> str:
+    """A form of results in words: "an array", "a tuple of 2 arrays", "a value"."""
+    return {"array": "an array", "value": "a value"}.get(form, f"a {form} of {count} arrays")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, complex, np.generic))
 
 
 def _flat_tensors(result: Any, tensor_type: type) -> list[Any]:

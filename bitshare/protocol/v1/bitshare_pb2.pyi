@@ -518,7 +518,7 @@ class RMeta(_message.Message):
     def __init__(self, shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ...) -> None: ...
 
 class ROp(_message.Message):
-    __slots__ = ("kind", "name", "args", "kwargs", "out", "expect", "meta", "direct")
+    __slots__ = ("kind", "name", "args", "kwargs", "out", "expect", "meta", "direct", "results")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[ROp.Kind]
@@ -560,6 +560,7 @@ class ROp(_message.Message):
     EXPECT_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     DIRECT_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
     kind: ROp.Kind
     name: str
     args: _containers.RepeatedCompositeFieldContainer[RValue]
@@ -568,7 +569,8 @@ class ROp(_message.Message):
     expect: _containers.RepeatedCompositeFieldContainer[RMeta]
     meta: RMeta
     direct: bool
-    def __init__(self, kind: _Optional[_Union[ROp.Kind, str]] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[RValue, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, RValue]] = ..., out: _Optional[_Iterable[int]] = ..., expect: _Optional[_Iterable[_Union[RMeta, _Mapping]]] = ..., meta: _Optional[_Union[RMeta, _Mapping]] = ..., direct: bool = ...) -> None: ...
+    results: str
+    def __init__(self, kind: _Optional[_Union[ROp.Kind, str]] = ..., name: _Optional[str] = ..., args: _Optional[_Iterable[_Union[RValue, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, RValue]] = ..., out: _Optional[_Iterable[int]] = ..., expect: _Optional[_Iterable[_Union[RMeta, _Mapping]]] = ..., meta: _Optional[_Union[RMeta, _Mapping]] = ..., direct: bool = ..., results: _Optional[str] = ...) -> None: ...
 
 class RBatch(_message.Message):
     __slots__ = ("ops", "sync", "seq")

@@ -8,17 +8,17 @@ docs/remote.md; anything else raises :class:`~.errors.Uncovered` naming it (both
 
 from __future__ import annotations
 
-from typing import Any
+import sys
 
 import numpy as _np
 
-from ...protocol import catalog as _catalog
 from . import cuda  # noqa: F401
 from .array import ndarray  # noqa: F401
 from .cuda import get_default_memory_pool  # noqa: F401 - cupy.get_default_memory_pool, as in CuPy
 from .errors import ArrayLost, KernelUnavailable, LeaseLost, OutOfMemoryError, Uncovered  # noqa: F401 - part of the module
 from .kernels import ElementwiseKernel, RawKernel, ReductionKernel  # noqa: F401
-from .namespace import TOP, fft, linalg, random  # noqa: F401
+from .namespace import SCIPY, TOP, fft, linalg, random  # noqa: F401
+from .namespace import attributes as _attributes
 
 globals().update(TOP)
 
@@ -85,10 +85,4 @@ for _name in [
         globals()[_name] = getattr(_np, _name)
 
 
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    raise Uncovered(
-        f"cupy.{name} is not supported by bitshare's remote CuPy (covered: docs/remote.md; "
-        f"{len(_catalog.QUALIFIED)} functions)"
-    )
+__getattr__, __dir__ = _attributes(sys.modules[__name__], "")

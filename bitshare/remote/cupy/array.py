@@ -237,9 +237,12 @@ class ndarray(Operators):
     # ----- NumPy interoperability ---------------------------------------------------------------
 
     def __array_ufunc__(self, ufunc: np.ufunc, how: str, *inputs: Any, **kwargs: Any) -> Any:
-        if how != "__call__" or not catalog.covered(ufunc.__name__):
+        if how != "__call__":
             return NotImplemented
-        return elementwise(ufunc.__name__, *inputs, **kwargs)
+        if catalog.has_rules(ufunc.__name__):
+            return elementwise(ufunc.__name__, *inputs, **kwargs)
+        target = dispatch.numpy_function("numpy", ufunc.__name__)  # (the worker's, by name)
+        return NotImplemented if target is None else target(*inputs, **kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         target = dispatch.numpy_function(func.__module__, func.__name__)
@@ -266,12 +269,12 @@ class ndarray(Operators):
 # ----- queueing operations ---------------------------------------------------------------------
 
 
-def _operand(owner: Session, value: Any) -> Any:
+def operand(owner: Session, value: Any) -> Any:
     """Host arrays too large to travel inline are uploaded first (in chunks)."""
     if isinstance(value, np.ndarray) and value.nbytes > wire.INLINE_LIMIT:
         return upload(value, owner)
     if isinstance(value, (list, tuple)):
-        items = [_operand(owner, v) for v in value]
+        items = [operand(owner, v) for v in value]
         return tuple(items) if isinstance(value, tuple) else items
     return value
 
@@ -282,28 +285,35 @@ def handle_of(value: Any) -> int | None:
 
 
 def queue_op(
-    kind: int, name: str, args: Sequence[Any], kwargs: dict[str, Any], metas: Sequence[Meta | None]
+    kind: int,
+    name: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    metas: Sequence[Meta | None],
+    results: str = "",
 ) -> list[ndarray]:
-    """Queue one operation on the session, with a new array for each expected result, and return those."""
+    """Queue one operation on the session, with a new array for each expected result, and return those.
+    ``results``: the form a function of the worker's surface returns them in (``ROp.results``)."""
     for found in metas:
         if found is not None:
             wire.cupy_dtype(found[1])  # refused here, as CuPy refuses it, before anything is queued
     if kwargs.get("dtype") is not None:
         wire.cupy_dtype(kwargs["dtype"])  # (a result the worker will describe: refused all the same)
     owner = session()
-    args = [_operand(owner, a) for a in args]
-    kwargs = {k: _operand(owner, v) for k, v in kwargs.items()}
-    results = [ndarray(owner, owner.new_handle(), m) for m in metas]
+    args = [operand(owner, a) for a in args]
+    kwargs = {k: operand(owner, v) for k, v in kwargs.items()}
+    arrays = [ndarray(owner, owner.new_handle(), m) for m in metas]
     op = Op(
         kind=kind,
         name=name,
         args=[wire.encode(a, handle_of) for a in args],
         kwargs={k: wire.encode(v, handle_of) for k, v in kwargs.items()},
-        out=[r._handle for r in results],
+        out=[r._handle for r in arrays],
         expect=[wire.meta_pb(*m) if m is not None else pb.RMeta() for m in metas],
+        results=results,
     )
     owner.queue(op)
-    return results
+    return arrays
 
 
 def upload(array: np.ndarray, owner: Session | None = None) -> ndarray:

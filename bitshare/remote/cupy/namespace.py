@@ -15,10 +15,11 @@ import numpy as np
 
 from ...protocol import catalog, wire
 from ...protocol.v1 import bitshare_pb2 as pb
-from . import dispatch
+from . import dispatch, listing
 from . import meta as rules
 from .array import asarray, call, call_several, elementwise, matmul, ndarray, queue_op, reduce
 from .errors import Uncovered
+from .forward import RemoteFunction
 
 Op = pb.ROp
 ARANGE_ON_HOST = 1 << 20  # arange/linspace: the shape is worked out here below this many elements
@@ -255,45 +256,74 @@ _SPECIAL = {
 
 TOP: dict[str, Any] = {}
 for _name in catalog.UNARY_UFUNCS + catalog.BINARY_UFUNCS:
-    TOP[_name] = _ufunc(_name)
+    TOP[_name] = RemoteFunction(_name, _ufunc(_name))
 for _name in catalog.REDUCTIONS:
-    TOP[_name] = _reduction(_name)
+    TOP[_name] = RemoteFunction(_name, _reduction(_name))
 for _name in catalog.FUNCTIONS:
-    TOP[_name] = _SPECIAL.get(_name) or _function(_name)
+    TOP[_name] = RemoteFunction(_name, _SPECIAL.get(_name) or _function(_name))
 TOP.update(asnumpy=asnumpy, get_array_module=get_array_module, fuse=fuse, ndarray=ndarray)
 
 
-def submodule(prefix: str, names: list[str]) -> types.ModuleType:
-    module = types.ModuleType(f"cupy.{prefix}", f"cupy.{prefix} for remote leases (bitshare).")
-    for name in names:
-        setattr(module, name, _function(f"{prefix}.{name}"))
-    module.__getattr__ = _missing(f"cupy.{prefix}")  # type: ignore[method-assign]
-    return module
+def attributes(module: types.ModuleType, prefix: str) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The module's ``__getattr__`` and ``__dir__``: the worker's other functions, made at their
+    first use and kept on the module; anything else is :class:`Uncovered`."""
+    where = catalog.module_name(prefix)
 
-
-def _missing(where: str) -> Callable[[str], Any]:
-    def missing(name: str) -> Any:
+    def getattr_(name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        raise Uncovered(f"{where}.{name} is not supported by bitshare's remote CuPy (see docs/remote.md)")
+        qualified = f"{prefix}.{name}" if prefix else name
+        found = listing.listing()
+        if found is None or found.entry(qualified) is None:
+            on = "the GPU server's library" if found is not None else "the functions covered without a session"
+            raise Uncovered(
+                f"{where}.{name} is not supported by bitshare's remote CuPy: not among {on} (see docs/remote.md)"
+            )
+        function = RemoteFunction(qualified)
+        setattr(module, name, function)
+        return function
 
-    return missing
+    def dir_() -> list[str]:
+        found = listing.listing() if listing.available() else None
+        return sorted(set(vars(module)) | set(found.names(prefix) if found is not None else ()))
+
+    return getattr_, dir_
+
+
+def submodule(prefix: str, names: list[str]) -> types.ModuleType:
+    name = catalog.module_name(prefix)
+    module = types.ModuleType(name, f"{name} for remote leases (bitshare).")
+    for function in names:
+        setattr(module, function, RemoteFunction(f"{prefix}.{function}", _function(f"{prefix}.{function}")))
+    module.__getattr__, module.__dir__ = attributes(module, prefix)  # type: ignore[method-assign]
+    return module
 
 
 linalg = submodule("linalg", catalog.LINALG)
 linalg.LinAlgError = np.linalg.LinAlgError
 fft = submodule("fft", catalog.FFT)
 random = submodule("random", catalog.RANDOM)
-random.seed = lambda seed=None: queue_op(Op.KIND_CALL, "random.seed", [seed], {}, [])  # type: ignore[attr-defined]
+random.seed = RemoteFunction(  # type: ignore[attr-defined]
+    "random.seed", lambda seed=None: queue_op(Op.KIND_CALL, "random.seed", [seed], {}, [])
+)
+# cupyx.scipy's modules: the worker's functions alone (on a simulated GPU, SciPy's, where installed).
+SCIPY = {prefix: submodule(prefix, []) for prefix in catalog.SUBMODULES if prefix.startswith("cupyx.")}
 
 
 def lookup(module: str, name: str) -> Callable[..., Any] | None:
     """Our version of the NumPy function ``module.name`` (for ``__array_function__``), if covered."""
     if module.startswith("numpy.linalg"):
-        return getattr(linalg, name, None) if name in catalog.LINALG else None
+        return getattr(linalg, name, None)
     if module.startswith("numpy.fft"):
-        return getattr(fft, name, None) if name in catalog.FFT else None
-    return TOP.get(name)
+        return getattr(fft, name, None)
+    if module.startswith("numpy.random"):
+        return getattr(random, name, None)
+    found = TOP.get(name)
+    if found is not None or not module.startswith("numpy"):
+        return found
+    import sys
+
+    return getattr(sys.modules[__name__.rpartition(".")[0]], name, None)
 
 
 dispatch.register(lookup)
