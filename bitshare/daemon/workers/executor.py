@@ -93,7 +93,7 @@ class Executor:
     @property
     def surface(self) -> Surface:
         if self._surface is None:
-            self._surface = Surface.of(self.gpu)
+            self._surface = Surface(self.gpu)
         return self._surface
 
     @property
@@ -495,8 +495,9 @@ class Executor:
                 array = self._array(value.handle)
                 self._metas[value.handle] = meta_pb(array.shape, array.dtype)
             return pb.RValue(none=pb.RNone())
-        if op.name == "surface":
-            return pb.RValue(str=self.surface.describe())
+        if op.name == "surface":  # the functions of one module: its prefix ("" for cupy itself)
+            prefix = op.args[0].str if op.args else ""
+            return pb.RValue(str=self.surface.describe(prefix))
         if op.name == "memory":
             used, limit = self.used_bytes, self.device.limit_bytes
             return encode((used, limit), lambda _v: None)

@@ -3,8 +3,8 @@
 Derived from the library itself, not from a list: CuPy (and cupyx.scipy) on a real GPU, NumPy
 (and SciPy, where it is installed) on a simulated one. A function is forwarded when it is a
 public routine or ufunc of one of the catalog's ``SUBMODULES`` and the catalog does not deny it
-(file I/O, global state, callables). The client gets the list once, with each function's
-signature, as JSON: names, parameter kinds and defaults (literal values, or their repr).
+(file I/O, global state, callables). The client gets each module's list once, with each
+function's signature, as JSON: names, parameter kinds and defaults (literal values, or their repr).
 """
 
 from __future__ import annotations
@@ -24,36 +24,42 @@ MAX_REPR = 80  # a default that is not a literal travels as its repr, cut to thi
 
 @dataclass
 class Surface:
-    """The forwarded functions by qualified name (``linalg.norm``)."""
+    """The forwarded functions by qualified name (``linalg.norm``), listed module by module at
+    the first need of each (importing SciPy costs a second)."""
 
-    functions: dict[str, Any] = field(default_factory=dict)
-    modules: dict[str, str] = field(default_factory=dict)  # prefix -> the library's module
+    gpu: bool
+    modules: dict[str, dict[str, Any]] = field(default_factory=dict)  # prefix -> name -> function
 
-    @classmethod
-    def of(cls, gpu: bool) -> Surface:
-        surface = cls()
-        for prefix, (cupy_module, numpy_module) in catalog.SUBMODULES.items():
-            module = _import(cupy_module if gpu else numpy_module)
-            if module is None:
-                continue  # (SciPy not installed beside NumPy: no cupyx.scipy here)
-            surface.modules[prefix] = module.__name__
-            for name in sorted(dir(module)):
-                qualified = f"{prefix}.{name}" if prefix else name
-                if catalog.denied(qualified):
-                    continue
-                target = getattr(module, name, None)
-                if _forwardable(target):
-                    surface.functions[qualified] = target
-        return surface
+    def module(self, prefix: str) -> dict[str, Any]:
+        """The functions of one of the catalog's modules (none for another, or one not installed)."""
+        if prefix not in self.modules:
+            self.modules[prefix] = _functions(prefix, self.gpu) if prefix in catalog.SUBMODULES else {}
+        return self.modules[prefix]
 
     def resolve(self, qualified: str) -> Any:
         """The function, or None when it is not forwarded."""
-        return self.functions.get(qualified)
+        prefix, name = catalog.split(qualified)
+        return self.module(prefix).get(name)
 
-    def describe(self) -> str:
-        """The JSON the client builds its namespace from."""
-        entries = {name: _entry(function) for name, function in self.functions.items()}
-        return json.dumps({"modules": self.modules, "functions": entries}, separators=(",", ":"))
+    def describe(self, prefix: str) -> str:
+        """The JSON the client builds one module from."""
+        functions = self.module(prefix)
+        entries = {f"{prefix}.{name}" if prefix else name: _entry(function) for name, function in functions.items()}
+        return json.dumps({"module": prefix, "functions": entries}, separators=(",", ":"))
+
+
+def _functions(prefix: str, gpu: bool) -> dict[str, Any]:
+    cupy_module, numpy_module = catalog.SUBMODULES[prefix]
+    module = _import(cupy_module if gpu else numpy_module)
+    if module is None:
+        return {}  # (SciPy not installed beside NumPy: no cupyx.scipy here)
+    found = {}
+    for name in sorted(dir(module)):
+        qualified = f"{prefix}.{name}" if prefix else name
+        target = getattr(module, name, None)
+        if not catalog.denied(qualified) and _forwardable(target):
+            found[name] = target
+    return found
 
 
 def _import(name: str) -> ModuleType | None:

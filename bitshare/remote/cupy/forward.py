@@ -20,7 +20,7 @@ from ...protocol import catalog, wire
 from ...protocol.v1 import bitshare_pb2 as pb
 from ..session import session
 from . import cuda, errors, listing
-from .array import operand, elementwise, handle_of, ndarray, queue_op
+from .array import elementwise, handle_of, ndarray, operand, queue_op
 
 Op = pb.ROp
 RESERVED = 64  # handles set aside for the arrays of a call whose form is not known yet
@@ -44,11 +44,10 @@ class RemoteFunction:
             _check_device(kwargs.pop("device"))
         if self._implementation is not None:
             return self._implementation(*args, **kwargs)
-        found = listing.listing()
-        entry = found.entry(self._qualified) if found is not None else None
+        entry = listing.entry(self._qualified)
         if entry is None:
             raise errors.Uncovered(f"{self.__module__}.{self.__name__} is not on the GPU server's CuPy")
-        signature = found.signature(self._qualified) if found is not None else None
+        signature = listing.signature(self._qualified)
         if signature is not None:
             try:
                 signature.bind(*args, **kwargs)
@@ -60,8 +59,7 @@ class RemoteFunction:
 
     @property
     def __signature__(self) -> inspect.Signature:
-        found = listing.listing() if listing.available() else None
-        signature = found.signature(self._qualified) if found is not None else None
+        signature = listing.signature(self._qualified)
         if signature is not None:
             return signature
         if self._implementation is not None:

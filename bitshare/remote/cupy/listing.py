@@ -1,8 +1,8 @@
 """The worker's functions as remote CuPy knows them: names, kinds and signatures.
 
-Asked of the worker once per process, at the first name that needs it (a function outside the
-client's own rules, ``dir()``, or a signature), and kept: the library on the GPU server does not
-change while a program runs. Nothing in it is evaluated: defaults are literal values, or stand-ins
+Asked of the worker module by module, once per process, at the first name that needs it (a
+function outside the client's own rules, ``dir()``, or a signature), and kept: the library on the
+GPU server does not change while a program runs. Nothing in it is evaluated: defaults are literal values, or stand-ins
 that show the worker's repr.
 """
 
@@ -47,9 +47,10 @@ class Default:
 
 
 class Listing:
-    """The worker's functions by qualified name (``linalg.norm``)."""
+    """The functions of one of the worker's modules, by qualified name (``linalg.norm``)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, prefix: str, text: str) -> None:
+        self.prefix = prefix
         try:
             parsed = json.loads(text)
             functions = parsed["functions"]
@@ -61,16 +62,16 @@ class Listing:
             raise errors.ProtocolError("the worker's list of functions is not a mapping of a sensible size")
         self.entries: dict[str, Entry] = {}
         for qualified, described in functions.items():
-            entry = _entry(qualified, described)
+            entry = _entry(prefix, qualified, described)
             if entry is not None:
                 self.entries[qualified] = entry
 
     def entry(self, qualified: str) -> Entry | None:
         return self.entries.get(qualified)
 
-    def names(self, prefix: str) -> list[str]:
-        """The functions of one module (``""`` for ``cupy``), without the prefix."""
-        return sorted(name for p, name in map(catalog.split, self.entries) if p == prefix)
+    def names(self) -> list[str]:
+        """The functions' names, without the module's prefix."""
+        return sorted(catalog.split(qualified)[1] for qualified in self.entries)
 
     @functools.cache  # noqa: B019 - one listing per process, kept for its life
     def signature(self, qualified: str) -> inspect.Signature | None:
@@ -89,12 +90,12 @@ class Listing:
             return None
 
 
-def _entry(qualified: Any, described: Any) -> Entry | None:
-    """One function of the listing, or None for one that does not fit the catalog's modules."""
+def _entry(module: str, qualified: Any, described: Any) -> Entry | None:
+    """One function of the listing, or None for one that is not of the module, or denied."""
     if not isinstance(qualified, str) or not isinstance(described, dict):
         return None
     prefix, name = catalog.split(qualified)
-    if prefix not in catalog.SUBMODULES or not _NAME.match(name) or catalog.denied(qualified):
+    if prefix != module or not _NAME.match(name) or catalog.denied(qualified):
         return None
     kind = described.get("kind")
     if kind not in ("ufunc", "function"):
@@ -123,7 +124,7 @@ def _params(params: Any) -> tuple[tuple[Any, ...], ...] | None:
     return tuple(out)
 
 
-_LISTING: list[Listing] = []
+_LISTINGS: dict[str, Listing] = {}
 
 
 def available() -> bool:
@@ -133,16 +134,27 @@ def available() -> bool:
     )
 
 
-def listing() -> Listing | None:
-    """The worker's functions, asked once; None where no session can be opened."""
-    if not _LISTING:
+def listing(prefix: str) -> Listing | None:
+    """The functions of the worker's module ``prefix`` (``""``: cupy), asked once; None where no
+    session can be opened."""
+    if prefix not in _LISTINGS:
         if not available():
             return None
         owner = sessions.session()
-        owner.queue(pb.ROp(kind=pb.ROp.KIND_QUERY, name="surface"))
+        owner.queue(pb.ROp(kind=pb.ROp.KIND_QUERY, name="surface", args=[pb.RValue(str=prefix)]))
         result, _ = owner.sync()
         text = wire.decode(result.values[-1], lambda _h: None)
         if not isinstance(text, str):
             raise errors.ProtocolError("the worker did not list its functions")
-        _LISTING.append(Listing(text))
-    return _LISTING[0]
+        _LISTINGS[prefix] = Listing(prefix, text)
+    return _LISTINGS[prefix]
+
+
+def entry(qualified: str) -> Entry | None:
+    found = listing(catalog.split(qualified)[0])
+    return found.entry(qualified) if found is not None else None
+
+
+def signature(qualified: str) -> inspect.Signature | None:
+    found = listing(catalog.split(qualified)[0]) if available() else None
+    return found.signature(qualified) if found is not None else None

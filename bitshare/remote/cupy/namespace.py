@@ -273,7 +273,7 @@ def attributes(module: types.ModuleType, prefix: str) -> tuple[Callable[[str], A
         if name.startswith("__"):
             raise AttributeError(name)
         qualified = f"{prefix}.{name}" if prefix else name
-        found = listing.listing()
+        found = listing.listing(prefix)
         if found is None or found.entry(qualified) is None:
             on = "the GPU server's library" if found is not None else "the functions covered without a session"
             raise Uncovered(
@@ -284,8 +284,8 @@ def attributes(module: types.ModuleType, prefix: str) -> tuple[Callable[[str], A
         return function
 
     def dir_() -> list[str]:
-        found = listing.listing() if listing.available() else None
-        return sorted(set(vars(module)) | set(found.names(prefix) if found is not None else ()))
+        found = listing.listing(prefix) if listing.available() else None
+        return sorted(set(vars(module)) | set(found.names() if found is not None else ()))
 
     return getattr_, dir_
 
@@ -308,6 +308,28 @@ random.seed = RemoteFunction(  # type: ignore[attr-defined]
 )
 # cupyx.scipy's modules: the worker's functions alone (on a simulated GPU, SciPy's, where installed).
 SCIPY = {prefix: submodule(prefix, []) for prefix in catalog.SUBMODULES if prefix.startswith("cupyx.")}
+
+
+def _package(name: str, children: dict[str, types.ModuleType]) -> types.ModuleType:
+    """``cupyx`` and ``cupyx.scipy``: the forwarded modules under them, and nothing else."""
+    package = types.ModuleType(name, f"{name} for remote leases (bitshare): {', '.join(children)}.")
+    for child, module in children.items():
+        setattr(package, child.rpartition(".")[2], module)
+    package.__getattr__ = _missing(name)  # type: ignore[method-assign]
+    return package
+
+
+def _missing(where: str) -> Callable[[str], Any]:
+    def missing(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise Uncovered(f"{where}.{name} is not supported by bitshare's remote CuPy (see docs/remote.md)")
+
+    return missing
+
+
+CUPYX_SCIPY = _package("cupyx.scipy", SCIPY)
+CUPYX = _package("cupyx", {"cupyx.scipy": CUPYX_SCIPY})
 
 
 def lookup(module: str, name: str) -> Callable[..., Any] | None:
