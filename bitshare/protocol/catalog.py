@@ -56,7 +56,7 @@ RANDOM = (
 # Methods of ndarray executed on the worker (operators are mapped to the functions above).
 METHODS = (
     "astype copy reshape ravel flatten transpose swapaxes squeeze repeat take diagonal trace conj "
-    "sum prod mean std var max min argmax argmin all any cumsum cumprod clip round dot nonzero "
+    "sum prod mean std var max min argmax argmin all any cumsum cumprod clip round dot "
     "argsort sort fill view __iadd__ __isub__ __imul__ __itruediv__ __ifloordiv__ __imod__ __ipow__ "
     "__iand__ __ior__ __ixor__ __ilshift__ __irshift__ __imatmul__"
 ).split()
@@ -90,6 +90,9 @@ SUBMODULES: dict[str, tuple[str, str]] = {
     "cupyx.scipy.special": ("cupyx.scipy.special", "scipy.special"),
 }
 
+# Methods of the library's array type are forwarded by name too, listed under this prefix.
+METHODS_PREFIX = "ndarray"
+
 # Functions of those modules that are never forwarded, though the library has them: they read or
 # write the server's files, change the worker's global state, print on the server, take Python
 # callables (which never cross the wire), make objects that are not arrays, or run on the client.
@@ -104,7 +107,9 @@ DENIED = frozenset(
         "datetime_data nested_iters bmat mask_indices asmatrix "
         "random.default_rng random.get_state random.set_state random.get_random_state "
         "random.set_random_state random.reset_states random.bit_generator random.get_bit_generator "
-        "random.set_bit_generator random.bytes"
+        "random.set_bit_generator random.bytes "
+        "ndarray.dump ndarray.dumps ndarray.tobytes ndarray.tostring ndarray.setflags ndarray.getfield "
+        "ndarray.setfield ndarray.to_device ndarray.get ndarray.set"
     ).split()
 )
 

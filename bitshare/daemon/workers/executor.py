@@ -337,7 +337,7 @@ class Executor:
         return target
 
     def _method(self, array: Any, name: str) -> Any:
-        if name not in catalog.METHODS:
+        if name not in catalog.METHODS and self.surface.resolve(f"{catalog.METHODS_PREFIX}.{name}") is None:
             raise RemoteFault("NotImplementedError", f"ndarray.{name} is not supported remotely")
         if not isinstance(array, self.xp.ndarray):
             raise RemoteFault("TypeError", f"ndarray.{name} needs an array")

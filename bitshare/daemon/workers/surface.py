@@ -33,7 +33,8 @@ class Surface:
     def module(self, prefix: str) -> dict[str, Any]:
         """The functions of one of the catalog's modules (none for another, or one not installed)."""
         if prefix not in self.modules:
-            self.modules[prefix] = _functions(prefix, self.gpu) if prefix in catalog.SUBMODULES else {}
+            known = prefix in catalog.SUBMODULES or prefix == catalog.METHODS_PREFIX
+            self.modules[prefix] = _functions(prefix, self.gpu) if known else {}
         return self.modules[prefix]
 
     def resolve(self, qualified: str) -> Any:
@@ -49,8 +50,12 @@ class Surface:
 
 
 def _functions(prefix: str, gpu: bool) -> dict[str, Any]:
-    cupy_module, numpy_module = catalog.SUBMODULES[prefix]
-    module = _import(cupy_module if gpu else numpy_module)
+    if prefix == catalog.METHODS_PREFIX:  # the array type's methods
+        library = _import("cupy" if gpu else "numpy")
+        module: Any = library.ndarray if library is not None else None
+    else:
+        cupy_module, numpy_module = catalog.SUBMODULES[prefix]
+        module = _import(cupy_module if gpu else numpy_module)
     if module is None:
         return {}  # (SciPy not installed beside NumPy: no cupyx.scipy here)
     found = {}

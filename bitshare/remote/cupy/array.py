@@ -232,7 +232,10 @@ class ndarray(Operators):
             if name in catalog.REDUCTIONS:
                 return lambda *args, **kwargs: reduce(name, self, *args, **kwargs)
             return lambda *args, **kwargs: method(self, name, *args, **kwargs)
-        raise errors.Uncovered(f"cupy.ndarray.{name} is not supported by bitshare's remote CuPy")
+        found = dispatch.array_method(self, name)
+        if found is None:
+            raise errors.Uncovered(f"cupy.ndarray.{name} is not supported by bitshare's remote CuPy")
+        return found
 
     # ----- NumPy interoperability ---------------------------------------------------------------
 

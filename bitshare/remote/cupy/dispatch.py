@@ -1,7 +1,8 @@
-"""NumPy functions called on remote arrays: the table ``ndarray.__array_function__`` consults.
+"""What array.py finds by name but cannot import: NumPy functions called on remote arrays (the
+table ``ndarray.__array_function__`` consults) and the worker's other array methods.
 
-namespace.py builds our versions of NumPy's functions out of arrays, so array.py cannot import it;
-namespace.py registers its lookup here when the package is imported, and array.py asks here.
+namespace.py and forward.py build them out of arrays, so array.py cannot import them; they
+register their lookups here when the package is imported, and array.py asks here.
 """
 
 from __future__ import annotations
@@ -22,3 +23,18 @@ def register(lookup: Lookup) -> None:
 def numpy_function(module: str, name: str) -> Callable[..., Any] | None:
     """Our version of the NumPy function ``module.name``, or None where it is not covered."""
     return _LOOKUPS[0](module, name) if _LOOKUPS else None
+
+
+MethodLookup = Callable[[Any, str], Callable[..., Any] | None]
+
+_METHODS: list[MethodLookup] = []  # at most one: forward.method
+
+
+def register_methods(lookup: MethodLookup) -> None:
+    """Answer ``array_method`` with ``lookup`` (forward.py calls it once, at import)."""
+    _METHODS[:] = [lookup]
+
+
+def array_method(array: Any, name: str) -> Callable[..., Any] | None:
+    """The worker's method ``name`` bound to ``array``, or None where it has none."""
+    return _METHODS[0](array, name) if _METHODS else None

@@ -19,7 +19,7 @@ import numpy as np
 from ...protocol import catalog, wire
 from ...protocol.v1 import bitshare_pb2 as pb
 from ..session import session
-from . import cuda, errors, listing
+from . import cuda, dispatch, errors, listing
 from .array import elementwise, handle_of, ndarray, operand, queue_op
 
 Op = pb.ROp
@@ -89,14 +89,16 @@ def _numpy_ufunc(name: str, nin: int) -> bool:
 _forms: dict[tuple[Any, ...], tuple[str, int, type | None]] = {}  # what a kind of call returned before
 
 
-def forward(qualified: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def forward(qualified: str, args: tuple[Any, ...], kwargs: dict[str, Any], kind_of_op: int = Op.KIND_CALL) -> Any:
+    """Call the worker's function ``qualified`` (a method: ``ndarray.name``, the array first in ``args``)."""
     key = (qualified, tuple(_token(a) for a in args), tuple(sorted((k, _token(v)) for k, v in kwargs.items())))
+    name = catalog.split(qualified)[1] if kind_of_op == Op.KIND_METHOD else qualified
     known = _forms.get(key)
     if known is not None:
         form, count, kind = known
-        arrays = queue_op(Op.KIND_CALL, qualified, args, kwargs, [None] * count, results=_wire_form(form))
+        arrays = queue_op(kind_of_op, name, args, kwargs, [None] * count, results=_wire_form(form))
         return _assemble(form, kind, arrays)
-    form, count, kind, arrays, value = _describe(qualified, args, kwargs)
+    form, count, kind, arrays, value = _describe(kind_of_op, name, args, kwargs)
     if form == "value":
         return value
     if len(_forms) >= MAX_FORMS:
@@ -120,7 +122,7 @@ def _assemble(form: str, kind: type | None, arrays: list[ndarray]) -> Any:
 
 
 def _describe(
-    qualified: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    kind_of_op: int, qualified: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[str, int, type | None, list[ndarray], Any]:
     """Run the call now; the worker tells the form of what it returned."""
     owner = session()
@@ -130,7 +132,7 @@ def _describe(
         wire.cupy_dtype(kwargs["dtype"])
     handles = [owner.new_handle() for _ in range(RESERVED)]
     op = Op(
-        kind=Op.KIND_CALL,
+        kind=kind_of_op,
         name=qualified,
         args=[wire.encode(a, handle_of) for a in sent_args],
         kwargs={k: wire.encode(v, handle_of) for k, v in sent_kwargs.items()},
@@ -183,3 +185,20 @@ def _token(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, len(value))
     return type(value).__name__
+
+
+def method(array: ndarray, name: str) -> Callable[..., Any] | None:
+    """The worker's array method ``name``, bound to ``array``; None where the worker has none."""
+    qualified = f"{catalog.METHODS_PREFIX}.{name}"
+    if listing.entry(qualified) is None:
+        return None
+
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return forward(qualified, (array, *args), kwargs, Op.KIND_METHOD)
+
+    bound.__name__ = bound.__qualname__ = name
+    bound.__doc__ = f"cupy.ndarray.{name}, run by the lease's GPU worker."
+    return bound
+
+
+dispatch.register_methods(method)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,7 +64,9 @@ def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
 
 @functools.lru_cache(maxsize=4096)
 def _reduction_dtype(name: str, dtype: np.dtype, ndim: int, extra: tuple[tuple[str, Any], ...]) -> np.dtype:
-    with np.errstate(all="ignore"):
+    # (a stand-in of one element: NumPy's warnings about it, like ddof past its size, are not the program's)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         return np.asarray(getattr(np, name)(np.ones((1,) * max(ndim, 1), dtype), **dict(extra))).dtype
 
 
