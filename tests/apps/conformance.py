@@ -1,10 +1,19 @@
 """The remote CuPy's covered surface against NumPy: each case runs with ``cupy`` (bitshare's, under
 ``bitshare run --remote``, or real CuPy on a GPU) and with NumPy, and must agree in shape, dtype,
-values and raised exception type. Prints one JSON line per failure, then a summary line."""
+values and raised exception type. Prints one JSON line per failure, then a summary line.
+
+Besides the hand-written cases, every function of the modules below that ``cupy`` lists (the
+worker's library, for bitshare's) and NumPy (or SciPy) also has, and whose required arguments are
+all arrays by their names, is called with small arrays (``--sample N``: N of them, by ``--seed``).
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import inspect
 import json
+import random
 import sys
 import traceback
 from collections.abc import Callable
@@ -131,6 +140,76 @@ def cases() -> list[Case]:
     return out
 
 
+# module of cupy (as a path from it) -> the module of the reference with the same functions
+DERIVED_MODULES = {
+    "": "numpy",
+    "linalg": "numpy.linalg",
+    "fft": "numpy.fft",
+    "cupyx.scipy.special": "scipy.special",
+    "cupyx.scipy.ndimage": "scipy.ndimage",
+    "cupyx.scipy.signal": "scipy.signal",
+}
+# parameters that take arrays, by their names in NumPy, SciPy and CuPy
+ARRAY_NAMES = frozenset(
+    {"x", "x1", "x2", "a", "b", "a1", "a2", "arr", "ary", "array", "input", "m", "y", "v", "ar", "ar1", "ar2"}
+    | {"data", "u", "z", "p", "q"}
+)
+SKIPPED = frozenset(
+    [
+        *("empty", "empty_like", "random", "shuffle", "permutation"),  # no values to compare
+        *("ndim", "shape", "size", "isscalar", "iterable", "asnumpy", "get_array_module"),  # client-side answers
+    ]
+)
+
+
+def derived_cases() -> list[Case]:
+    """Each function the two sides share whose required parameters are all arrays by name."""
+    out: list[Case] = []
+    for path, reference in DERIVED_MODULES.items():
+        try:
+            theirs = importlib.import_module(reference)
+            ours = importlib.import_module(f"cupy.{path}" if path and not path.startswith("cupyx") else path or "cupy")
+        except ImportError:
+            continue
+        for name in sorted(set(dir(ours)) & set(dir(theirs))):
+            if name.startswith("_") or name in SKIPPED:
+                continue
+            arity = _array_arity(getattr(ours, name, None))
+            if arity is not None and callable(getattr(theirs, name, None)):
+                label = f"{path}.{name}" if path else name
+                out.append((label, lambda xp, p=path, n=name, k=arity: _call(xp, p, n, k)))
+    return out
+
+
+def _array_arity(function: Any) -> int | None:
+    """How many arrays the function's required parameters take, if that is all they take."""
+    if not callable(function) or isinstance(function, type):
+        return None
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    required = [
+        p
+        for p in parameters
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if not required or len(required) > 2 or any(p.name not in ARRAY_NAMES for p in required):
+        return None
+    return len(required)
+
+
+def _call(xp: Any, path: str, name: str, arity: int) -> Any:
+    if xp is np:
+        module = importlib.import_module(DERIVED_MODULES[path])
+    else:
+        module = cupy if not path else importlib.import_module(path if path.startswith("cupyx") else f"cupy.{path}")
+    rng = np.random.default_rng(7)
+    square = rng.uniform(0.1, 0.9, (4, 4)) + (4 * np.eye(4) if path == "linalg" else 0)
+    operands = [xp.asarray(square), xp.asarray(square.T * 0.5 + 0.2)][:arity]
+    return getattr(module, name)(*operands)
+
+
 def _set(array: Any, key: Any, value: Any) -> Any:
     array[key] = value
     return array
@@ -143,7 +222,8 @@ def _iadd(array: Any, other: Any) -> Any:
 
 def host(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
-        return type(value)(host(v) for v in value)
+        items = [host(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     return cupy.asnumpy(value) if isinstance(value, cupy.ndarray) else value
 
 
@@ -164,10 +244,35 @@ def compare(name: str, function: Callable[[Any], Any]) -> str | None:
         if not isinstance(got_error, type(want_error)):
             return f"raised {type(got_error).__name__}, NumPy raised {type(want_error).__name__}"
         return None
-    if isinstance(expected, (list, tuple)) or np.isscalar(expected):
+    if isinstance(expected, (str, bool, type(None), np.dtype)):
+        return None if got == expected else f"{got!r} != {expected!r}"
+    if isinstance(expected, tuple) and any(isinstance(e, np.ndarray) for e in expected):
+        if not isinstance(got, tuple) or len(got) != len(expected):
+            return f"{type(got).__name__} of {len(got)}, NumPy a tuple of {len(expected)}"
+        if hasattr(expected, "_fields") and getattr(got, "_fields", None) != expected._fields:
+            return f"fields {getattr(got, '_fields', None)}, NumPy {expected._fields}"
+        problems = [compare_arrays(g, e) for g, e in zip(got, expected, strict=True)]
+        return next((p for p in problems if p is not None), None)
+    return compare_values(got, expected)
+
+
+def compare_values(got: Any, expected: Any) -> str | None:
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+            return f"{got!r} != {expected!r}"
+        return next((p for p in map(compare_values, got, expected) if p is not None), None)
+    if isinstance(expected, (str, bool, type(None), np.dtype)):
+        return None if got == expected else f"{got!r} != {expected!r}"
+    if np.isscalar(expected):
         return None if np.allclose(np.asarray(got), np.asarray(expected), rtol=1e-5) else f"{got!r} != {expected!r}"
+    return compare_arrays(got, expected)
+
+
+def compare_arrays(got: Any, expected: Any) -> str | None:
     expected = np.asarray(expected)
     got = np.asarray(got)
+    if expected.dtype.kind not in "biufc":
+        return None if got.tolist() == expected.tolist() else f"{got!r} != {expected!r}"
     if got.shape != expected.shape or got.dtype != expected.dtype:
         return f"shape/dtype {got.shape} {got.dtype} != NumPy's {expected.shape} {expected.dtype}"
     if not np.allclose(got, expected, rtol=1e-5, atol=1e-6, equal_nan=True):
@@ -176,8 +281,16 @@ def compare(name: str, function: Callable[[Any], Any]) -> str | None:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sample", type=int, default=0, help="of the functions found by name, this many (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--derived-only", action="store_true")
+    args = parser.parse_args()
+    found = derived_cases()
+    if args.sample:
+        found = random.Random(args.seed).sample(found, min(args.sample, len(found)))
     failures = 0
-    all_cases = cases()
+    all_cases = ([] if args.derived_only else cases()) + found
     for name, function in all_cases:
         try:
             problem = compare(name, function)
@@ -186,7 +299,7 @@ def main() -> int:
         if problem is not None:
             failures += 1
             print(json.dumps({"case": name, "problem": problem}))
-    print(json.dumps({"cases": len(all_cases), "failures": failures}))
+    print(json.dumps({"cases": len(all_cases), "by_name": len(found), "failures": failures}))
     return 1 if failures else 0
 
 

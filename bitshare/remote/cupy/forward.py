@@ -79,9 +79,10 @@ def _check_device(device: Any) -> None:
 
 
 def _numpy_ufunc(name: str, nin: int) -> bool:
-    """The client works out the result's meta with NumPy's ufunc of that name, where it has one."""
+    """The client works out the result's meta with NumPy's ufunc of that name, where it has one
+    (elementwise: a generalized ufunc like ``vecdot`` has core dimensions, which the worker tells)."""
     target = getattr(np, name, None)
-    return isinstance(target, np.ufunc) and target.nin == nin and target.nout == 1
+    return isinstance(target, np.ufunc) and target.nin == nin and target.nout == 1 and target.signature is None
 
 
 # ----- calls by name ------------------------------------------------------------------------------

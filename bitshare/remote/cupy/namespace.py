@@ -50,8 +50,6 @@ def _results(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     fixed = catalog.MULTIPLE_RESULTS.get(name, 1)
     if fixed is not None:
         return fixed
-    if name == "linalg.svd":
-        return 3 if kwargs.get("compute_uv", True) else 1
     if name == "meshgrid":
         return len(args)
     if name == "nonzero":
@@ -71,7 +69,7 @@ def _function(name: str) -> Callable[..., Any]:
             results = call_several(name, _results(name, args, kwargs), *args, **kwargs)
             if name in ("meshgrid", "split", "array_split"):
                 return list(results)
-            if len(results) == 1 and name != "nonzero":  # unique and svd(compute_uv=False) give one array
+            if len(results) == 1 and name != "nonzero":  # unique without its flags gives one array
                 return results[0]
             return results
         return call(name, *args, **kwargs)
