@@ -14,6 +14,8 @@ import numpy as _np
 
 from . import cuda  # noqa: F401
 from .array import ndarray  # noqa: F401
+from .array_api import API_VERSION as __array_api_version__  # noqa: F401 - the Array API standard's
+from .array_api import __array_namespace_info__  # noqa: F401
 from .cuda import get_default_memory_pool  # noqa: F401 - cupy.get_default_memory_pool, as in CuPy
 from .errors import ArrayLost, KernelUnavailable, LeaseLost, OutOfMemoryError, Uncovered  # noqa: F401 - part of the module
 from .kernels import ElementwiseKernel, RawKernel, ReductionKernel  # noqa: F401

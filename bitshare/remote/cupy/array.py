@@ -18,13 +18,14 @@ from ...protocol.v1 import bitshare_pb2 as pb
 from ..session import Session, session
 from . import dispatch, errors
 from . import meta as rules
+from .array_api import ArrayAPI
 from .operators import INPLACE_UFUNC, Operators
 
 Op = pb.ROp
 Meta = rules.Meta
 
 
-class ndarray(Operators):
+class ndarray(ArrayAPI, Operators):
     """An array on the leased GPU (held by the remote worker)."""
 
     __slots__ = ("__weakref__", "_dtype", "_handle", "_session", "_shape")
@@ -348,7 +349,7 @@ def elementwise(name: str, *operands: Any, out: Any = None, dtype: Any = None, *
         target = out[0] if isinstance(out, tuple) else out
         queue_op(Op.KIND_CALL, name, operands, {**kwargs, "out": target}, [])
         return target
-    return call(name, *operands, meta=rules.ufunc(name, operands, dtype), **kwargs)
+    return call(name, *operands, meta=rules.ufunc(name, operands, dtype) if _known(operands) else None, **kwargs)
 
 
 def reduce(
@@ -357,7 +358,7 @@ def reduce(
     if not isinstance(array, ndarray):
         array = asarray(array)
     extra = {"dtype": dtype, **({"ddof": kwargs["ddof"]} if "ddof" in kwargs else {})}
-    meta = rules.reduction(name, array, axis, keepdims, **extra)
+    meta = rules.reduction(name, array, axis, keepdims, **extra) if _known([array]) else None
     if axis is not None:
         kwargs["axis"] = axis
     if dtype is not None:
@@ -375,13 +376,31 @@ def matmul(a: Any, b: Any, out: Any = None) -> ndarray:
     if out is not None:
         queue_op(Op.KIND_CALL, "matmul", [a, b], {"out": out}, [])
         return out
-    return call("matmul", a, b, meta=rules.matmul(a, b))
+    return call("matmul", a, b, meta=rules.matmul(a, b) if _known([a, b]) else None)
 
 
-def asarray(value: Any, dtype: Any = None) -> ndarray:
-    """A remote array of ``value`` (a remote array is returned as it is, or cast)."""
+def _known(operands: Sequence[Any]) -> bool:
+    """Every remote operand's meta is known here. Where one's is not yet (the worker tells it at
+    the next sync), the result's is not worked out either: the operation is queued, not waited for,
+    and a shape that does not fit is the worker's error at the next sync."""
+    return all(o._shape is not None for o in operands if isinstance(o, ndarray))
+
+
+def asarray(
+    value: Any, dtype: Any = None, order: Any = None, *, copy: bool | None = None, blocking: bool = False
+) -> ndarray:
+    """A remote array of ``value`` (a remote array is returned as it is, cast, or copied with
+    ``copy=True``). ``copy=False`` where a copy cannot be avoided (a cast, host data) is the
+    ValueError NumPy and the Array API give."""
     if isinstance(value, ndarray):
-        return value if dtype is None or np.dtype(dtype) == value.dtype else value.astype(dtype)
+        cast = dtype is not None and np.dtype(dtype) != value.dtype
+        if cast and copy is False:
+            raise ValueError("Unable to avoid copy while creating an array as requested.")
+        if cast:
+            return value.astype(dtype)
+        return value.copy() if copy else value
+    if copy is False:
+        raise ValueError("Unable to avoid copy while creating an array as requested (host data goes to the GPU).")
     host = wire.native(np.asarray(value, dtype=dtype))
     wire.cupy_dtype(host.dtype)
     if host.nbytes <= wire.INLINE_LIMIT:
