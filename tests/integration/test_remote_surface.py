@@ -43,7 +43,7 @@ def test_the_workers_functions_by_name(daemon: Daemon) -> None:
     assert found["method"] == 5
     assert found["nonzero"] == ["tuple", [0, 1, 2, 3, 4]]
     assert found["device"] == [True]
-    assert "is not this lease's GPU" in found["other_device"]
+    assert "Device not understood: a remote lease has one GPU" in found["other_device"]
     assert found["numpy_ufunc"] == np.spacing(np.asarray([1.0])).tolist()
 
 

@@ -29,30 +29,7 @@ KINDS: dict[str, tuple[str, ...]] = {
 KINDS["numeric"] = KINDS["integral"] + KINDS["real floating"] + KINDS["complex floating"]
 
 
-class _Device(cuda.Device):
-    """``cupy.cuda.Device(0)`` with CuPy's comparisons: equal to every Device of the same id and
-    hashable by it (libraries compare arrays' devices and put them in sets), and ``int()`` gives
-    the id (``cupy.cuda.Device(x.device)``, as array-api-compat calls it)."""
-
-    def __int__(self) -> int:
-        return self.id
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, cuda.Device):
-            return NotImplemented
-        return other.id == self.id
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    def __repr__(self) -> str:
-        return f"<CUDA Device {self.id}>"
-
-
-_Device.__name__ = _Device.__qualname__ = "Device"
-_Device.__module__ = "cupy.cuda"
-
-DEVICE = _Device(0)
+DEVICE = cuda.Device(0)
 
 
 def _namespace() -> types.ModuleType:
@@ -61,11 +38,6 @@ def _namespace() -> types.ModuleType:
     if found is not None and getattr(found, "IS_BITSHARE_REMOTE", False):
         return found
     return sys.modules[__name__.rpartition(".")[0]]
-
-
-def _check_device(device: Any) -> None:
-    if device is not None and not (isinstance(device, cuda.Device) and device.id == DEVICE.id):
-        raise ValueError(f"Device not understood: a remote lease has one GPU, {DEVICE!r}, not {device!r}")
 
 
 class ArrayAPI:
@@ -118,7 +90,7 @@ class __array_namespace_info__:
         return DEVICE
 
     def default_dtypes(self, *, device: Any = None) -> dict[str, np.dtype]:
-        _check_device(device)
+        cuda.check_device(device)
         return {
             "real floating": np.dtype(np.float64),
             "complex floating": np.dtype(np.complex128),
@@ -128,7 +100,7 @@ class __array_namespace_info__:
 
     def dtypes(self, *, device: Any = None, kind: str | tuple[str, ...] | None = None) -> dict[str, np.dtype]:
         """The Array API's dtypes of CuPy (float16 is not one, though arrays can hold it)."""
-        _check_device(device)
+        cuda.check_device(device)
         if kind is None:
             names = ("bool", *KINDS["numeric"])
         elif isinstance(kind, tuple):

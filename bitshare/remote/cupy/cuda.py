@@ -44,6 +44,29 @@ class Device:
     def mem_info(self) -> tuple[int, int]:
         return _memory()
 
+    # CuPy's comparisons: equal to every Device of the same id and hashable by it (libraries compare
+    # arrays' devices and put them in sets); int() gives the id (array-api-compat calls
+    # ``cupy.cuda.Device(x.device)``).
+    def __int__(self) -> int:
+        return self.id
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Device):
+            return NotImplemented
+        return other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<CUDA Device {self.id}>"
+
+
+def check_device(device: Any) -> None:
+    """The Array API's ``device=``: None or the lease's one GPU, else the ValueError CuPy gives."""
+    if device is not None and not (isinstance(device, Device) and device.id == 0):
+        raise ValueError(f"Device not understood: a remote lease has one GPU, <CUDA Device 0>, not {device!r}")
+
 
 class Stream:
     """Operations run in order on the worker, so every stream is the null stream; waiting on one is a sync."""
@@ -153,6 +176,9 @@ runtime.setDevice = Device
 memory = types.ModuleType("cupy.cuda.memory", "cupy.cuda.memory for remote leases (bitshare).")
 memory.OutOfMemoryError = errors.OutOfMemoryError
 memory.MemoryPool = MemoryPool
+
+device = types.ModuleType("cupy.cuda.device", "cupy.cuda.device for remote leases (bitshare).")
+device.Device = Device
 
 compiler = types.ModuleType("cupy.cuda.compiler", "cupy.cuda.compiler for remote leases (bitshare).")
 compiler.CompileException = errors.CompileException

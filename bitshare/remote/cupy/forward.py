@@ -40,8 +40,8 @@ class RemoteFunction:
         self._implementation = implementation
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if "device" in kwargs:
-            _check_device(kwargs.pop("device"))
+        if "device" in kwargs:  # (arrays are made on the lease's one GPU: checked here, not sent)
+            cuda.check_device(kwargs.pop("device"))
         if self._implementation is not None:
             return self._implementation(*args, **kwargs)
         entry = listing.entry(self._qualified)
@@ -68,14 +68,6 @@ class RemoteFunction:
 
     def __repr__(self) -> str:
         return f"<remote function {self.__module__}.{self.__name__}>"
-
-
-def _check_device(device: Any) -> None:
-    """The Array API's ``device=``: arrays are made on the lease's one GPU, whatever the library's own
-    default device is, so the argument is checked here and not sent."""
-    if device is None or (isinstance(device, cuda.Device) and device.id == 0):
-        return
-    raise ValueError(f"device {device!r} is not this lease's GPU: remote arrays live on cupy.cuda.Device(0)")
 
 
 def _numpy_ufunc(name: str, nin: int) -> bool:

@@ -127,9 +127,11 @@ def full_like(
 def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) -> ndarray:
     if dtype is not None:
         wire.cupy_dtype(dtype)  # CuPy's refusal, before NumPy's own on the host
-    args = [a for a in (start, stop, step) if a is not None] if step is not None or stop is not None else [start]
+    if stop is None:  # arange(stop) and arange(stop, step=...), as NumPy and CuPy read them
+        start, stop = 0, start
+    args = [start, stop] if step is None else [start, stop, step]
     found = None
-    bounds = (0, start) if stop is None else (start, stop)
+    bounds = (start, stop)
     if (bounds[1] - bounds[0]) / (step or 1) <= ARANGE_ON_HOST:
         host = np.arange(*args, dtype=dtype)
         found = (host.shape, host.dtype)

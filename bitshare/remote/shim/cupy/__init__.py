@@ -13,6 +13,7 @@ sys.modules.update(
         "cupy.cuda.runtime": _cuda.runtime,
         "cupy.cuda.memory": _cuda.memory,
         "cupy.cuda.compiler": _cuda.compiler,
+        "cupy.cuda.device": _cuda.device,
         "cupy.linalg": remote_cupy.linalg,
         "cupy.fft": remote_cupy.fft,
         "cupy.random": remote_cupy.random,
