@@ -301,23 +301,37 @@ def queue_op(
     for found in metas:
         if found is not None:
             wire.cupy_dtype(found[1])  # refused here, as CuPy refuses it, before anything is queued
+    owner = session()
+    arrays = [ndarray(owner, owner.new_handle(), m) for m in metas]
+    expect = [wire.meta_pb(*m) if m is not None else pb.RMeta() for m in metas]
+    owner.queue(make_op(owner, kind, name, args, kwargs, [r._handle for r in arrays], expect, results))
+    return arrays
+
+
+def make_op(
+    owner: Session,
+    kind: int,
+    name: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    out: list[int],
+    expect: list[pb.RMeta] | None = None,
+    results: str = "",
+) -> pb.ROp:
+    """The operation on the wire: large host arrays among the arguments are uploaded first."""
     if kwargs.get("dtype") is not None:
         wire.cupy_dtype(kwargs["dtype"])  # (a result the worker will describe: refused all the same)
-    owner = session()
     args = [operand(owner, a) for a in args]
     kwargs = {k: operand(owner, v) for k, v in kwargs.items()}
-    arrays = [ndarray(owner, owner.new_handle(), m) for m in metas]
-    op = Op(
+    return Op(
         kind=kind,
         name=name,
         args=[wire.encode(a, handle_of) for a in args],
         kwargs={k: wire.encode(v, handle_of) for k, v in kwargs.items()},
-        out=[r._handle for r in arrays],
-        expect=[wire.meta_pb(*m) if m is not None else pb.RMeta() for m in metas],
+        out=out,
+        expect=expect or [],
         results=results,
     )
-    owner.queue(op)
-    return arrays
 
 
 def upload(array: np.ndarray, owner: Session | None = None) -> ndarray:

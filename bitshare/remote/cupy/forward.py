@@ -20,7 +20,7 @@ from ...protocol import catalog, wire
 from ...protocol.v1 import bitshare_pb2 as pb
 from ..session import session
 from . import cuda, dispatch, errors, listing
-from .array import elementwise, handle_of, ndarray, operand, queue_op
+from .array import elementwise, make_op, ndarray, queue_op
 
 Op = pb.ROp
 RESERVED = 64  # handles set aside for the arrays of a call whose form is not known yet
@@ -119,19 +119,8 @@ def _describe(
 ) -> tuple[str, int, type | None, list[ndarray], Any]:
     """Run the call now; the worker tells the form of what it returned."""
     owner = session()
-    sent_args = [operand(owner, a) for a in args]
-    sent_kwargs = {k: operand(owner, v) for k, v in kwargs.items()}
-    if kwargs.get("dtype") is not None:
-        wire.cupy_dtype(kwargs["dtype"])
     handles = [owner.new_handle() for _ in range(RESERVED)]
-    op = Op(
-        kind=kind_of_op,
-        name=qualified,
-        args=[wire.encode(a, handle_of) for a in sent_args],
-        kwargs={k: wire.encode(v, handle_of) for k, v in sent_kwargs.items()},
-        out=handles,
-        results="describe",
-    )
+    op = make_op(owner, kind_of_op, qualified, args, kwargs, handles, results="describe")
     owner.queue(op)
     result, _ = owner.sync()
     told = wire.decode(result.values[-1], lambda _h: None)
