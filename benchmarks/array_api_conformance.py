@@ -1,20 +1,29 @@
-"""Remote CuPy against the Array API conformance suite (array-api-tests), next to NumPy.
+"""Remote CuPy against an Array API test suite, next to NumPy.
 
-Runs the suite of a checkout of data-apis/array-api-tests (``--suite``, with its ``array-api``
-submodule) twice with the same tests, examples and seed: first on NumPy here
-(``ARRAY_API_TESTS_MODULE=numpy``), then on remote CuPy (``ARRAY_API_TESTS_MODULE=cupy``) under
-``bitshare run --remote`` against a real ``bitshared`` it starts on a temporary Unix socket
-with a simulated GPU (``--simulate 1x16GiB``), where the worker computes with NumPy. Hypothesis'
-deadline is off in both runs, as remote calls take longer than local ones.
+Runs a suite twice with the same tests and seed: first on NumPy here, then on remote CuPy under
+``bitshare run --remote`` against a real ``bitshared`` it starts on a temporary Unix socket with a
+simulated GPU (``--simulate 1x16GiB``), where the worker computes with NumPy. ``--kind`` says
+which suite ``--suite`` is (an unpacked source tree) and so how it picks a library:
+
+- ``array-api-tests``: data-apis/array-api-tests (with its ``array-api`` submodule), on the
+  module named by ``ARRAY_API_TESTS_MODULE``; ``--max-examples`` Hypothesis examples per test,
+  deadline off (remote calls take longer than local ones).
+- ``extra``: array-api-extra's ``tests/main``, and ``compat``: array-api-compat's ``tests``,
+  parametrized over libraries. Each run keeps the tests with the library among the ids of their
+  parameters (``test_nan_to_num[cupy-float32]``) or in a file named for it (``test_cupy.py``); this
+  module is loaded into pytest (``-p``) to deselect the others. Tests run by both libraries
+  (``test_asarray_cross_library[numpy-cupy]``) count in both runs, and the suite's own skips and
+  xfails for CuPy count as it says.
 
 Reads each run's JUnit XML, prints a table (passed, failed, skipped, errors, seconds for each, the
 remote's passes over NumPy's and its time over NumPy's), then the remote run's failures grouped
-by reason (the first line of each test's error); writes everything to
-``benchmarks/results/array_api_conformance.json`` (``--json``), and keeps each run's output and
-JUnit XML in ``--logs`` when given. Arguments after ``--`` go to both pytests.
+by reason (the first line of each test's error); writes everything, with the tests of each group,
+to ``benchmarks/results/array_api_conformance_<kind>.json`` (``--json``), and keeps each run's
+output and JUnit XML in ``--logs`` when given. Arguments after ``--`` go to both pytests.
 
-    .venv/bin/python benchmarks/array_api_conformance.py --suite /tmp/array-api-tests
-    .venv/bin/python benchmarks/array_api_conformance.py --suite /tmp/array-api-tests \\
+    .venv/bin/python benchmarks/array_api_conformance.py --kind extra --suite /tmp/array_api_extra-0.11.5
+    .venv/bin/python benchmarks/array_api_conformance.py --kind compat --suite /tmp/array_api_compat-1.16.0
+    .venv/bin/python benchmarks/array_api_conformance.py --kind array-api-tests --suite /tmp/array-api-tests \\
         --max-examples 5 -- --disable-extension fft
 """
 
@@ -36,34 +45,59 @@ from remote_bench import start_daemon
 from tables import finished_at, machine, print_table, write_results
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "results" / "array_api_conformance.json"
 OUTCOMES = ("passed", "failed", "skipped", "errors")
+TESTS = {"array-api-tests": "array_api_tests", "extra": "tests/main", "compat": "tests"}
+LIBRARY = "BITSHARE_CONFORMANCE_LIBRARY"  # the library a run keeps, for the hook below
 
 
-def run_suite(suite: Path, module: str, prefix: list[str], args: argparse.Namespace, junit: Path) -> dict[str, Any]:
-    """One pytest run of the suite on ``module`` (behind ``prefix``): its outcomes and seconds."""
-    pytest = [sys.executable, "-m", "pytest", "array_api_tests", "-q", "-p", "no:cacheprovider"]
-    options = [
-        f"--max-examples={args.max_examples}",
-        f"--hypothesis-seed={args.seed}",
-        "--disable-deadline",
-        f"--junitxml={junit}",
-        *args.pytest_args,
-    ]
-    env = {**os.environ, "ARRAY_API_TESTS_MODULE": module, "PYTHONUNBUFFERED": "1"}
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """In a suite's pytest: deselect the tests that are not of the run's library."""
+    library = os.environ.get(LIBRARY)
+    if not library:
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if of_library(item, library) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def of_library(item: Any, library: str) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return (callspec is not None and library in callspec.id.split("-")) or item.path.name == f"test_{library}.py"
+
+
+def run_suite(suite: Path, library: str, prefix: list[str], args: argparse.Namespace, junit: Path) -> dict[str, Any]:
+    """One pytest run of the suite on ``library`` (behind ``prefix``): its outcomes and seconds."""
+    pytest = [sys.executable, "-m", "pytest", TESTS[args.kind], "-q", "-p", "no:cacheprovider"]
+    options = [f"--hypothesis-seed={args.seed}", f"--junitxml={junit}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if args.kind == "array-api-tests":
+        options += [f"--max-examples={args.max_examples}", "--disable-deadline"]
+        env["ARRAY_API_TESTS_MODULE"] = library
+    else:
+        pytest += ["-p", Path(__file__).stem]
+        env[LIBRARY] = library
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     log = junit.with_suffix(".log")
     junit.unlink(missing_ok=True)  # a kept one from an earlier run is not this run's
     started = time.monotonic()
     with open(log, "wb") as out:
         done = subprocess.run(
-            [*prefix, *pytest, *options], cwd=suite, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=args.limit
+            [*prefix, *pytest, *options, *args.pytest_args],
+            cwd=suite,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=args.limit,
         )
     seconds = time.monotonic() - started
     if not junit.exists():
         raise SystemExit(
-            f"array_api_conformance: the {module} run wrote no results ({done.returncode}):\n{log.read_text()[-4000:]}"
+            f"array_api_conformance: the {library} run wrote no results ({done.returncode}):\n{log.read_text()[-4000:]}"
         )
-    return {"module": module, "exit_code": done.returncode, "seconds": round(seconds, 1), **read_junit(junit)}
+    return {"library": library, "exit_code": done.returncode, "seconds": round(seconds, 1), **read_junit(junit)}
 
 
 def read_junit(path: Path) -> dict[str, Any]:
@@ -105,33 +139,37 @@ def ratio(top: float, bottom: float) -> float | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", type=Path, required=True, help="a checkout of array-api-tests")
-    parser.add_argument("--max-examples", type=int, default=10, help="Hypothesis examples per test")
+    parser.add_argument("--kind", choices=sorted(TESTS), required=True, help="which suite --suite is")
+    parser.add_argument("--suite", type=Path, required=True, help="the suite's source tree")
+    parser.add_argument("--max-examples", type=int, default=10, help="array-api-tests: Hypothesis examples per test")
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed, the same for both runs")
     parser.add_argument("--limit", type=float, default=3600.0, help="seconds each run may take")
-    parser.add_argument("--json", dest="out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--json", dest="out", type=Path, help="default: results/array_api_conformance_<kind>.json")
     parser.add_argument("--logs", type=Path, help="where to keep each run's output and JUnit XML")
     parser.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments, for both runs")
     args = parser.parse_args()
     suite = args.suite.resolve()
-    if not (suite / "array_api_tests").is_dir() or not (suite / "array-api").is_dir():
-        raise SystemExit(f"array_api_conformance: {suite} is not a checkout of array-api-tests with its array-api")
+    if not (suite / TESTS[args.kind]).is_dir():
+        raise SystemExit(f"array_api_conformance: {suite} has no {TESTS[args.kind]}; is it {args.kind}?")
+    if args.kind == "array-api-tests" and not (suite / "array-api").is_dir():
+        raise SystemExit(f"array_api_conformance: {suite} lacks its array-api submodule")
 
     with tempfile.TemporaryDirectory(prefix="bitshare-array-api-") as tmp:
         workdir = Path(tmp)
         logs = args.logs.resolve() if args.logs else workdir
         logs.mkdir(parents=True, exist_ok=True)
-        numpy = run_suite(suite, "numpy", [], args, logs / "numpy.xml")
+        numpy = run_suite(suite, "numpy", [], args, logs / f"{args.kind}-numpy.xml")
         daemon, server = start_daemon(workdir, "simulated")
         try:
             leased = [sys.executable, "-m", "bitshare", "--server", server, "run", "--remote", "-p", "0.5", "--"]
-            remote = run_suite(suite, "cupy", leased, args, logs / "cupy.xml")
+            remote = run_suite(suite, "cupy", leased, args, logs / f"{args.kind}-cupy.xml")
         finally:
             daemon.terminate()
             daemon.wait(timeout=30)
 
     print()
-    print(f"array-api-tests at {suite}, {args.max_examples} examples per test, seed {args.seed}")
+    examples = f"{args.max_examples} examples per test, " if args.kind == "array-api-tests" else ""
+    print(f"{args.kind} at {suite}, {examples}seed {args.seed}")
     rows = [
         [name, *(run["counts"][o] for o in OUTCOMES), run["seconds"]]
         for name, run in (("numpy", numpy), ("remote cupy", remote))
@@ -147,10 +185,11 @@ def main() -> int:
 
     result = {
         "benchmark": "array_api_conformance",
+        "kind": args.kind,
         "suite": str(suite),
         "machine": machine(),
-        "max_examples": args.max_examples,
         "seed": args.seed,
+        **({"max_examples": args.max_examples} if args.kind == "array-api-tests" else {}),
         "pytest_args": args.pytest_args,
         "numpy": {k: numpy[k] for k in ("exit_code", "seconds", "tests", "counts")},
         "remote": {k: remote[k] for k in ("exit_code", "seconds", "tests", "counts")},
@@ -160,7 +199,7 @@ def main() -> int:
         "numpy_failures_by_reason": grouped(numpy["failures"]),
         "finished_at": finished_at(),
     }
-    write_results(args.out, result)
+    write_results(args.out or HERE / "results" / f"array_api_conformance_{args.kind}.json", result)
     return 0
 
 
