@@ -37,4 +37,18 @@ try:
 except ValueError as exc:
     found["other_device"] = str(exc)
 found["numpy_ufunc"] = np.spacing(cupy.asarray([1.0])).tolist()
+namespace: dict = {}
+exec("from cupy import *", namespace)  # (what a program's star import gives)
+found["star_import"] = ["setdiff1d" in namespace, "loadtxt" in namespace]
+found["result_type"] = str(np.result_type(x, cupy.asarray([1.5], dtype=cupy.float32)))
+try:
+    x += 1.5
+except TypeError as exc:
+    found["inplace_cast"] = str(exc)
+found["same_array"] = cupy.array(x, copy=False) is x
+found["external_stream"] = type(cupy.cuda.ExternalStream(0)).__name__
+view = cupy.arange(6.0).view()
+view.shape = (2, 3)
+found["shape_set"] = [list(view.shape), view.get().tolist()]
+found["name"] = cupy.__name__
 print(json.dumps(found))

@@ -45,6 +45,13 @@ def test_the_workers_functions_by_name(daemon: Daemon) -> None:
     assert found["device"] == [True]
     assert "Device not understood: a remote lease has one GPU" in found["other_device"]
     assert found["numpy_ufunc"] == np.spacing(np.asarray([1.0])).tolist()
+    assert found["star_import"] == [True, False]  # __all__ lists the worker's functions
+    assert found["result_type"] == str(np.result_type(np.int64, np.float32))  # NumPy's, on the dtypes
+    assert found["inplace_cast"].startswith("Cannot cast ufunc 'add' output from dtype('float64') to dtype('int64')")
+    assert found["same_array"] is True
+    assert found["external_stream"] == "ExternalStream"
+    assert found["shape_set"] == [[2, 3], [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]]
+    assert found["name"] == "cupy"
 
 
 def test_cupyx_scipy_is_scipys_on_a_simulated_gpu(daemon: Daemon) -> None:

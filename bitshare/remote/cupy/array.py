@@ -65,6 +65,16 @@ class ndarray(ArrayAPI, Operators):
     def shape(self) -> tuple[int, ...]:
         return self._meta()[0]
 
+    @shape.setter
+    def shape(self, value: Any) -> None:
+        """``x.shape = s``: the worker's array under this handle becomes its reshape (a view, where
+        the library can make one)."""
+        new = rules.reshape(self.shape, value)
+        owner = self._session
+        expect = [wire.meta_pb(new, self.dtype)]
+        owner.queue(make_op(owner, Op.KIND_METHOD, "reshape", [self, new], {}, [self._handle], expect))
+        self._shape = new
+
     @property
     def dtype(self) -> np.dtype:
         return self._meta()[1]
@@ -245,13 +255,18 @@ class ndarray(ArrayAPI, Operators):
             return NotImplemented
         if catalog.has_rules(ufunc.__name__):
             return elementwise(ufunc.__name__, *inputs, **kwargs)
-        target = dispatch.numpy_function("numpy", ufunc.__name__)  # (the worker's, by name)
+        # (the worker's, by name: NumPy's ufuncs in cupy, SciPy's in cupyx.scipy.special, as CuPy's are)
+        target = dispatch.numpy_function("numpy", ufunc.__name__) or dispatch.numpy_function(
+            "scipy.special", ufunc.__name__
+        )
         return NotImplemented if target is None else target(*inputs, **kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         target = dispatch.numpy_function(func.__module__, func.__name__)
         if target is None:
             return NotImplemented
+        if target is func:  # NumPy's own, as cupy's is (result_type, can_cast): it reads dtypes alone
+            return func(*(a.dtype if isinstance(a, ndarray) else a for a in args), **kwargs)
         return target(*args, **kwargs)
 
     # ----- the hooks of the operators (operators.py) ----------------------------------------------
@@ -263,9 +278,14 @@ class ndarray(ArrayAPI, Operators):
         return matmul(a, b)
 
     def _inplace(self, name: str, other: Any) -> ndarray:
-        shape, _ = rules.ufunc(INPLACE_UFUNC[name], [self, other])
+        ufunc = INPLACE_UFUNC[name]
+        shape, dtype = rules.ufunc(ufunc, [self, other])
         if shape != self.shape:
             raise ValueError(f"non-broadcastable output operand with shape {self.shape} doesn't match {shape}")
+        if not np.can_cast(dtype, self.dtype, "same_kind"):  # (raised at its line, as NumPy and CuPy do)
+            raise TypeError(
+                f"Cannot cast ufunc '{ufunc}' output from {dtype!r} to {self.dtype!r} with casting rule 'same_kind'"
+            )
         queue_op(Op.KIND_METHOD, name, [self, other], {}, [])
         return self
 

@@ -97,6 +97,14 @@ class Stream:
 Stream.null = Stream(null=True)
 
 
+class ExternalStream(Stream):
+    """A stream made from a pointer (``cupy.cuda.ExternalStream``): on a remote lease, the null
+    stream as every other, whatever the pointer."""
+
+    def __init__(self, ptr: int, device_id: int = -1) -> None:
+        super().__init__()
+
+
 def get_current_stream() -> Stream:
     return Stream.null
 

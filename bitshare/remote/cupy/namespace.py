@@ -163,8 +163,9 @@ def identity(n: int, dtype: Any = float) -> ndarray:
 
 def array(obj: Any, dtype: Any = None, copy: bool = True, order: str = "K", ndmin: int = 0) -> ndarray:
     if isinstance(obj, ndarray):
-        result = obj.astype(dtype) if dtype is not None else obj.copy()
-        return result if not copy or result is not obj else obj.copy()
+        if not copy and (dtype is None or np.dtype(dtype) == obj.dtype):
+            return obj
+        return obj.astype(dtype) if dtype is not None else obj.copy()
     return asarray(np.array(obj, dtype=dtype, ndmin=ndmin))
 
 
@@ -270,6 +271,8 @@ def attributes(module: types.ModuleType, prefix: str) -> tuple[Callable[[str], A
     where = catalog.module_name(prefix)
 
     def getattr_(name: str) -> Any:
+        if name == "__all__":  # (``from cupy import *``: the worker's functions too, made as they are named)
+            return [n for n in dir_() if not n.startswith("_")]
         if name.startswith("__"):
             raise AttributeError(name)
         qualified = f"{prefix}.{name}" if prefix else name
@@ -340,6 +343,8 @@ def lookup(module: str, name: str) -> Callable[..., Any] | None:
         return getattr(fft, name, None)
     if module.startswith("numpy.random"):
         return getattr(random, name, None)
+    if module.startswith("scipy.special"):
+        return getattr(SCIPY["cupyx.scipy.special"], name, None)
     found = TOP.get(name)
     if found is not None or not module.startswith("numpy"):
         return found

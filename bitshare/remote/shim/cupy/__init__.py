@@ -19,3 +19,6 @@ sys.modules.update(
         "cupy.random": remote_cupy.random,
     }
 )
+# The name programs and libraries see (array-api-compat's is_cupy_namespace reads it), as CuPy's own;
+# the package is bitshare.remote.cupy all the same to the import system (its __spec__ keeps that).
+remote_cupy.__name__ = "cupy"
