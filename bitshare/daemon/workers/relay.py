@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 
 from ... import log
 from ...errors import REFUSALS, UsageError, WrongState
-from ...protocol.framing import HEADER, LIMIT, MAX_FRAME, frame
+from ...protocol.framing import CLIENT, HEADER, LIMIT, MAX_FRAME, frame
 from ...protocol.v1 import bitshare_pb2 as pb
 from ..api.auth import Identity
 from ..api.service import Shared, guarded
@@ -36,6 +36,7 @@ from .bulk_port import ROUTE_BYTES, BulkPort
 SERVICE = "bitshare.v1.RemoteService"
 READY_TIMEOUT_S = 120.0  # importing CuPy and making a CUDA context can take a while
 MIB = 1024 * 1024
+COPY_BELOW = 64 * 1024  # messages smaller than this are framed by a copy, larger ones are not
 
 
 class _Closed(Exception):
@@ -68,19 +69,21 @@ class RemoteRelay:
             raise
         log.event("remote.started", lease=lease.id, pid=worker.pid)
         ended = asyncio.ensure_future(self._follow_lease(lease.id, writer))
+        # The end of the lease ends a read under way at once. Each reply is read where it is
+        # yielded, not in a task of its own raced against the lease: a task and a wait per
+        # message cost the sync path two turns of the event loop.
+        ended.add_done_callback(lambda _ended: reader.feed_eof())
         forward = asyncio.ensure_future(self._forward(requests, writer))
         try:
             yield ready  # the session's first reply: where its data socket is, if it has one
             while True:
-                reply = asyncio.ensure_future(_read_frame(reader))
-                reply.add_done_callback(_retrieved)  # the client may leave while a read is pending
-                await asyncio.wait([reply, ended], return_when=asyncio.FIRST_COMPLETED)
-                if ended.done():
-                    reply.cancel()
-                    await context.abort(grpc.StatusCode.ABORTED, ended.result())
                 try:
-                    data = reply.result()
+                    data = await _read_frame(reader)
                 except _Closed:
+                    data = None
+                if ended.done():
+                    await context.abort(grpc.StatusCode.ABORTED, ended.result())
+                if data is None:
                     break
                 yield data
             # The worker closed its end: the client closed the session, or the worker died.
@@ -212,7 +215,11 @@ class RemoteRelay:
         """Client -> worker; closing the worker's input when the client ends the session."""
         try:
             async for data in requests:
-                writer.write(frame(data))
+                if len(data) < COPY_BELOW:
+                    writer.write(frame(data))  # one send for the header and a small message
+                else:
+                    writer.write(HEADER.pack(len(data), CLIENT))  # (a chunk is not copied to frame it)
+                    writer.write(data)
                 await writer.drain()
         except (ConnectionError, grpc.RpcError):
             pass
@@ -247,11 +254,6 @@ def _is_ready(data: bytes) -> bool:
         return pb.RemoteReply.FromString(data).WhichOneof("kind") == "session"
     except DecodeError:
         return False
-
-
-def _retrieved(future: asyncio.Future[bytes]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes:
