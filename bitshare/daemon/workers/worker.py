@@ -22,7 +22,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from ...protocol.framing import LIMIT, frame, read_frame
+from ...protocol.framing import LIMIT, FrameReader, frame
 from ...protocol.v1 import bitshare_pb2 as pb
 from .data_channel import DataChannel, tls_context
 from .executor import Executor
@@ -81,8 +81,9 @@ def open_executor(backend: str, gpu_uuid: str, limit_bytes: int, registry: str, 
 
 def serve(sock: socket.socket, executor: Executor) -> None:
     """Answer the session until the daemon closes the socket."""
+    frames = FrameReader(sock)
     while True:
-        received = read_frame(sock)
+        received = frames.next()
         if received is None:
             return
         kind, data = received
@@ -93,7 +94,7 @@ def serve(sock: socket.socket, executor: Executor) -> None:
             sock.sendall(frame(reply.SerializeToString()))
 
 
-def handle(executor: Executor, data: bytes) -> Iterator[pb.RemoteReply]:
+def handle(executor: Executor, data: bytes | bytearray) -> Iterator[pb.RemoteReply]:
     """One message: a batch (whose replies come back) or a chunk of an upload."""
     try:
         request = pb.RemoteRequest.FromString(data)
