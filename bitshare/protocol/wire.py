@@ -69,6 +69,8 @@ def nbytes_of(shape: tuple[int, ...], dtype: np.dtype) -> int:
 
 
 def meta_pb(shape: tuple[int, ...], dtype: np.dtype | str) -> pb.RMeta:
+    if isinstance(dtype, np.dtype):  # (most often: comparing a dtype with "" costs a failed conversion)
+        return pb.RMeta(shape=shape, dtype=dtype.str)
     return pb.RMeta(shape=shape, dtype=np.dtype(dtype).str if dtype != "" else "")
 
 
