@@ -153,7 +153,11 @@ def test_smi_watch_redraws_the_consoles_gpu_view_until_interrupted(daemon: Daemo
     out = tmp_path / "smi.out"
     with out.open("wb") as sink:
         proc = subprocess.Popen(
-            bitshare_cmd("--server", daemon.server, "smi", "--watch", "0.2"), stdout=sink, env=daemon.env
+            bitshare_cmd("--server", daemon.server, "smi", "--watch", "0.2"),
+            stdout=sink,
+            env=daemon.env,
+            # as from a terminal: a suite started in the background inherits SIGINT ignored
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - one call, no locks
         )
         try:
             frames = lambda: out.read_text().split(f"{daemon.server}: bitshared")  # noqa: E731
