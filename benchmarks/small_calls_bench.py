@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,11 +34,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from remote_bench import run_leased, start_daemon
 from tables import finished_at, machine, print_table, write_results
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "small_calls_bench.json"
-READY_TIMEOUT_S = 60.0
 COUNTS = {"sync": 1_000, "mix": 300, "queued": 10_000, "grpc": 1_000}  # calls per round
 
 
@@ -150,41 +149,6 @@ def inside(repeats: int, scale: float, profile: str) -> dict[str, Any]:
 # ----- the run -----------------------------------------------------------------------------------
 
 
-def start_daemon(workdir: Path) -> tuple[subprocess.Popen, str]:
-    """bitshared with a simulated GPU on a Unix socket in ``workdir``; its address."""
-    server = f"unix:{workdir / 'bitshared.sock'}"
-    log = open(workdir / "bitshared.log", "wb")  # noqa: SIM115 - kept open for the daemon's life
-    daemon = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bitshare.daemon",
-            "--listen",
-            server,
-            "--state-dir",
-            str(workdir / "state"),
-            "--simulate",
-            "1x16GiB",
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while b"daemon.ready" not in (workdir / "bitshared.log").read_bytes():
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"bitshared did not start:\n{(workdir / 'bitshared.log').read_text()}")
-        time.sleep(0.05)
-    return daemon, server
-
-
-def run_leased(server: str, args: list[str]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bitshare", "--server", server, "run", "--remote", "-p", "0.5", "--"]
-    done = subprocess.run([*command, sys.executable, *args], capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        raise SystemExit(f"the leased run failed ({done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -198,12 +162,12 @@ def main() -> int:
         return 0
 
     with tempfile.TemporaryDirectory(prefix="bitshare-small-calls-") as tmp:
-        daemon, server = start_daemon(Path(tmp))
+        daemon, server = start_daemon(Path(tmp), "simulated")
         try:
             inner = [__file__, "--inside", "--repeats", str(args.repeats), "--scale", str(args.scale)]
             if args.profile:
                 inner += ["--profile", str(Path(args.profile).resolve())]
-            figures = run_leased(server, inner)
+            figures = run_leased(server, "--remote", inner)
         finally:
             daemon.terminate()
             daemon.wait(timeout=30)
