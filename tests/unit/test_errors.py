@@ -26,7 +26,7 @@ OUTSIDE_THE_TREE = {
     "bitshare.remote.cupy.errors.Uncovered",
     "bitshare.simgpu.OutOfMemoryError",
     # The per-lease worker's own, sent to the client as CuPy-shaped errors; the worker imports no gRPC.
-    "bitshare.daemon.workers.executor.RemoteFault",
+    "bitshare.daemon.workers.faults.RemoteFault",
     "bitshare.daemon.workers.data_channel.DataChannelError",
     "bitshare.protocol.wire.WireError",
     # A private signal between two coroutines of the relay.

@@ -24,8 +24,9 @@ import numpy as np
 from ...protocol import catalog
 from ...protocol.v1 import bitshare_pb2 as pb
 from ...protocol.wire import WireError, check_dtype, check_shape, cupy_dtype, decode, encode, meta_pb, nbytes_of
-from . import staging
+from . import results, staging
 from .data_channel import DataChannel
+from .faults import KernelsNeedAGpu, RemoteFault, error_type
 from .surface import Surface
 from .torch_ops import TorchSide
 
@@ -47,22 +48,6 @@ class Device(Protocol):
     def used_bytes(self) -> int: ...
     @property
     def limit_bytes(self) -> int: ...
-
-
-class RemoteFault(Exception):
-    """An operation the worker refuses; ``kind`` is the exception type the client raises."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class KernelsNeedAGpu(RemoteFault):
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            "KernelUnavailable",
-            f"{what} needs a GPU: this lease is on a simulated GPU (NumPy on the CPU), which has no CUDA compiler",
-        )
 
 
 @dataclass
@@ -226,49 +211,19 @@ class Executor:
     def _keep_as_told(self, op: pb.ROp, result: Any) -> None:
         """A function of the surface: its results in the form the client expects, or (``describe``)
         in whatever form it has, which goes back in the answer's values."""
-        form, arrays, value = self._form(op.name, result)
+        form, arrays = results.form(self.xp, op.name, result)
         if op.results == "describe":
             if len(arrays) > len(op.out):
                 raise RemoteFault(
                     "ValueError", f"{op.name} gave {len(arrays)} arrays; at most {len(op.out)} can come back"
                 )
             self._hold_results(op, arrays)
-            self._values.append(encode(form if form[0] != "value" else ["value", value], lambda _v: None))
+            self._values.append(encode(form, lambda _v: None))
             return
-        expected = {"array": ("array",), "tuple": ("tuple", "namedtuple"), "list": ("list",)}.get(op.results)
-        if expected is None:
-            raise WireError(f"unknown result form {op.results!r}")
-        if form[0] not in expected or len(arrays) != len(op.out):
-            raise RemoteFault(
-                "TypeError",
-                f"{op.name} gave {_told(form[0], len(arrays))} where {_told(op.results, len(op.out))} was expected "
-                "(it returned another form for other arguments before)",
-            )
+        problem = results.mismatch(op.name, op.results, len(op.out), form, len(arrays))
+        if problem:
+            raise RemoteFault("TypeError", problem)
         self._hold_results(op, arrays)
-
-    def _form(self, name: str, result: Any) -> tuple[list[Any], list[Any], Any]:
-        """(the form as the client reads it, the arrays, the value when it is no array)."""
-        if self._is_array(result):
-            return ["array"], [result], None
-        if isinstance(result, (tuple, list)) and any(self._is_array(item) for item in result):
-            if not all(self._is_array(item) or _is_number(item) for item in result):
-                raise RemoteFault("TypeError", f"{name} returned a {type(result).__name__} of arrays and other objects")
-            fields = getattr(type(result), "_fields", None)  # a named tuple, as the Array API's unique_all gives
-            if fields is not None:
-                return ["namedtuple", len(result), type(result).__name__, *fields], list(result), None
-            return ["list" if isinstance(result, list) else "tuple", len(result)], list(result), None
-        if isinstance(result, np.generic):
-            return ["array"], [result], None  # (NumPy's scalar: CuPy gives a 0-d array)
-        try:
-            encode(result, lambda _v: None)
-        except (TypeError, ValueError):
-            raise RemoteFault(
-                "TypeError", f"{name} returned a {type(result).__name__}, which bitshare's remote CuPy cannot hold"
-            ) from None
-        return ["value"], [], result
-
-    def _is_array(self, value: Any) -> bool:
-        return isinstance(value, self.xp.ndarray)
 
     def _hold_results(self, op: pb.ROp, results: list[Any]) -> None:
         for position, (handle, value) in enumerate(zip(op.out, results, strict=False)):
@@ -560,38 +515,12 @@ class Executor:
         return result
 
 
-def _told(form: str, count: int) -> str:
-    """A form of results in words: "an array", "a tuple of 2 arrays", "a value"."""
-    return {"array": "an array", "value": "a value"}.get(form, f"a {form} of {count} arrays")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (bool, int, float, complex, np.generic))
-
-
 def _flat_tensors(result: Any, tensor_type: type) -> list[Any]:
     """An operator's tensor results in order (as the client's pytree flattens them), undefined ones
     (None) in their place."""
     if isinstance(result, (tuple, list)):
         return [t for item in result for t in _flat_tensors(item, tensor_type)]
     return [result] if result is None or isinstance(result, tensor_type) else []
-
-
-def error_type(exc: BaseException) -> str:
-    """The name under which the client raises ``exc`` (CuPy's exception types where it has its own)."""
-    if isinstance(exc, RemoteFault):
-        return exc.kind
-    if isinstance(exc, WireError):
-        return "ValueError"
-    name = type(exc).__name__
-    if name in ("OutOfMemoryError", "LinAlgError", "AxisError", "CUDARuntimeError", "CompileException"):
-        return name
-    if isinstance(exc, MemoryError):
-        return "OutOfMemoryError"
-    for builtin in (IndexError, ValueError, TypeError, ZeroDivisionError, FloatingPointError, NotImplementedError):
-        if isinstance(exc, builtin):
-            return builtin.__name__
-    return "RuntimeError"
 
 
 def _with_cupy_dtype(function: Any) -> Any:
